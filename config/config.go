@@ -1,0 +1,331 @@
+// Package config reads routing.yaml: the schema, its defaults, and a
+// validation that reports every problem with the YAML line it is on.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/alertmanager/pkg/labels"
+	commoncfg "github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
+	"go.yaml.in/yaml/v3"
+)
+
+// API names the Feishu send API a configuration uses.
+const (
+	APIv4   = "v4"
+	APIIMv1 = "im_v1"
+)
+
+// Message types Feishu accepts for alert messages.
+const (
+	MsgText        = "text"
+	MsgPost        = "post"
+	MsgInteractive = "interactive"
+)
+
+// Config is the whole of routing.yaml.
+type Config struct {
+	Feishu    Feishu      `yaml:"feishu"`
+	State     State       `yaml:"state"`
+	Templates []string    `yaml:"templates"`
+	Language  string      `yaml:"language"`
+	OnCall    []*Rotation `yaml:"oncall"`
+	Receivers []*Receiver `yaml:"receivers"`
+	Route     *Route      `yaml:"route"`
+}
+
+// Feishu is how the service reaches the Feishu Open Platform as an app.
+type Feishu struct {
+	BaseURL       string                     `yaml:"base_url"`
+	AppID         string                     `yaml:"app_id"`
+	AppSecret     commoncfg.Secret           `yaml:"app_secret"`
+	AppSecretFile string                     `yaml:"app_secret_file"`
+	API           string                     `yaml:"api"`
+	RateLimit     RateLimit                  `yaml:"rate_limit"`
+	HTTPConfig    commoncfg.HTTPClientConfig `yaml:"http_config"`
+}
+
+// RateLimit is how many sends per second the service allows itself; 0 means
+// unlimited.
+type RateLimit struct {
+	PerChat float64 `yaml:"per_chat"`
+	PerApp  float64 `yaml:"per_app"`
+}
+
+// State is where chains and dedupe keys are kept.
+type State struct {
+	Backend      string         `yaml:"backend"`
+	Path         string         `yaml:"path"`
+	Redis        Redis          `yaml:"redis"`
+	ChainTTL     model.Duration `yaml:"chain_ttl"`
+	DedupeWindow model.Duration `yaml:"dedupe_window"`
+}
+
+// Redis is the shared state backend for several replicas.
+type Redis struct {
+	Addresses    []string            `yaml:"addresses"`
+	MasterName   string              `yaml:"master_name"`
+	Username     string              `yaml:"username"`
+	Password     commoncfg.Secret    `yaml:"password"`
+	PasswordFile string              `yaml:"password_file"`
+	DB           int                 `yaml:"db"`
+	KeyPrefix    string              `yaml:"key_prefix"`
+	TLSConfig    *commoncfg.TLSConfig `yaml:"tls_config"`
+}
+
+// Rotation is an on-call rotation: members take turns, one shift each.
+type Rotation struct {
+	Name      string         `yaml:"name"`
+	Timezone  string         `yaml:"timezone"`
+	Start     string         `yaml:"start"`
+	Shift     model.Duration `yaml:"shift"`
+	Members   []Person       `yaml:"members"`
+	Overrides []Override     `yaml:"overrides"`
+
+	Line int `yaml:"-"`
+}
+
+// Override hands a window of a rotation to someone else.
+type Override struct {
+	Start  string `yaml:"start"`
+	End    string `yaml:"end"`
+	Member Person `yaml:"member"`
+}
+
+// Person names a Feishu user by exactly one of email, open_id or user_id.
+type Person struct {
+	Email  string `yaml:"email"`
+	OpenID string `yaml:"open_id"`
+	UserID string `yaml:"user_id"`
+}
+
+// Receiver is one Feishu destination and how its messages look.
+type Receiver struct {
+	Name      string             `yaml:"name"`
+	ChatID    string             `yaml:"chat_id"`
+	OpenID    string             `yaml:"open_id"`
+	UserID    string             `yaml:"user_id"`
+	Email     string             `yaml:"email"`
+	MsgType   string             `yaml:"msg_type"`
+	Language  string             `yaml:"language"`
+	Mentions  *Mentions          `yaml:"mentions"`
+	Templates ReceiverTemplates  `yaml:"templates"`
+
+	Line int `yaml:"-"`
+}
+
+// Mentions is a receiver's mention policy.
+type Mentions struct {
+	OnCall     []string `yaml:"oncall"`
+	Users      []Person `yaml:"users"`
+	AllWhen    []string `yaml:"all_when"`
+	OnResolved bool     `yaml:"on_resolved"`
+	FromLabel  string   `yaml:"from_label"`
+
+	// AllWhenMatchers is AllWhen parsed.
+	AllWhenMatchers labels.Matchers `yaml:"-"`
+}
+
+// ReceiverTemplates replaces a receiver's default templates.
+type ReceiverTemplates struct {
+	Title string `yaml:"title"`
+	Text  string `yaml:"text"`
+}
+
+// Target kinds: the Feishu ID type a receiver sends to.
+const (
+	TargetChatID = "chat_id"
+	TargetOpenID = "open_id"
+	TargetUserID = "user_id"
+	TargetEmail  = "email"
+)
+
+// Target returns the kind and value of the receiver's single target.
+func (r *Receiver) Target() (kind, id string) {
+	for _, t := range r.targets() {
+		if t.id != "" {
+			return t.kind, t.id
+		}
+	}
+	return "", ""
+}
+
+type target struct{ kind, id string }
+
+func (r *Receiver) targets() []target {
+	return []target{
+		{TargetChatID, r.ChatID}, {TargetOpenID, r.OpenID},
+		{TargetUserID, r.UserID}, {TargetEmail, r.Email},
+	}
+}
+
+// Route is a node of the route tree, as written.
+type Route struct {
+	Receiver string   `yaml:"receiver"`
+	Matchers []string `yaml:"matchers"`
+	Continue bool     `yaml:"continue"`
+	Routes   []*Route `yaml:"routes"`
+
+	// Parsed is Matchers parsed; Line is where the route starts.
+	Parsed labels.Matchers `yaml:"-"`
+	Line   int             `yaml:"-"`
+}
+
+// Default is what an absent key means.
+var Default = Config{
+	Feishu: Feishu{
+		BaseURL:    "https://open.feishu.cn",
+		API:        APIv4,
+		RateLimit:  RateLimit{PerChat: 5, PerApp: 50},
+		HTTPConfig: commoncfg.DefaultHTTPClientConfig,
+	},
+	State: State{
+		Backend:      "file",
+		Path:         "data/state.db",
+		Redis:        Redis{KeyPrefix: "amfeishu:"},
+		ChainTTL:     model.Duration(168 * time.Hour),
+		DedupeWindow: model.Duration(10 * time.Minute),
+	},
+	Language: "en",
+}
+
+// UnmarshalYAML starts from Default so that absent keys keep their defaults.
+// It uses the callback form so that the strict decoder's KnownFields setting
+// reaches every nested struct.
+func (c *Config) UnmarshalYAML(unmarshal func(any) error) error {
+	*c = Default
+	c.State.Redis.Addresses = nil
+	type plain Config
+	return unmarshal((*plain)(c))
+}
+
+// Load reads and validates the file at path. Relative paths inside it
+// (templates, state.path, *_file) are resolved against the file's folder.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	c, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	c.resolvePaths(filepath.Dir(path))
+	return c, nil
+}
+
+// Parse decodes and validates routing.yaml from b. It returns every problem
+// it finds, joined, each with its YAML line.
+func Parse(b []byte) (*Config, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, err
+	}
+	if len(doc.Content) == 0 {
+		return nil, errors.New("the file is empty")
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	var c Config
+	if err := dec.Decode(&c); err != nil {
+		return nil, err
+	}
+	annotateLines(doc.Content[0], &c)
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (c *Config) resolvePaths(dir string) {
+	for i, t := range c.Templates {
+		c.Templates[i] = commoncfg.JoinDir(dir, t)
+	}
+	c.Feishu.AppSecretFile = commoncfg.JoinDir(dir, c.Feishu.AppSecretFile)
+	c.Feishu.HTTPConfig.SetDirectory(dir)
+	c.State.Path = commoncfg.JoinDir(dir, c.State.Path)
+	c.State.Redis.PasswordFile = commoncfg.JoinDir(dir, c.State.Redis.PasswordFile)
+	if c.State.Redis.TLSConfig != nil {
+		c.State.Redis.TLSConfig.SetDirectory(dir)
+	}
+}
+
+// Secret returns the app secret, reading app_secret_file if that is how
+// it was given.
+func (f *Feishu) Secret() (string, error) {
+	if f.AppSecretFile == "" {
+		return string(f.AppSecret), nil
+	}
+	b, err := os.ReadFile(f.AppSecretFile)
+	if err != nil {
+		return "", fmt.Errorf("read feishu.app_secret_file: %w", err)
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", fmt.Errorf("feishu.app_secret_file %s is empty", f.AppSecretFile)
+	}
+	return s, nil
+}
+
+// Receiver returns the receiver called name, or nil.
+func (c *Config) Receiver(name string) *Receiver {
+	for _, r := range c.Receivers {
+		if r.Name == name {
+			return r
+		}
+	}
+	return nil
+}
+
+// annotateLines records where receivers, rotations and routes start, so that
+// validation can name the line of a problem it finds only after decoding.
+func annotateLines(root *yaml.Node, c *Config) {
+	if items := lookup(root, "receivers"); items != nil {
+		for i, r := range c.Receivers {
+			if i < len(items.Content) {
+				r.Line = items.Content[i].Line
+			}
+		}
+	}
+	if items := lookup(root, "oncall"); items != nil {
+		for i, r := range c.OnCall {
+			if i < len(items.Content) {
+				r.Line = items.Content[i].Line
+			}
+		}
+	}
+	var walk func(n *yaml.Node, r *Route)
+	walk = func(n *yaml.Node, r *Route) {
+		if n == nil || r == nil {
+			return
+		}
+		r.Line = n.Line
+		children := lookup(n, "routes")
+		for i, child := range r.Routes {
+			if children != nil && i < len(children.Content) {
+				walk(children.Content[i], child)
+			}
+		}
+	}
+	walk(lookup(root, "route"), c.Route)
+}
+
+// lookup returns the value under key in a mapping node, or nil.
+func lookup(n *yaml.Node, key string) *yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,239 @@
+// Package feishu is the service's client of the Feishu (Lark) Open
+// Platform: the tenant access token, cached and refreshed; sending and
+// replying; Feishu's answers parsed and classified.
+package feishu
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	commoncfg "github.com/prometheus/common/config"
+	"github.com/prometheus/common/version"
+
+	"github.com/alertmanager-feishu/alertmanager-feishu/config"
+)
+
+// Endpoint names, as used in errors and the requests metric.
+const (
+	EndpointToken = "auth/v3/tenant_access_token/internal"
+	EndpointV4    = "message/v4/send"
+)
+
+// maxAnswerBytes bounds how much of an answer is read: Feishu's answers to
+// the calls made here are a few hundred bytes.
+const maxAnswerBytes = 1 << 20
+
+// Target is where a message goes: an ID and its kind (chat_id, open_id,
+// user_id or email).
+type Target struct {
+	Kind string
+	ID   string
+}
+
+func (t Target) String() string { return t.Kind + " " + t.ID }
+
+// Message is one message to send.
+type Message struct {
+	Target  Target
+	RootID  string // the message this one replies to, if any
+	Type    string // text, post or interactive
+	Content any    // the content object of Type, e.g. Text
+}
+
+// Text is the content of a text message.
+type Text struct {
+	Text string `json:"text"`
+}
+
+// Client talks to one Feishu app.
+type Client struct {
+	baseURL string
+	appID   string
+	secret  string
+	http    *http.Client
+	metrics *Metrics
+	logger  *slog.Logger
+	now     func() time.Time
+
+	mu    sync.Mutex // serialises token fetches and guards the fields below
+	token string
+	fresh time.Time // until when the token is used without asking again
+}
+
+// New builds a client for the app in cfg, whose secret is already read.
+func New(cfg config.Feishu, secret string, m *Metrics, logger *slog.Logger) (*Client, error) {
+	hc, err := commoncfg.NewClientFromConfig(cfg.HTTPConfig, "feishu",
+		commoncfg.WithUserAgent(version.ComponentUserAgent("alertmanager-feishu")))
+	if err != nil {
+		return nil, fmt.Errorf("feishu http client: %w", err)
+	}
+	return &Client{
+		baseURL: cfg.BaseURL,
+		appID:   cfg.AppID,
+		secret:  secret,
+		http:    hc,
+		metrics: m,
+		logger:  logger,
+		now:     time.Now,
+	}, nil
+}
+
+// Send delivers m and returns the new message's ID. A token Feishu rejects
+// is replaced and the send tried once more.
+func (c *Client) Send(ctx context.Context, m Message) (string, error) {
+	start := c.now()
+	defer func() { c.metrics.SendDuration.Observe(time.Since(start).Seconds()) }()
+	for attempt := 0; ; attempt++ {
+		tok, err := c.tenantToken(ctx)
+		if err != nil {
+			return "", err
+		}
+		id, err := c.sendV4(ctx, tok, m)
+		if attempt == 0 && Classify(err) == TokenRejected {
+			c.logger.Warn("feishu rejected the tenant token, fetching a new one", "err", err)
+			c.forgetToken(tok)
+			continue
+		}
+		return id, err
+	}
+}
+
+type v4Request struct {
+	ChatID  string `json:"chat_id,omitempty"`
+	OpenID  string `json:"open_id,omitempty"`
+	UserID  string `json:"user_id,omitempty"`
+	Email   string `json:"email,omitempty"`
+	RootID  string `json:"root_id,omitempty"`
+	MsgType string `json:"msg_type"`
+	Content any    `json:"content,omitempty"`
+	Card    any    `json:"card,omitempty"`
+}
+
+func (c *Client) sendV4(ctx context.Context, tok string, m Message) (string, error) {
+	req := v4Request{RootID: m.RootID, MsgType: m.Type}
+	switch m.Target.Kind {
+	case config.TargetChatID:
+		req.ChatID = m.Target.ID
+	case config.TargetOpenID:
+		req.OpenID = m.Target.ID
+	case config.TargetUserID:
+		req.UserID = m.Target.ID
+	case config.TargetEmail:
+		req.Email = m.Target.ID
+	default:
+		return "", fmt.Errorf("feishu %s: unknown target kind %q", EndpointV4, m.Target.Kind)
+	}
+	// v4 carries a card in its own field; every other content in content.
+	if m.Type == config.MsgInteractive {
+		req.Card = m.Content
+	} else {
+		req.Content = m.Content
+	}
+	var data struct {
+		MessageID string `json:"message_id"`
+	}
+	if err := c.call(ctx, EndpointV4, "/open-apis/message/v4/send/", tok, req, &data); err != nil {
+		return "", err
+	}
+	if data.MessageID == "" {
+		return "", &Error{Endpoint: EndpointV4, HTTPStatus: http.StatusOK, Msg: "answer has no message_id"}
+	}
+	return data.MessageID, nil
+}
+
+// envelope is the shape of every Feishu answer.
+type envelope struct {
+	Code  *int            `json:"code"`
+	Msg   string          `json:"msg"`
+	Data  json.RawMessage `json:"data"`
+	Error struct {
+		LogID string `json:"log_id"`
+	} `json:"error"`
+}
+
+// call POSTs body as JSON to path and decodes the answer's data into out.
+// Anything but HTTP 200 with code 0 is an *Error.
+func (c *Client) call(ctx context.Context, endpoint, path, tok string, body, out any) error {
+	raw, err := c.post(ctx, endpoint, path, tok, body)
+	if err != nil {
+		return err
+	}
+	if len(raw.env.Data) > 0 && out != nil {
+		if err := json.Unmarshal(raw.env.Data, out); err != nil {
+			return &Error{Endpoint: endpoint, HTTPStatus: raw.status, Msg: "undecodable data: " + err.Error()}
+		}
+	}
+	return nil
+}
+
+type answer struct {
+	status int
+	env    envelope
+	body   []byte
+}
+
+func (c *Client) post(ctx context.Context, endpoint, path, tok string, body any) (*answer, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(body); err != nil {
+		return nil, fmt.Errorf("feishu %s: encode request: %w", endpoint, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.baseURL+path, &buf)
+	if err != nil {
+		return nil, fmt.Errorf("feishu %s: %w", endpoint, err)
+	}
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.metrics.Requests.WithLabelValues(endpoint, "error").Inc()
+		return nil, &Error{Endpoint: endpoint, Err: stripURL(err)}
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
+	if err != nil {
+		c.metrics.Requests.WithLabelValues(endpoint, "error").Inc()
+		return nil, &Error{Endpoint: endpoint, HTTPStatus: resp.StatusCode, Err: err}
+	}
+	a := &answer{status: resp.StatusCode, body: b}
+	e := &Error{Endpoint: endpoint, HTTPStatus: resp.StatusCode, LogID: resp.Header.Get("X-Tt-Logid")}
+	if err := json.Unmarshal(b, &a.env); err != nil || a.env.Code == nil {
+		c.metrics.Requests.WithLabelValues(endpoint, "http_"+strconv.Itoa(resp.StatusCode)).Inc()
+		e.Msg = "answer is not a Feishu JSON envelope"
+		return nil, e
+	}
+	c.metrics.Requests.WithLabelValues(endpoint, strconv.Itoa(*a.env.Code)).Inc()
+	if resp.StatusCode == http.StatusOK && *a.env.Code == 0 {
+		return a, nil
+	}
+	e.Code, e.Msg = *a.env.Code, a.env.Msg
+	if a.env.Error.LogID != "" {
+		e.LogID = a.env.Error.LogID
+	}
+	return nil, e
+}
+
+// stripURL drops the request URL from a transport error: the path is
+// already named by the endpoint, and a URL must never carry a secret into a
+// log.
+func stripURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", strings.ToLower(ue.Op), ue.Err)
+	}
+	return err
+}

@@ -1,0 +1,116 @@
+package feishu
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// Error is a failed call to the Feishu Open Platform: either no answer
+// (Err set) or an answer that was not success. It never holds a token or
+// secret.
+type Error struct {
+	Endpoint   string // e.g. "message/v4/send"
+	HTTPStatus int    // 0 when there was no answer
+	Code       int    // Feishu's code; 0 when the body had none
+	Msg        string // Feishu's msg
+	LogID      string // Feishu's log id, for its support
+	Err        error  // transport error, if there was no answer
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("feishu %s: %v", e.Endpoint, e.Err)
+	}
+	s := fmt.Sprintf("feishu %s: http %d", e.Endpoint, e.HTTPStatus)
+	if e.Code != 0 {
+		s += fmt.Sprintf(", code %d", e.Code)
+	}
+	if e.Msg != "" {
+		s += ": " + e.Msg
+	}
+	if e.LogID != "" {
+		s += " (log_id " + e.LogID + ")"
+	}
+	return s
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Class says what a failure means for the notification.
+type Class int
+
+const (
+	// OK is no error.
+	OK Class = iota
+	// Transient failures may succeed if tried again: no answer, 5xx, rate
+	// limits, Feishu's internal errors.
+	Transient
+	// TokenRejected means the tenant token was not accepted: fetch a new one
+	// and try once more.
+	TokenRejected
+	// RootGone means the message a reply was aimed at was recalled or
+	// deleted: the chain must start again.
+	RootGone
+	// Permanent failures will fail the same way until someone changes the
+	// configuration or Feishu: bot not in the chat, no permission, invalid
+	// target, bad request.
+	Permanent
+)
+
+func (c Class) String() string {
+	return [...]string{"ok", "transient", "token_rejected", "root_gone", "permanent"}[c]
+}
+
+// Feishu's codes that ask for a retry: rate limits (99991400, 230020,
+// 11232, 11233), a request still being processed (230049, 18121), and
+// internal errors.
+var transientCodes = map[int]bool{
+	99991400: true, 230020: true, 11232: true, 11233: true,
+	230049: true, 18121: true,
+	2200: true, 1500: true, 1663: true, 1668: true, 5000: true, 10101: true, 10500: true,
+}
+
+// Gateway codes for a tenant token that is missing, malformed, expired or
+// otherwise not accepted.
+var tokenCodes = map[int]bool{
+	99991661: true, 99991663: true, 99991664: true, 99991665: true, 99991668: true, 99991671: true,
+}
+
+// Codes for a reply target that is gone: recalled, deleted, not found.
+var rootGoneCodes = map[int]bool{230011: true, 230110: true, 231003: true}
+
+// Classify sorts an error from this package into a Class.
+func Classify(err error) Class {
+	if err == nil {
+		return OK
+	}
+	var te *TokenError
+	if errors.As(err, &te) {
+		// The token could not be had: from Alertmanager's point of view
+		// Feishu is unavailable, and its retries will pick up a fixed secret.
+		return Transient
+	}
+	var e *Error
+	if !errors.As(err, &e) {
+		return Transient
+	}
+	switch {
+	case e.Err != nil:
+		return Transient
+	case tokenCodes[e.Code]:
+		return TokenRejected
+	case rootGoneCodes[e.Code], e.Code == 230001 && strings.Contains(e.Msg, "invalid message_id"):
+		return RootGone
+	case transientCodes[e.Code], e.HTTPStatus == http.StatusTooManyRequests, e.HTTPStatus >= 500:
+		return Transient
+	}
+	return Permanent
+}
+
+// TokenError is a failure to obtain a tenant access token.
+type TokenError struct{ Err error }
+
+func (e *TokenError) Error() string { return "get tenant_access_token: " + e.Err.Error() }
+func (e *TokenError) Unwrap() error { return e.Err }

@@ -1,0 +1,34 @@
+package feishu
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Metrics are the client's instruments. They outlive any one client, which
+// a configuration reload replaces.
+type Metrics struct {
+	Requests       *prometheus.CounterVec
+	TokenRefreshes prometheus.Counter
+	SendDuration   prometheus.Histogram
+}
+
+// NewMetrics registers the client's metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg)
+	return &Metrics{
+		Requests: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "alertmanager_feishu_feishu_requests_total",
+			Help: "Requests made to the Feishu Open Platform, by endpoint and Feishu's answer code (or http_<status> when the answer had none, error when there was no answer).",
+		}, []string{"endpoint", "code"}),
+		TokenRefreshes: f.NewCounter(prometheus.CounterOpts{
+			Name: "alertmanager_feishu_token_refreshes_total",
+			Help: "Tenant access tokens obtained from Feishu.",
+		}),
+		SendDuration: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "alertmanager_feishu_send_duration_seconds",
+			Help:    "Time to deliver one message to Feishu, token refresh included.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
+	}
+}

@@ -1,0 +1,250 @@
+// Package feishutest is a stand-in for the Feishu Open Platform: a real HTTP
+// server on loopback that answers the calls this service makes the way
+// Feishu documents them (tokens and their expiry, message/v4/send with
+// root_id, contacts lookup, error codes), records what it was sent, and
+// injects the faults tests need. It never talks to Feishu.
+package feishutest
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Default credentials of the stand-in's one app.
+const (
+	AppID     = "cli_feishutest"
+	AppSecret = "feishutest-secret"
+)
+
+// Message is one message the stand-in accepted.
+type Message struct {
+	ID       string          `json:"message_id"`
+	API      string          `json:"api"`             // "v4"
+	Target   string          `json:"receive_id_type"` // chat_id, open_id, user_id or email
+	TargetID string          `json:"receive_id"`
+	RootID   string          `json:"root_id,omitempty"`
+	Type     string          `json:"msg_type"`
+	Content  json.RawMessage `json:"content"` // the content (or card) object as sent
+	Text     string          `json:"text,omitempty"`
+	Time     time.Time       `json:"time"`
+	Recalled bool            `json:"recalled,omitempty"`
+	Deleted  bool            `json:"deleted,omitempty"`
+}
+
+// Fault is an answer the stand-in gives instead of a send's normal one.
+type Fault struct {
+	Status int               // HTTP status; 0 means 200
+	Code   int               // Feishu code in the body
+	Msg    string            // Feishu msg in the body
+	Header map[string]string // extra answer headers
+	// Drop closes the connection without an answer.
+	Drop bool
+}
+
+// Server is the stand-in. Its zero value is not usable; call Start.
+type Server struct {
+	URL string
+
+	srv *http.Server
+	ln  net.Listener
+
+	mu            sync.Mutex
+	appID, secret string
+	tokenTTL      time.Duration
+	current       string               // the newest token
+	tokens        map[string]time.Time // every token issued, with its expiry
+	tokenRequests int
+	messages      []*Message
+	byID          map[string]*Message
+	users         map[string]string // email -> open_id
+	notMember     map[string]bool   // chats the bot is not in
+	faults        []Fault           // answers for the next sends
+	latency       time.Duration
+	chatLimit     int                    // sends per second per target; 0 = none
+	recent        map[string][]time.Time // send times per target, for chatLimit
+	refused       int
+	now           func() time.Time
+}
+
+// Start runs a stand-in on addr ("127.0.0.1:0" picks a free port).
+func Start(addr string) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		URL:       "http://" + ln.Addr().String(),
+		ln:        ln,
+		appID:     AppID,
+		secret:    AppSecret,
+		tokenTTL:  2 * time.Hour,
+		tokens:    map[string]time.Time{},
+		byID:      map[string]*Message{},
+		users:     map[string]string{},
+		notMember: map[string]bool{},
+		recent:    map[string][]time.Time{},
+		now:       time.Now,
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /open-apis/auth/v3/tenant_access_token/internal", s.token)
+	mux.HandleFunc("POST /open-apis/auth/v3/tenant_access_token/internal/", s.token)
+	mux.HandleFunc("POST /open-apis/message/v4/send", s.sendV4)
+	mux.HandleFunc("POST /open-apis/message/v4/send/", s.sendV4)
+	mux.HandleFunc("POST /open-apis/contact/v3/users/batch_get_id", s.batchGetID)
+	mux.HandleFunc("GET /_feishutest/messages", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, s.Messages())
+	})
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go s.srv.Serve(ln) //nolint:errcheck // ends with ErrServerClosed on Close
+	return s, nil
+}
+
+// Close stops the server.
+func (s *Server) Close() error { return s.srv.Close() }
+
+// SetCredentials changes the app's ID and secret.
+func (s *Server) SetCredentials(appID, secret string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.appID, s.secret = appID, secret
+}
+
+// SetTokenTTL sets the lifetime of tokens issued from now on.
+func (s *Server) SetTokenTTL(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokenTTL = d
+}
+
+// ExpireTokens makes every issued token invalid at once, as if they had
+// expired.
+func (s *Server) ExpireTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for t := range s.tokens {
+		s.tokens[t] = time.Time{}
+	}
+	s.current = ""
+}
+
+// TokenRequests counts calls to the token endpoint.
+func (s *Server) TokenRequests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tokenRequests
+}
+
+// AddUser makes an email known to the contacts lookup.
+func (s *Server) AddUser(email, openID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.users[strings.ToLower(email)] = openID
+}
+
+// RemoveBot takes the bot out of a chat: sends there fail as Feishu's do.
+func (s *Server) RemoveBot(chatID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.notMember[chatID] = true
+}
+
+// FailNext makes the next n sends answer f.
+func (s *Server) FailNext(n int, f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		s.faults = append(s.faults, f)
+	}
+}
+
+// SetLatency delays every answer to a send.
+func (s *Server) SetLatency(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latency = d
+}
+
+// SetChatRateLimit refuses sends to one target beyond perSecond in any
+// one-second window, as Feishu's per-chat limit does. 0 turns it off.
+func (s *Server) SetChatRateLimit(perSecond int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.chatLimit = perSecond
+}
+
+// Refused counts sends refused by the rate limit.
+func (s *Server) Refused() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refused
+}
+
+// Recall withdraws a message, as its sender can in the Feishu client.
+func (s *Server) Recall(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m := s.byID[id]; m != nil {
+		m.Recalled = true
+	}
+}
+
+// Delete deletes a message.
+func (s *Server) Delete(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m := s.byID[id]; m != nil {
+		m.Deleted = true
+	}
+}
+
+// Messages returns copies of the accepted messages, oldest first.
+func (s *Server) Messages() []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Message, len(s.messages))
+	for i, m := range s.messages {
+		out[i] = *m
+	}
+	return out
+}
+
+// Message returns a copy of the message with that ID.
+func (s *Server) Message(id string) (Message, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.byID[id]
+	if !ok {
+		return Message{}, false
+	}
+	return *m, true
+}
+
+func newID(prefix string) string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return prefix + hex.EncodeToString(b)
+}
+
+// answer is Feishu's envelope.
+type answer struct {
+	Code int    `json:"code"`
+	Msg  string `json:"msg"`
+	Data any    `json:"data,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("X-Tt-Logid", newID("log"))
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func fail(w http.ResponseWriter, status, code int, msg string) {
+	writeJSON(w, status, answer{Code: code, Msg: msg, Data: struct{}{}})
+}

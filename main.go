@@ -1,0 +1,238 @@
+// Command alertmanager-feishu receives Alertmanager's webhook notifications
+// and delivers them to Feishu (Lark) chats as reply chains.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"reflect"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/promslog"
+	promslogflag "github.com/prometheus/common/promslog/flag"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+	webflag "github.com/prometheus/exporter-toolkit/web/kingpinflag"
+
+	"github.com/alertmanager-feishu/alertmanager-feishu/config"
+	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
+	"github.com/alertmanager-feishu/alertmanager-feishu/receiver"
+	"github.com/alertmanager-feishu/alertmanager-feishu/render"
+	"github.com/alertmanager-feishu/alertmanager-feishu/route"
+	"github.com/alertmanager-feishu/alertmanager-feishu/state"
+
+	_ "time/tzdata" // the tz template function and rotations need zone data in minimal images
+)
+
+const name = "alertmanager-feishu"
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	app := kingpin.New(name, "Delivers Alertmanager notifications to Feishu (Lark) chats as reply chains.")
+	configFile := app.Flag("config.file", "Path to routing.yaml.").Default("routing.yaml").String()
+	maxBody := app.Flag("web.max-body-bytes", "Largest webhook body accepted; a larger one is answered 413.").Default("10MiB").Bytes()
+	timeout := app.Flag("delivery.timeout", "Time budget for one notification, lock wait and Feishu calls included.").Default("8s").Duration()
+	grace := app.Flag("web.shutdown-grace-period", "On SIGTERM, how long in-flight notifications may take to finish.").Default("15s").Duration()
+	webCfg := webflag.AddFlags(app, ":9098")
+	logCfg := &promslog.Config{}
+	promslogflag.AddFlags(app, logCfg)
+	app.Version(version.Print(name))
+	app.HelpFlag.Short('h')
+	kingpin.MustParse(app.Parse(os.Args[1:]))
+
+	logger := promslog.New(logCfg)
+	logger.Info("Starting "+name, "version", version.Info())
+	logger.Info("Build context", "build_context", version.BuildContext())
+
+	cfg, err := config.Load(*configFile)
+	if err != nil {
+		logger.Error("Loading configuration failed", "file", *configFile, "err", err)
+		return 1
+	}
+	store, err := state.OpenFile(cfg.State.Path, state.Options{
+		ChainTTL:     time.Duration(cfg.State.ChainTTL),
+		DedupeWindow: time.Duration(cfg.State.DedupeWindow),
+	}, logger)
+	if err != nil {
+		logger.Error("Opening state failed", "err", err)
+		return 1
+	}
+	defer store.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		versioncollector.NewCollector("alertmanager_feishu"),
+	)
+	feishuMetrics := feishu.NewMetrics(reg)
+	reloadOK := promauto.With(reg).NewGauge(prometheus.GaugeOpts{
+		Name: "alertmanager_feishu_config_last_reload_successful",
+		Help: "Whether the last configuration load succeeded.",
+	})
+
+	pipeline, err := build(cfg, feishuMetrics, logger)
+	if err != nil {
+		logger.Error("Loading configuration failed", "file", *configFile, "err", err)
+		return 1
+	}
+	reloadOK.Set(1)
+	checkCredentials(pipeline, logger)
+
+	handler := receiver.New(pipeline, receiver.Options{
+		Store:        store,
+		MaxBodyBytes: int64(*maxBody),
+		Timeout:      *timeout,
+		Logger:       logger,
+		Registerer:   reg,
+	})
+
+	var reloadMu sync.Mutex
+	reload := func() error {
+		reloadMu.Lock()
+		defer reloadMu.Unlock()
+		next, err := config.Load(*configFile)
+		if err == nil && !reflect.DeepEqual(next.State, cfg.State) {
+			logger.Warn("state settings changed; they take effect on restart")
+		}
+		var p *receiver.Pipeline
+		if err == nil {
+			p, err = build(next, feishuMetrics, logger)
+		}
+		if err != nil {
+			reloadOK.Set(0)
+			logger.Error("Reloading configuration failed, keeping the previous one", "file", *configFile, "err", err)
+			return err
+		}
+		handler.SetPipeline(p)
+		reloadOK.Set(1)
+		logger.Info("Configuration reloaded", "file", *configFile)
+		return nil
+	}
+
+	mux := http.NewServeMux()
+	handler.Register(mux)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		fmt.Fprintln(w, "OK")
+	})
+	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := store.Ping(ctx); err != nil {
+			http.Error(w, "state store unavailable: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "OK")
+	})
+	mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, _ *http.Request) {
+		if err := reload(); err != nil {
+			http.Error(w, "failed to reload config: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintln(w, "OK")
+	})
+
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- web.ListenAndServe(srv, webCfg, logger) }()
+
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	for {
+		select {
+		case err := <-serveErr:
+			if !errors.Is(err, http.ErrServerClosed) {
+				logger.Error("Serving failed", "err", err)
+				return 1
+			}
+			return 0
+		case sig := <-signals:
+			if sig == syscall.SIGHUP {
+				_ = reload()
+				continue
+			}
+			logger.Info("Received signal, finishing in-flight notifications", "signal", sig, "grace_period", *grace)
+			ctx, cancel := context.WithTimeout(context.Background(), *grace)
+			err := srv.Shutdown(ctx)
+			cancel()
+			if err != nil {
+				logger.Error("Shutdown did not finish in time", "err", err)
+				return 1
+			}
+			logger.Info("Stopped")
+			return 0
+		}
+	}
+}
+
+// build makes the delivery pipeline of one configuration. Everything that
+// can fail is done here, so that a bad file is refused before it is used.
+func build(cfg *config.Config, m *feishu.Metrics, logger *slog.Logger) (*receiver.Pipeline, error) {
+	renderer, err := render.New(cfg.Templates, logger)
+	if err != nil {
+		return nil, err
+	}
+	sample := render.SamplePayload()
+	for _, rc := range cfg.Receivers {
+		if err := renderer.Check(rc, sample); err != nil {
+			return nil, fmt.Errorf("receiver %q: %w", rc.Name, err)
+		}
+	}
+	secret, err := cfg.Feishu.Secret()
+	if err != nil {
+		return nil, err
+	}
+	client, err := feishu.New(cfg.Feishu, secret, m, logger)
+	if err != nil {
+		return nil, err
+	}
+	return &receiver.Pipeline{
+		Config:   cfg,
+		Route:    route.New(cfg.Route),
+		Renderer: renderer,
+		Sender:   client,
+	}, nil
+}
+
+// checkCredentials proves the app ID and secret in the background, so that
+// a wrong secret shows in the log at start rather than at the first alert.
+func checkCredentials(p *receiver.Pipeline, logger *slog.Logger) {
+	client, ok := p.Sender.(*feishu.Client)
+	if !ok {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := client.CheckCredentials(ctx); err != nil {
+			logger.Error("Feishu did not issue a tenant token; check feishu.app_id and the app secret", "err", err)
+			return
+		}
+		logger.Info("Feishu app credentials verified")
+	}()
+}

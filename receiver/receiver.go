@@ -1,0 +1,272 @@
+// Package receiver is the service's HTTP intake: it decodes and validates
+// Alertmanager's webhook, picks the receivers, delivers the notification to
+// each one exactly once (dedupe, per-group locking, reply chains) and
+// answers Alertmanager so that its retries do the right thing.
+package receiver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/alertmanager-feishu/alertmanager-feishu/config"
+	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
+	"github.com/alertmanager-feishu/alertmanager-feishu/render"
+	"github.com/alertmanager-feishu/alertmanager-feishu/route"
+	"github.com/alertmanager-feishu/alertmanager-feishu/state"
+	"github.com/alertmanager-feishu/alertmanager-feishu/webhook"
+)
+
+// Sender delivers one message to Feishu and returns its message ID.
+type Sender interface {
+	Send(ctx context.Context, m feishu.Message) (string, error)
+}
+
+// Pipeline is everything built from one routing.yaml. A reload replaces it
+// whole; a notification uses the one it started with to the end.
+type Pipeline struct {
+	Config   *config.Config
+	Route    *route.Route
+	Renderer *render.Renderer
+	Sender   Sender
+}
+
+// Options configure a Handler.
+type Options struct {
+	Store        state.Store
+	MaxBodyBytes int64
+	// Timeout bounds the handling of one notification, lock wait included.
+	// It runs detached from the request: if Alertmanager gives up first,
+	// the work still completes and Alertmanager's retry finds it done.
+	Timeout    time.Duration
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Handler serves the webhook endpoints.
+type Handler struct {
+	pipeline atomic.Pointer[Pipeline]
+	store    state.Store
+	maxBody  int64
+	timeout  time.Duration
+	logger   *slog.Logger
+	now      func() time.Time
+
+	notifications *prometheus.CounterVec
+}
+
+// New returns a handler that delivers with p until SetPipeline replaces it.
+func New(p *Pipeline, o Options) *Handler {
+	h := &Handler{
+		store:   o.Store,
+		maxBody: o.MaxBodyBytes,
+		timeout: o.Timeout,
+		logger:  o.Logger,
+		now:     time.Now,
+		notifications: promauto.With(o.Registerer).NewCounterVec(prometheus.CounterOpts{
+			Name: "alertmanager_feishu_notifications_total",
+			Help: "Notifications handled per receiver: sent, deduped (an exact repeat of one already delivered) or failed.",
+		}, []string{"receiver", "status"}),
+	}
+	promauto.With(o.Registerer).NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "alertmanager_feishu_chains",
+		Help: "Open reply chains in the state store.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		n, err := h.store.Chains(ctx)
+		if err != nil {
+			return -1
+		}
+		return float64(n)
+	})
+	h.pipeline.Store(p)
+	return h
+}
+
+// SetPipeline makes p the pipeline for notifications that arrive from now on.
+func (h *Handler) SetPipeline(p *Pipeline) { h.pipeline.Store(p) }
+
+// Register adds the webhook endpoints to mux.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /webhook", func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, "") })
+	mux.HandleFunc("POST /webhook/{receiver}", func(w http.ResponseWriter, r *http.Request) {
+		h.serve(w, r, r.PathValue("receiver"))
+	})
+}
+
+// result is the outcome of one notification at one receiver.
+type result struct {
+	receiver string
+	status   string // sent, deduped, failed
+	class    feishu.Class
+	err      error
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, name string) {
+	if r.ContentLength > h.maxBody {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes is over the limit of %d", r.ContentLength, h.maxBody))
+		return
+	}
+	p, err := webhook.Decode(http.MaxBytesReader(w, r.Body, h.maxBody))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		var invalid *webhook.InvalidError
+		switch {
+		case errors.As(err, &tooLarge):
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is over the limit of %d bytes", h.maxBody))
+		case errors.As(err, &invalid):
+			h.logger.Warn("rejected webhook", "err", err, "remote", r.RemoteAddr)
+			writeError(w, http.StatusBadRequest, invalid.Error())
+		default:
+			writeError(w, http.StatusBadRequest, "read body: "+err.Error())
+		}
+		return
+	}
+
+	pl := h.pipeline.Load()
+	var receivers []*config.Receiver
+	if name != "" {
+		rc := pl.Config.Receiver(name)
+		if rc == nil {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("no receiver %q", name))
+			return
+		}
+		receivers = []*config.Receiver{rc}
+	} else {
+		for _, n := range pl.Route.Receivers(p.CommonLabels()) {
+			receivers = append(receivers, pl.Config.Receiver(n))
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.timeout)
+	defer cancel()
+	results := make([]result, len(receivers))
+	for i, rc := range receivers {
+		results[i] = h.deliver(ctx, pl, rc, p)
+	}
+	h.answer(w, results)
+}
+
+// deliver sends one notification to one receiver unless it was delivered
+// already, keeping the group's reply chain.
+func (h *Handler) deliver(ctx context.Context, pl *Pipeline, rc *config.Receiver, p *webhook.Payload) (res result) {
+	res.receiver = rc.Name
+	kind, id := rc.Target()
+	target := feishu.Target{Kind: kind, ID: id}
+	chain := state.ChainKey(rc.Name, p.GroupKey)
+	key := webhook.NotificationKey(rc.Name, p)
+	logger := h.logger.With("receiver", rc.Name, "group_key", p.GroupKey, "status", p.Status)
+	defer func() {
+		h.notifications.WithLabelValues(rc.Name, res.status).Inc()
+		if res.err != nil {
+			res.err = fmt.Errorf("receiver %s (%s): %w", rc.Name, target, res.err)
+			logger.Error("notification not delivered", "class", res.class, "err", res.err)
+		}
+	}()
+	fail := func(class feishu.Class, err error) result {
+		return result{receiver: rc.Name, status: "failed", class: class, err: err}
+	}
+
+	// One notification of a group at a time: two concurrent first
+	// notifications must not both become a root.
+	unlock, err := h.store.Lock(ctx, chain)
+	if err != nil {
+		return fail(feishu.Transient, fmt.Errorf("lock group: %w", err))
+	}
+	defer unlock()
+
+	rec, err := h.store.Load(ctx, chain, key)
+	if err != nil {
+		return fail(feishu.Transient, err)
+	}
+	if rec.Delivered {
+		logger.Debug("notification already delivered")
+		return result{receiver: rc.Name, status: "deduped"}
+	}
+
+	msg, err := pl.Renderer.Render(p, rc)
+	if err != nil {
+		return fail(feishu.Permanent, err)
+	}
+	msg.Target, msg.RootID = target, rec.Root
+	msgID, err := pl.Sender.Send(ctx, msg)
+	if rec.Root != "" && feishu.Classify(err) == feishu.RootGone {
+		logger.Info("chain root is gone on Feishu's side, starting a new chain", "root", rec.Root, "err", err)
+		msg.RootID = ""
+		msgID, err = pl.Sender.Send(ctx, msg)
+	}
+	if err != nil {
+		class := feishu.Classify(err)
+		if class == feishu.TokenRejected || class == feishu.RootGone {
+			// A second token rejection, or a root missing without a
+			// chain: neither is the operator's to fix; let Alertmanager
+			// retry.
+			class = feishu.Transient
+		}
+		return fail(class, err)
+	}
+
+	root := msg.RootID
+	if root == "" {
+		root = msgID
+	}
+	err = h.store.Commit(ctx, state.Delivery{
+		Chain: chain, Notification: key, Root: root, Close: p.Resolved(), At: h.now(),
+	})
+	if err != nil {
+		// Feishu has the message but the state does not know: Alertmanager
+		// will retry and the message may be sent twice, which beats losing
+		// the record that the chain exists.
+		return fail(feishu.Transient, fmt.Errorf("message %s sent but not recorded: %w", msgID, err))
+	}
+	logger.Debug("notification delivered", "message_id", msgID, "root", root)
+	return result{receiver: rc.Name, status: "sent"}
+}
+
+// answer tells Alertmanager how it went: 200 if every receiver has the
+// notification; 503 if any failure may pass, so that Alertmanager retries
+// soon; 422 if the only failures are permanent, so that it does not hammer
+// but re-sends at its next group_interval.
+func (h *Handler) answer(w http.ResponseWriter, results []result) {
+	code := http.StatusOK
+	var errs []string
+	summary := map[string]string{}
+	for _, r := range results {
+		summary[r.receiver] = r.status
+		if r.err == nil {
+			continue
+		}
+		errs = append(errs, r.err.Error())
+		switch {
+		case r.class == feishu.Permanent && code == http.StatusOK:
+			code = http.StatusUnprocessableEntity
+		case r.class != feishu.Permanent:
+			code = http.StatusServiceUnavailable
+		}
+	}
+	if code != http.StatusOK {
+		writeError(w, code, strings.Join(errs, "; "))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"receivers": summary})
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,60 @@
+// Package state keeps what delivery must remember across requests and
+// restarts: each group's reply chain, the notifications already delivered,
+// and a lock per group so that one group is handled one notification at a
+// time.
+package state
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"time"
+)
+
+// Record is what is known about one notification of one group.
+type Record struct {
+	Root      string // root message ID of the group's open chain; "" if none
+	Delivered bool   // this notification was delivered inside the dedupe window
+}
+
+// Delivery is what becomes true once a notification was delivered.
+type Delivery struct {
+	Chain        string    // ChainKey of the receiver and group
+	Notification string    // notification key
+	Root         string    // the chain's root message after this delivery
+	Close        bool      // the group resolved: the chain ends
+	At           time.Time // when it was delivered
+}
+
+// Store is the state backend.
+type Store interface {
+	// Lock waits until no one else holds chain's lock, then takes it.
+	Lock(ctx context.Context, chain string) (unlock func(), err error)
+	// Load returns the chain's root and whether the notification was
+	// delivered already.
+	Load(ctx context.Context, chain, notification string) (Record, error)
+	// Commit records a delivery atomically: the notification as delivered
+	// and the chain as it now is.
+	Commit(ctx context.Context, d Delivery) error
+	// Chains counts the open chains.
+	Chains(ctx context.Context) (int, error)
+	// Ping reports whether the store is usable.
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Options are the store's retention settings.
+type Options struct {
+	ChainTTL     time.Duration // a chain is forgotten this long after its last message
+	DedupeWindow time.Duration // a delivered notification is remembered this long
+}
+
+// ErrClosed is returned by a store that was closed.
+var ErrClosed = errors.New("state store is closed")
+
+// ChainKey identifies the reply chain of one group at one receiver.
+func ChainKey(receiver, groupKey string) string {
+	h := sha256.Sum256([]byte(receiver + "\x00" + groupKey))
+	return hex.EncodeToString(h[:])
+}

@@ -1,0 +1,150 @@
+// Package webhook decodes and validates the body Alertmanager posts to a
+// webhook receiver (payload version 4) and derives the keys that identify a
+// notification and its group.
+package webhook
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/alertmanager/template"
+	"github.com/prometheus/common/model"
+)
+
+// Version is the only webhook payload version Alertmanager has ever sent.
+const Version = "4"
+
+// Payload is Alertmanager's webhook body: notify/webhook.Message without the
+// import cost of the notify package.
+type Payload struct {
+	template.Data
+	Version         string `json:"version"`
+	GroupKey        string `json:"groupKey"`
+	TruncatedAlerts uint64 `json:"truncatedAlerts"`
+}
+
+// InvalidError says why a body is not an acceptable webhook payload. The
+// receiver answers it with 400 and sends nothing.
+type InvalidError struct{ Reason string }
+
+func (e *InvalidError) Error() string { return "invalid webhook payload: " + e.Reason }
+
+func invalid(format string, args ...any) error {
+	return &InvalidError{Reason: fmt.Sprintf(format, args...)}
+}
+
+// Decode reads one payload from r and validates it. A read error (for example
+// http.MaxBytesError) is returned as is; anything wrong with the body itself
+// is an *InvalidError. Unknown fields are accepted because Alertmanager adds
+// new ones from release to release.
+func Decode(r io.Reader) (*Payload, error) {
+	body, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, invalid("empty body")
+	}
+	var p Payload
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&p); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return nil, invalid("field %q: cannot use JSON %s as %s", typeErr.Field, typeErr.Value, typeErr.Type)
+		}
+		return nil, invalid("malformed JSON: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, invalid("unexpected data after the JSON object")
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	// Alertmanager renders route labels before it posts them. Without this
+	// mark the routeLabels template function would execute their values, which
+	// come from the request, as templates.
+	template.MarkRouteLabelsRendered(&p.Data)
+	for i := range p.Alerts {
+		a := &p.Alerts[i]
+		if a.Fingerprint == "" {
+			// Very old Alertmanagers omit it; it is the hash of the labels.
+			a.Fingerprint = labelSet(a.Labels).Fingerprint().String()
+		}
+	}
+	return &p, nil
+}
+
+// Validate checks the payload's meaning: the fields a notification cannot do
+// without.
+func (p *Payload) Validate() error {
+	switch {
+	case p.Version != Version:
+		return invalid("version %q is not supported, want %q", p.Version, Version)
+	case p.GroupKey == "":
+		return invalid("groupKey is missing")
+	case !validStatus(p.Status):
+		return invalid("status %q is neither firing nor resolved", p.Status)
+	case len(p.Alerts) == 0:
+		return invalid("no alerts")
+	}
+	for i, a := range p.Alerts {
+		if !validStatus(a.Status) {
+			return invalid("alerts[%d]: status %q is neither firing nor resolved", i, a.Status)
+		}
+	}
+	return nil
+}
+
+func validStatus(s string) bool {
+	return s == string(model.AlertFiring) || s == string(model.AlertResolved)
+}
+
+// Resolved reports whether the whole group is resolved, which closes its
+// reply chain.
+func (p *Payload) Resolved() bool { return p.Status == string(model.AlertResolved) }
+
+// CommonLabels is the group's common label set, which routing matches on.
+func (p *Payload) CommonLabels() model.LabelSet { return labelSet(p.Data.CommonLabels) }
+
+func labelSet(kv template.KV) model.LabelSet {
+	ls := make(model.LabelSet, len(kv))
+	for k, v := range kv {
+		ls[model.LabelName(k)] = model.LabelValue(v)
+	}
+	return ls
+}
+
+// NotificationKey identifies one notification of a group to one receiver: a
+// hash of the receiver, the group key, the group's status and the sorted
+// (fingerprint, status, startsAt, endsAt) of its alerts. Alertmanager's
+// retries and the two members of an HA pair produce the same key, while any
+// change to the group (an alert added or resolved) produces a new one. The
+// external URL and notification reason are left out on purpose: HA peers may
+// differ in them for the same notification.
+func NotificationKey(receiver string, p *Payload) string {
+	alerts := make([]string, len(p.Alerts))
+	for i, a := range p.Alerts {
+		alerts[i] = a.Fingerprint + "\x00" + a.Status + "\x00" +
+			formatTime(a.StartsAt) + "\x00" + formatTime(a.EndsAt)
+	}
+	sort.Strings(alerts)
+	h := sha256.New()
+	for _, s := range append([]string{receiver, p.GroupKey, p.Status}, alerts...) {
+		// Length-prefix every field so that no two different inputs can
+		// produce the same byte stream.
+		h.Write([]byte(strconv.Itoa(len(s))))
+		h.Write([]byte{':'})
+		h.Write([]byte(s))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
