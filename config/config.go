@@ -70,13 +70,13 @@ type State struct {
 
 // Redis is the shared state backend for several replicas.
 type Redis struct {
-	Addresses    []string            `yaml:"addresses"`
-	MasterName   string              `yaml:"master_name"`
-	Username     string              `yaml:"username"`
-	Password     commoncfg.Secret    `yaml:"password"`
-	PasswordFile string              `yaml:"password_file"`
-	DB           int                 `yaml:"db"`
-	KeyPrefix    string              `yaml:"key_prefix"`
+	Addresses    []string             `yaml:"addresses"`
+	MasterName   string               `yaml:"master_name"`
+	Username     string               `yaml:"username"`
+	Password     commoncfg.Secret     `yaml:"password"`
+	PasswordFile string               `yaml:"password_file"`
+	DB           int                  `yaml:"db"`
+	KeyPrefix    string               `yaml:"key_prefix"`
 	TLSConfig    *commoncfg.TLSConfig `yaml:"tls_config"`
 }
 
@@ -108,15 +108,15 @@ type Person struct {
 
 // Receiver is one Feishu destination and how its messages look.
 type Receiver struct {
-	Name      string             `yaml:"name"`
-	ChatID    string             `yaml:"chat_id"`
-	OpenID    string             `yaml:"open_id"`
-	UserID    string             `yaml:"user_id"`
-	Email     string             `yaml:"email"`
-	MsgType   string             `yaml:"msg_type"`
-	Language  string             `yaml:"language"`
-	Mentions  *Mentions          `yaml:"mentions"`
-	Templates ReceiverTemplates  `yaml:"templates"`
+	Name      string            `yaml:"name"`
+	ChatID    string            `yaml:"chat_id"`
+	OpenID    string            `yaml:"open_id"`
+	UserID    string            `yaml:"user_id"`
+	Email     string            `yaml:"email"`
+	MsgType   string            `yaml:"msg_type"`
+	Language  string            `yaml:"language"`
+	Mentions  *Mentions         `yaml:"mentions"`
+	Templates ReceiverTemplates `yaml:"templates"`
 
 	Line int `yaml:"-"`
 }
