@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -247,4 +248,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func fail(w http.ResponseWriter, status, code int, msg string) {
 	writeJSON(w, status, answer{Code: code, Msg: msg, Data: struct{}{}})
+}
+
+// New starts a stand-in on a free loopback port for the duration of a test.
+func New(t testing.TB) *Server {
+	t.Helper()
+	s, err := Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("start feishu stand-in: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }

@@ -143,7 +143,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, name string) {
 		}
 		receivers = []*config.Receiver{rc}
 	} else {
-		for _, n := range pl.Route.Receivers(p.CommonLabels()) {
+		for _, n := range pl.Route.Receivers(p.CommonLabelSet()) {
 			receivers = append(receivers, pl.Config.Receiver(n))
 		}
 	}

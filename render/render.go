@@ -88,26 +88,30 @@ func (r *Renderer) Check(rc *config.Receiver, sample *webhook.Payload) error {
 
 // Render returns the message for one receiver. If the message would be over
 // Feishu's size limit, alerts are dropped from the end of the list and counted
-// in "and N more" until it fits.
+// in "and N more" until it fits; the title still describes the whole group.
 func (r *Renderer) Render(p *webhook.Payload, rc *config.Receiver) (feishu.Message, error) {
 	d := neutralised(p, rc.Language)
-	m, size, err := r.render(d, rc)
+	title, err := r.execute("title", orDefault(rc.Templates.Title, DefaultTitle), d)
+	if err != nil {
+		return feishu.Message{}, err
+	}
+	title = strings.TrimSpace(title)
+	text, size, err := r.text(title, d, rc)
 	if err != nil || size <= MaxTextBytes {
-		return m, err
+		return textMessage(text), err
 	}
 	// Binary search for the most alerts that fit.
 	all := d.Alerts
-	lo, hi := 0, len(all)-1
-	best := -1
+	lo, hi, best := 0, len(all)-1, -1
 	for lo <= hi {
 		n := (lo + hi) / 2
 		d.Alerts, d.TruncatedAlerts = all[:n], p.TruncatedAlerts+uint64(len(all)-n)
-		cm, csize, err := r.render(d, rc)
+		cut, csize, err := r.text(title, d, rc)
 		if err != nil {
 			return feishu.Message{}, err
 		}
 		if csize <= MaxTextBytes {
-			best, m = n, cm
+			best, text = n, cut
 			lo = n + 1
 		} else {
 			hi = n - 1
@@ -116,43 +120,40 @@ func (r *Renderer) Render(p *webhook.Payload, rc *config.Receiver) (feishu.Messa
 	if best >= 0 {
 		r.logger.Warn("message over Feishu's size limit, alerts left out",
 			"receiver", rc.Name, "limit_bytes", MaxTextBytes, "alerts", len(all), "kept", best)
-		return m, nil
+		return textMessage(text), nil
 	}
 	// Not even the group without its alert list fits: the common annotations
-	// are huge. Cut the text itself.
-	text := m.Content.(feishu.Text)
+	// are huge. Cut the text itself. JSON escaping makes the body at least as
+	// long as the text, so cutting the excess from the text shrinks the body
+	// by at least as much, and the loop ends.
 	for size > MaxTextBytes {
-		// JSON escaping makes the body at least as long as the text, so
-		// cutting the excess from the text shrinks the body by at least as
-		// much; the loop ends.
-		text.Text = truncateBytes(text.Text, len(text.Text)-(size-MaxTextBytes))
-		b, err := json.Marshal(text)
-		if err != nil {
-			return feishu.Message{}, err
-		}
-		size = len(b) + envelopeBytes
+		text = truncateBytes(text, len(text)-(size-MaxTextBytes))
+		size = textSize(text)
 	}
 	r.logger.Warn("message over Feishu's size limit even without its alerts, text cut",
 		"receiver", rc.Name, "limit_bytes", MaxTextBytes)
-	return feishu.Message{Type: config.MsgText, Content: text}, nil
+	return textMessage(text), nil
 }
 
-func (r *Renderer) render(d *Data, rc *config.Receiver) (feishu.Message, int, error) {
-	title, err := r.execute("title", orDefault(rc.Templates.Title, DefaultTitle), d)
+// text renders the body under title and returns it with the size of the
+// request that would carry it.
+func (r *Renderer) text(title string, d *Data, rc *config.Receiver) (string, int, error) {
+	body, err := r.execute("text", orDefault(rc.Templates.Text, DefaultText), d)
 	if err != nil {
-		return feishu.Message{}, 0, err
+		return "", 0, err
 	}
-	text, err := r.execute("text", orDefault(rc.Templates.Text, DefaultText), d)
-	if err != nil {
-		return feishu.Message{}, 0, err
-	}
-	body := strings.TrimSpace(title) + "\n" + strings.TrimSpace(text)
-	content := feishu.Text{Text: strings.TrimSpace(body)}
-	b, err := json.Marshal(content)
-	if err != nil {
-		return feishu.Message{}, 0, err
-	}
-	return feishu.Message{Type: config.MsgText, Content: content}, len(b) + envelopeBytes, nil
+	text := strings.TrimSpace(title + "\n" + strings.TrimSpace(body))
+	return text, textSize(text), nil
+}
+
+func textMessage(text string) feishu.Message {
+	return feishu.Message{Type: config.MsgText, Content: feishu.Text{Text: text}}
+}
+
+// textSize is the size of a request carrying text as a text message.
+func textSize(text string) int {
+	b, _ := json.Marshal(feishu.Text{Text: text}) // a string always marshals
+	return len(b) + envelopeBytes
 }
 
 func (r *Renderer) execute(field, text string, d *Data) (string, error) {

@@ -111,8 +111,8 @@ func validStatus(s string) bool {
 // reply chain.
 func (p *Payload) Resolved() bool { return p.Status == string(model.AlertResolved) }
 
-// CommonLabels is the group's common label set, which routing matches on.
-func (p *Payload) CommonLabels() model.LabelSet { return labelSet(p.Data.CommonLabels) }
+// CommonLabelSet is the group's common label set, which routing matches on.
+func (p *Payload) CommonLabelSet() model.LabelSet { return labelSet(p.Data.CommonLabels) }
 
 func labelSet(kv template.KV) model.LabelSet {
 	ls := make(model.LabelSet, len(kv))

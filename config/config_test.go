@@ -1,0 +1,246 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+const minimal = `
+feishu:
+  app_id: cli_x
+  app_secret: s3cret
+receivers:
+  - name: infra
+    chat_id: oc_infra
+route:
+  receiver: infra
+`
+
+func TestParseMinimalAppliesDefaults(t *testing.T) {
+	c, err := Parse([]byte(minimal))
+	require.NoError(t, err)
+	require.Equal(t, "https://open.feishu.cn", c.Feishu.BaseURL)
+	require.Equal(t, APIv4, c.Feishu.API)
+	require.Equal(t, RateLimit{PerChat: 5, PerApp: 50}, c.Feishu.RateLimit)
+	require.True(t, c.Feishu.HTTPConfig.FollowRedirects)
+	require.Equal(t, "file", c.State.Backend)
+	require.Equal(t, 168*time.Hour, time.Duration(c.State.ChainTTL))
+	require.Equal(t, 10*time.Minute, time.Duration(c.State.DedupeWindow))
+	require.Equal(t, "en", c.Language)
+	rc := c.Receiver("infra")
+	require.Equal(t, MsgText, rc.MsgType)
+	require.Equal(t, "en", rc.Language)
+	kind, id := rc.Target()
+	require.Equal(t, [2]string{"chat_id", "oc_infra"}, [2]string{kind, id})
+}
+
+func TestParsePartialSectionKeepsOtherDefaults(t *testing.T) {
+	c, err := Parse([]byte(minimal + "state:\n  dedupe_window: 5m\n"))
+	require.NoError(t, err)
+	require.Equal(t, 5*time.Minute, time.Duration(c.State.DedupeWindow))
+	require.Equal(t, 168*time.Hour, time.Duration(c.State.ChainTTL))
+	require.Equal(t, "data/state.db", c.State.Path)
+}
+
+func TestExampleRoutingYAML(t *testing.T) {
+	c, err := Load(filepath.Join("..", "routing.yaml"))
+	require.NoError(t, err)
+	require.NotEmpty(t, c.Receivers)
+	// Relative paths are resolved against the file's folder.
+	abs, _ := filepath.Abs("..")
+	require.Equal(t, filepath.Join(abs, "data", "state.db"), mustAbs(t, c.State.Path))
+}
+
+func mustAbs(t *testing.T, p string) string {
+	a, err := filepath.Abs(p)
+	require.NoError(t, err)
+	return a
+}
+
+// The design's full schema, oncall and mentions included, is accepted.
+func TestDesignSchemaAccepted(t *testing.T) {
+	_, err := Parse([]byte(`
+feishu:
+  base_url: https://open.larksuite.com
+  app_id: cli_xxx
+  app_secret: xxx
+  api: v4
+  rate_limit: {per_chat: 5, per_app: 50}
+  http_config: {}
+state:
+  backend: file
+  path: data/state.db
+  redis:
+    addresses: [127.0.0.1:6379]
+    password_file: ""
+    db: 0
+    key_prefix: "amfeishu:"
+  chain_ttl: 168h
+  dedupe_window: 10m
+templates: [templates/*.tmpl]
+language: en
+oncall:
+  - name: infra-primary
+    timezone: Asia/Shanghai
+    start: "2026-01-05T10:00:00"
+    shift: 24h
+    members:
+      - email: alice@example.com
+      - open_id: ou_bob
+    overrides:
+      - start: "2026-02-10T10:00:00"
+        end: "2026-02-11T10:00:00"
+        member: {open_id: ou_carol}
+receivers:
+  - name: infra
+    chat_id: oc_infra
+    msg_type: text
+    language: zh
+    mentions:
+      oncall: [infra-primary]
+      users: [{email: lead@example.com}]
+      all_when: ['severity="critical"']
+      on_resolved: false
+      from_label: owner
+    templates:
+      title: '{{ template "feishu.default.title" . }}'
+      text: '{{ template "feishu.default.text" . }}'
+  - name: dba
+    email: dba@example.com
+route:
+  receiver: infra
+  routes:
+    - matchers: ['team="infra"']
+      receiver: infra
+      continue: false
+      routes: []
+`))
+	require.NoError(t, err)
+}
+
+func TestParseErrorsNameLineAndThing(t *testing.T) {
+	for name, tc := range map[string]struct {
+		yaml string
+		want []string
+	}{
+		"unknown top-level key": {
+			yaml: minimal + "colour: red\n",
+			want: []string{"line 10", "colour"},
+		},
+		"unknown nested key": {
+			yaml: strings.Replace(minimal, "  app_secret: s3cret\n", "  app_secret: s3cret\n  rate_limit:\n    per_chats: 3\n", 1),
+			want: []string{"line 6", "per_chats"},
+		},
+		"unknown receiver key": {
+			yaml: strings.Replace(minimal, "    chat_id: oc_infra\n", "    chat_id: oc_infra\n    chat: x\n", 1),
+			want: []string{"line 8", "chat"},
+		},
+		"duplicate receiver": {
+			yaml: minimal + "", // replaced below
+			want: []string{"line 8", `receiver "infra": duplicate receiver name`},
+		},
+		"route to missing receiver": {
+			yaml: minimal + "  routes:\n    - matchers: ['team=\"db\"']\n      receiver: dba\n",
+			want: []string{"line 11", `receiver "dba" is not defined`},
+		},
+		"bad matcher": {
+			yaml: minimal + "  routes:\n    - matchers: ['team=~\"(\"']\n      receiver: infra\n",
+			want: []string{"line 11", `matcher "team=~\"(\""`},
+		},
+		"two targets": {
+			yaml: strings.Replace(minimal, "    chat_id: oc_infra\n", "    chat_id: oc_infra\n    email: a@b.c\n", 1),
+			want: []string{"line 6", `receiver "infra": exactly one of chat_id`},
+		},
+		"no target": {
+			yaml: strings.Replace(minimal, "    chat_id: oc_infra\n", "", 1),
+			want: []string{"line 6", `receiver "infra": exactly one of`},
+		},
+		"root matchers": {
+			yaml: strings.Replace(minimal, "  receiver: infra\n", "  receiver: infra\n  matchers: ['a=\"b\"']\n", 1),
+			want: []string{"line 9", "root route must not have matchers"},
+		},
+		"secret twice": {
+			yaml: strings.Replace(minimal, "  app_secret: s3cret\n", "  app_secret: s3cret\n  app_secret_file: /x\n", 1),
+			want: []string{"mutually exclusive"},
+		},
+		"no route": {
+			yaml: strings.Replace(minimal, "route:\n  receiver: infra\n", "", 1),
+			want: []string{"route is missing"},
+		},
+		"bad all_when and unknown rotation": {
+			yaml: strings.Replace(minimal, "    chat_id: oc_infra\n", "    chat_id: oc_infra\n    mentions:\n      oncall: [nobody]\n      all_when: ['sev=~\"[\"']\n", 1),
+			want: []string{`no rotation "nobody"`, "mentions.all_when", "line 6"},
+		},
+		"bad rotation": {
+			yaml: minimal + "oncall:\n  - name: r\n    timezone: Mars/Olympus\n    start: tomorrow\n    shift: 0s\n    members: [{email: a@b.c, open_id: ou_x}]\n",
+			want: []string{"line 11", "timezone", "start", "shift must be positive", "exactly one of email"},
+		},
+		"unsupported msg_type": {
+			yaml: strings.Replace(minimal, "    chat_id: oc_infra\n", "    chat_id: oc_infra\n    msg_type: video\n", 1),
+			want: []string{"line 6", "msg_type"},
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			y := tc.yaml
+			if name == "duplicate receiver" {
+				y = strings.Replace(minimal, "route:", "  - name: infra\n    chat_id: oc_other\nroute:", 1)
+			}
+			_, err := Parse([]byte(y))
+			require.Error(t, err)
+			for _, w := range tc.want {
+				require.Contains(t, err.Error(), w)
+			}
+		})
+	}
+}
+
+func TestParseReportsEveryProblem(t *testing.T) {
+	_, err := Parse([]byte(`
+receivers:
+  - name: a
+  - name: a
+    chat_id: x
+route:
+  receiver: b
+`))
+	require.Error(t, err)
+	msg := err.Error()
+	for _, w := range []string{
+		"feishu.app_id is missing",
+		"line 3: receiver \"a\": exactly one of",
+		"line 4: receiver \"a\": duplicate receiver name",
+		"line 7: route: receiver \"b\" is not defined",
+	} {
+		require.Contains(t, msg, w)
+	}
+}
+
+func TestSecretIsRedactedWhenPrinted(t *testing.T) {
+	c, err := Parse([]byte(minimal))
+	require.NoError(t, err)
+	out, err := yamlMarshal(c)
+	require.NoError(t, err)
+	require.NotContains(t, out, "s3cret")
+}
+
+func TestSecretFromFile(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "secret"), []byte("from-file\n"), 0o600))
+	y := strings.Replace(minimal, "app_secret: s3cret", "app_secret_file: secret", 1)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "routing.yaml"), []byte(y), 0o600))
+	c, err := Load(filepath.Join(dir, "routing.yaml"))
+	require.NoError(t, err)
+	s, err := c.Feishu.Secret()
+	require.NoError(t, err)
+	require.Equal(t, "from-file", s)
+}
+
+func TestEmptyFile(t *testing.T) {
+	_, err := Parse([]byte("\n# nothing\n"))
+	require.ErrorContains(t, err, "empty")
+}

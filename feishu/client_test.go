@@ -1,0 +1,197 @@
+package feishu_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	commoncfg "github.com/prometheus/common/config"
+	"github.com/prometheus/common/promslog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/alertmanager-feishu/alertmanager-feishu/config"
+	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
+	"github.com/alertmanager-feishu/alertmanager-feishu/feishutest"
+)
+
+func newClient(t *testing.T, s *feishutest.Server, secret string) (*feishu.Client, *feishu.Metrics) {
+	t.Helper()
+	m := feishu.NewMetrics(prometheus.NewRegistry())
+	c, err := feishu.New(config.Feishu{
+		BaseURL:    s.URL,
+		AppID:      feishutest.AppID,
+		HTTPConfig: commoncfg.DefaultHTTPClientConfig,
+	}, secret, m, promslog.NewNopLogger())
+	require.NoError(t, err)
+	return c, m
+}
+
+func text(chat, s string) feishu.Message {
+	return feishu.Message{Target: feishu.Target{Kind: "chat_id", ID: chat}, Type: "text", Content: feishu.Text{Text: s}}
+}
+
+func TestSendAndReply(t *testing.T) {
+	s := feishutest.New(t)
+	c, _ := newClient(t, s, feishutest.AppSecret)
+	ctx := context.Background()
+
+	root, err := c.Send(ctx, text("oc_1", "first"))
+	require.NoError(t, err)
+	m := text("oc_1", "second")
+	m.RootID = root
+	reply, err := c.Send(ctx, m)
+	require.NoError(t, err)
+
+	got := s.Messages()
+	require.Len(t, got, 2)
+	require.Equal(t, root, got[0].ID)
+	require.Equal(t, "first", got[0].Text)
+	require.Equal(t, "chat_id", got[0].Target)
+	require.Equal(t, reply, got[1].ID)
+	require.Equal(t, root, got[1].RootID)
+}
+
+func TestEveryTargetKind(t *testing.T) {
+	s := feishutest.New(t)
+	c, _ := newClient(t, s, feishutest.AppSecret)
+	for _, kind := range []string{"chat_id", "open_id", "user_id", "email"} {
+		_, err := c.Send(context.Background(), feishu.Message{
+			Target: feishu.Target{Kind: kind, ID: "x-" + kind}, Type: "text", Content: feishu.Text{Text: kind}})
+		require.NoError(t, err)
+	}
+	for i, m := range s.Messages() {
+		require.Equal(t, []string{"chat_id", "open_id", "user_id", "email"}[i], m.Target)
+		require.Equal(t, "x-"+m.Target, m.TargetID)
+	}
+}
+
+func TestTokenIsCachedAndShared(t *testing.T) {
+	s := feishutest.New(t)
+	c, m := newClient(t, s, feishutest.AppSecret)
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := c.Send(context.Background(), text("oc_1", "x"))
+			require.NoError(t, err)
+		}()
+	}
+	wg.Wait()
+	require.Equal(t, 1, s.TokenRequests())
+	require.Equal(t, 1.0, testutil.ToFloat64(m.TokenRefreshes))
+	require.Equal(t, 20.0, testutil.ToFloat64(m.Requests.WithLabelValues(feishu.EndpointV4, "0")))
+}
+
+func TestTokenRefreshedBeforeExpiry(t *testing.T) {
+	s := feishutest.New(t)
+	s.SetTokenTTL(2 * time.Second)
+	c, _ := newClient(t, s, feishutest.AppSecret)
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		_, err := c.Send(context.Background(), text("oc_1", "x"))
+		require.NoError(t, err, "a token is never used past its expiry")
+		time.Sleep(50 * time.Millisecond)
+	}
+	require.GreaterOrEqual(t, s.TokenRequests(), 2)
+}
+
+func TestRejectedTokenIsReplacedOnce(t *testing.T) {
+	s := feishutest.New(t)
+	c, _ := newClient(t, s, feishutest.AppSecret)
+	_, err := c.Send(context.Background(), text("oc_1", "x"))
+	require.NoError(t, err)
+	s.ExpireTokens() // Feishu invalidated the cached token early
+	_, err = c.Send(context.Background(), text("oc_1", "y"))
+	require.NoError(t, err)
+	require.Equal(t, 2, s.TokenRequests())
+	require.Len(t, s.Messages(), 2)
+}
+
+func TestWrongSecret(t *testing.T) {
+	s := feishutest.New(t)
+	c, _ := newClient(t, s, "wrong-secret")
+	_, err := c.Send(context.Background(), text("oc_1", "x"))
+	var te *feishu.TokenError
+	require.ErrorAs(t, err, &te)
+	require.Contains(t, err.Error(), "code 10014: app secret invalid")
+	require.NotContains(t, err.Error(), "wrong-secret")
+	require.Equal(t, feishu.Transient, feishu.Classify(err))
+	require.Empty(t, s.Messages())
+}
+
+func TestClassification(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fault feishutest.Fault
+		want  feishu.Class
+	}{
+		{"gateway rate limit", feishutest.Fault{Status: 429, Code: 99991400, Msg: "request trigger frequency limit", Header: map[string]string{"x-ogw-ratelimit-reset": "1"}}, feishu.Transient},
+		{"429 without a code", feishutest.Fault{Status: 429}, feishu.Transient},
+		{"per-chat limit", feishutest.Fault{Status: 400, Code: 230020, Msg: "rate limit"}, feishu.Transient},
+		{"v4 chat limit", feishutest.Fault{Status: 400, Code: 11233, Msg: "create message chat trigger rate limit"}, feishu.Transient},
+		{"internal error", feishutest.Fault{Status: 200, Code: 2200, Msg: "Internal Error"}, feishu.Transient},
+		{"being sent", feishutest.Fault{Status: 400, Code: 230049, Msg: "The message is being sent"}, feishu.Transient},
+		{"server error", feishutest.Fault{Status: 503, Code: 0, Msg: "unavailable"}, feishu.Transient},
+		{"bot not in chat", feishutest.Fault{Status: 400, Code: 230002, Msg: "Bot/User can NOT be out of the chat."}, feishu.Permanent},
+		{"v4 bot not in chat", feishutest.Fault{Status: 400, Code: 10030, Msg: "bot not in chat"}, feishu.Permanent},
+		{"no permission", feishutest.Fault{Status: 400, Code: 99991672, Msg: "Access denied."}, feishu.Permanent},
+		{"invalid receive id", feishutest.Fault{Status: 400, Code: 230001, Msg: "param is invalid, ext=invalid receive_id"}, feishu.Permanent},
+		{"recalled root", feishutest.Fault{Status: 400, Code: 230011, Msg: "The message is recalled."}, feishu.RootGone},
+		{"unknown root", feishutest.Fault{Status: 400, Code: 230001, Msg: "param is invalid, ext=invalid message_id"}, feishu.RootGone},
+		{"token rejected twice", feishutest.Fault{Status: 400, Code: 99991663, Msg: "Invalid access token"}, feishu.TokenRejected},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := feishutest.New(t)
+			c, _ := newClient(t, s, feishutest.AppSecret)
+			s.FailNext(2, tc.fault)
+			_, err := c.Send(context.Background(), text("oc_1", "x"))
+			require.Error(t, err)
+			require.Equal(t, tc.want, feishu.Classify(err), "%v", err)
+			var fe *feishu.Error
+			require.ErrorAs(t, err, &fe)
+			require.Equal(t, tc.fault.Code, fe.Code)
+			require.NotEmpty(t, fe.LogID)
+		})
+	}
+}
+
+func TestNoAnswerIsTransient(t *testing.T) {
+	s := feishutest.New(t)
+	c, _ := newClient(t, s, feishutest.AppSecret)
+	_, err := c.Send(context.Background(), text("oc_1", "x")) // token cached
+	require.NoError(t, err)
+	s.FailNext(1, feishutest.Fault{Drop: true})
+	_, err = c.Send(context.Background(), text("oc_1", "x"))
+	require.Error(t, err)
+	require.Equal(t, feishu.Transient, feishu.Classify(err))
+
+	s.Close()
+	_, err = c.Send(context.Background(), text("oc_1", "x"))
+	require.Error(t, err)
+	require.Equal(t, feishu.Transient, feishu.Classify(err))
+	require.NotContains(t, err.Error(), "Bearer")
+}
+
+func TestGatewayErrorIsTransient(t *testing.T) {
+	s := feishutest.New(t)
+	c, _ := newClient(t, s, feishutest.AppSecret)
+	_, err := c.Send(context.Background(), text("oc_1", "x"))
+	require.NoError(t, err)
+	s.FailNext(1, feishutest.Fault{Status: http.StatusBadGateway})
+	_, err = c.Send(context.Background(), text("oc_1", "x"))
+	require.Equal(t, feishu.Transient, feishu.Classify(err))
+	require.True(t, strings.Contains(err.Error(), "http 502"), err.Error())
+}
+
+func TestClassifyForeignErrors(t *testing.T) {
+	require.Equal(t, feishu.OK, feishu.Classify(nil))
+	require.Equal(t, feishu.Transient, feishu.Classify(context.DeadlineExceeded))
+	require.Equal(t, feishu.Transient, feishu.Classify(errors.New("anything")))
+}

@@ -1,0 +1,143 @@
+package state
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/promslog"
+	"github.com/stretchr/testify/require"
+)
+
+var opts = Options{ChainTTL: time.Hour, DedupeWindow: 10 * time.Minute}
+
+func openFile(t *testing.T, path string) *File {
+	t.Helper()
+	f, err := OpenFile(path, opts, promslog.NewNopLogger())
+	require.NoError(t, err)
+	return f
+}
+
+func TestFileChainLifecycle(t *testing.T) {
+	ctx := context.Background()
+	f := openFile(t, filepath.Join(t.TempDir(), "state.db"))
+	defer f.Close()
+	now := time.Now()
+
+	rec, err := f.Load(ctx, "chain", "n1")
+	require.NoError(t, err)
+	require.Equal(t, Record{}, rec)
+
+	require.NoError(t, f.Commit(ctx, Delivery{Chain: "chain", Notification: "n1", Root: "om_root", At: now}))
+	rec, err = f.Load(ctx, "chain", "n1")
+	require.NoError(t, err)
+	require.Equal(t, Record{Root: "om_root", Delivered: true}, rec)
+	rec, err = f.Load(ctx, "chain", "n2")
+	require.NoError(t, err)
+	require.Equal(t, Record{Root: "om_root"}, rec)
+	n, err := f.Chains(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+
+	// A resolved notification closes the chain but is remembered as delivered.
+	require.NoError(t, f.Commit(ctx, Delivery{Chain: "chain", Notification: "n2", Root: "om_root", Close: true, At: now}))
+	rec, err = f.Load(ctx, "chain", "n2")
+	require.NoError(t, err)
+	require.Equal(t, Record{Delivered: true}, rec)
+	n, err = f.Chains(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 0, n)
+}
+
+func TestFileRetention(t *testing.T) {
+	ctx := context.Background()
+	f := openFile(t, filepath.Join(t.TempDir(), "state.db"))
+	defer f.Close()
+	start := time.Now()
+	require.NoError(t, f.Commit(ctx, Delivery{Chain: "c", Notification: "n", Root: "om_1", At: start}))
+
+	f.now = func() time.Time { return start.Add(opts.DedupeWindow + time.Second) }
+	rec, err := f.Load(ctx, "c", "n")
+	require.NoError(t, err)
+	require.Equal(t, Record{Root: "om_1"}, rec, "past the dedupe window the notification may be sent again")
+
+	f.now = func() time.Time { return start.Add(opts.ChainTTL + time.Second) }
+	rec, err = f.Load(ctx, "c", "n")
+	require.NoError(t, err)
+	require.Equal(t, Record{}, rec, "past the chain TTL a new chain starts")
+
+	require.NoError(t, f.sweep())
+	n, err := f.Chains(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 0, n, "the sweep deletes what expired")
+}
+
+func TestFileSurvivesRestart(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	f := openFile(t, path)
+	require.NoError(t, f.Commit(ctx, Delivery{Chain: "c", Notification: "n", Root: "om_1", At: time.Now()}))
+	require.NoError(t, f.Close())
+
+	f = openFile(t, path)
+	defer f.Close()
+	rec, err := f.Load(ctx, "c", "n")
+	require.NoError(t, err)
+	require.Equal(t, Record{Root: "om_1", Delivered: true}, rec)
+}
+
+func TestFileIsExclusive(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	f := openFile(t, path)
+	defer f.Close()
+	_, err := OpenFile(path, opts, promslog.NewNopLogger())
+	require.ErrorContains(t, err, "locked by another process")
+}
+
+func TestLockSerialisesOneKey(t *testing.T) {
+	f := openFile(t, filepath.Join(t.TempDir(), "state.db"))
+	defer f.Close()
+	var inside, most atomic.Int32
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			unlock, err := f.Lock(context.Background(), "group")
+			require.NoError(t, err)
+			n := inside.Add(1)
+			for {
+				m := most.Load()
+				if n <= m || most.CompareAndSwap(m, n) {
+					break
+				}
+			}
+			time.Sleep(time.Millisecond)
+			inside.Add(-1)
+			unlock()
+			unlock() // a second call is harmless
+		}()
+	}
+	wg.Wait()
+	require.EqualValues(t, 1, most.Load())
+	require.Empty(t, f.locks.m, "no entry outlives its holders")
+}
+
+func TestLockOtherKeysDoNotWait(t *testing.T) {
+	f := openFile(t, filepath.Join(t.TempDir(), "state.db"))
+	defer f.Close()
+	unlock, err := f.Lock(context.Background(), "a")
+	require.NoError(t, err)
+	defer unlock()
+	other, err := f.Lock(context.Background(), "b")
+	require.NoError(t, err)
+	other()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	_, err = f.Lock(ctx, "a")
+	require.ErrorIs(t, err, context.DeadlineExceeded, "a waiter gives up when its context ends")
+}
