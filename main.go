@@ -30,8 +30,6 @@ import (
 	"github.com/alertmanager-feishu/alertmanager-feishu/config"
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
 	"github.com/alertmanager-feishu/alertmanager-feishu/receiver"
-	"github.com/alertmanager-feishu/alertmanager-feishu/render"
-	"github.com/alertmanager-feishu/alertmanager-feishu/route"
 	"github.com/alertmanager-feishu/alertmanager-feishu/state"
 
 	_ "time/tzdata" // the tz template function and rotations need zone data in minimal images
@@ -87,7 +85,7 @@ func run() int {
 		Help: "Whether the last configuration load succeeded.",
 	})
 
-	pipeline, err := build(cfg, feishuMetrics, logger)
+	pipeline, err := receiver.NewPipeline(cfg, feishuMetrics, logger)
 	if err != nil {
 		logger.Error("Loading configuration failed", "file", *configFile, "err", err)
 		return 1
@@ -113,7 +111,7 @@ func run() int {
 		}
 		var p *receiver.Pipeline
 		if err == nil {
-			p, err = build(next, feishuMetrics, logger)
+			p, err = receiver.NewPipeline(next, feishuMetrics, logger)
 		}
 		if err != nil {
 			reloadOK.Set(0)
@@ -188,35 +186,6 @@ func run() int {
 			return 0
 		}
 	}
-}
-
-// build makes the delivery pipeline of one configuration. Everything that
-// can fail is done here, so that a bad file is refused before it is used.
-func build(cfg *config.Config, m *feishu.Metrics, logger *slog.Logger) (*receiver.Pipeline, error) {
-	renderer, err := render.New(cfg.Templates, logger)
-	if err != nil {
-		return nil, err
-	}
-	sample := render.SamplePayload()
-	for _, rc := range cfg.Receivers {
-		if err := renderer.Check(rc, sample); err != nil {
-			return nil, fmt.Errorf("receiver %q: %w", rc.Name, err)
-		}
-	}
-	secret, err := cfg.Feishu.Secret()
-	if err != nil {
-		return nil, err
-	}
-	client, err := feishu.New(cfg.Feishu, secret, m, logger)
-	if err != nil {
-		return nil, err
-	}
-	return &receiver.Pipeline{
-		Config:   cfg,
-		Route:    route.New(cfg.Route),
-		Renderer: renderer,
-		Sender:   client,
-	}, nil
 }
 
 // checkCredentials proves the app ID and secret in the background, so that

@@ -40,6 +40,31 @@ type Pipeline struct {
 	Sender   Sender
 }
 
+// NewPipeline builds the pipeline of one configuration. Everything that can
+// fail is done here, so that a bad file is refused before it is used: the
+// templates of every receiver are executed once against a sample group.
+func NewPipeline(cfg *config.Config, m *feishu.Metrics, logger *slog.Logger) (*Pipeline, error) {
+	renderer, err := render.New(cfg.Templates, logger)
+	if err != nil {
+		return nil, err
+	}
+	sample := render.SamplePayload()
+	for _, rc := range cfg.Receivers {
+		if err := renderer.Check(rc, sample); err != nil {
+			return nil, fmt.Errorf("receiver %q: %w", rc.Name, err)
+		}
+	}
+	secret, err := cfg.Feishu.Secret()
+	if err != nil {
+		return nil, err
+	}
+	client, err := feishu.New(cfg.Feishu, secret, m, logger)
+	if err != nil {
+		return nil, err
+	}
+	return &Pipeline{Config: cfg, Route: route.New(cfg.Route), Renderer: renderer, Sender: client}, nil
+}
+
 // Options configure a Handler.
 type Options struct {
 	Store        state.Store
