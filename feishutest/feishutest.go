@@ -70,6 +70,7 @@ type Server struct {
 	chatLimit     int                    // sends per second per target; 0 = none
 	recent        map[string][]time.Time // send times per target, for chatLimit
 	refused       int
+	sends         int // send requests received, answered or not
 	now           func() time.Time
 }
 
@@ -177,6 +178,14 @@ func (s *Server) SetChatRateLimit(perSecond int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.chatLimit = perSecond
+}
+
+// Sends counts send requests received, including those still waiting for
+// their answer.
+func (s *Server) Sends() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sends
 }
 
 // Refused counts sends refused by the rate limit.

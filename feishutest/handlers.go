@@ -144,6 +144,9 @@ type v4Request struct {
 }
 
 func (s *Server) sendV4(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.sends++
+	s.mu.Unlock()
 	s.wait(r)
 	s.mu.Lock()
 	defer s.mu.Unlock()

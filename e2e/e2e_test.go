@@ -1,0 +1,284 @@
+// Package e2e runs the service binary as a process against the Feishu
+// stand-in, for what only a real process shows: restarts, signals, reload,
+// the HTTP endpoints and metrics.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/alertmanager-feishu/alertmanager-feishu/feishutest"
+	"github.com/alertmanager-feishu/alertmanager-feishu/internal/servicetest"
+)
+
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "amfeishu-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin, err = servicetest.Build(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const routing = `
+feishu:
+  base_url: %s
+  app_id: cli_feishutest
+  app_secret_file: secret
+state:
+  path: state/state.db
+receivers:
+  - {name: infra, chat_id: %s}
+  - {name: catchall, chat_id: oc_all}
+route:
+  receiver: catchall
+  routes:
+    - {matchers: ['team="infra"'], receiver: infra}
+`
+
+// setup writes a routing.yaml for the stand-in into a fresh folder.
+func setup(t *testing.T, fs *feishutest.Server, infraChat string) string {
+	t.Helper()
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "secret"), []byte(feishutest.AppSecret+"\n"), 0o600))
+	writeConfig(t, dir, fmt.Sprintf(routing, fs.URL, infraChat))
+	return filepath.Join(dir, "routing.yaml")
+}
+
+func writeConfig(t *testing.T, dir, content string) {
+	t.Helper()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "routing.yaml"), []byte(content), 0o600))
+}
+
+func start(t *testing.T, cfg string, args ...string) *servicetest.Service {
+	t.Helper()
+	s, err := servicetest.Start(bin, append([]string{"--config.file=" + cfg}, args...)...)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = s.Stop(ctx)
+		if t.Failed() {
+			t.Logf("service log:\n%s", s.Logs())
+		}
+	})
+	return s
+}
+
+func stop(t *testing.T, s *servicetest.Service) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, s.Stop(ctx), "a clean exit on SIGTERM")
+}
+
+func payload(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "testdata", "alertmanager", name))
+	require.NoError(t, err)
+	return b
+}
+
+func post(t *testing.T, url string, body []byte) (int, string) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", bytes.NewReader(body))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(b)
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(b)
+}
+
+func TestEndpointsAndMetrics(t *testing.T) {
+	fs := feishutest.New(t)
+	s := start(t, setup(t, fs, "oc_infra"))
+
+	code, body := get(t, s.URL+"/-/healthy")
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, "OK\n", body)
+	code, _ = get(t, s.URL+"/-/ready")
+	require.Equal(t, http.StatusOK, code)
+
+	for _, name := range []string{
+		"firing-HighCPU-seq1-first-notification.json",
+		"firing-HighCPU-seq2-new-alerts-added.json",
+		"firing-HighCPU-seq2-new-alerts-added.json", // Alertmanager's retry
+		"firing-HighCPU-seq3-some-alerts-resolved.json",
+		"resolved-HighCPU-seq4-all-alerts-resolved.json",
+	} {
+		code, body := post(t, s.URL+"/webhook", payload(t, name))
+		require.Equal(t, http.StatusOK, code, body)
+	}
+	msgs := fs.Messages()
+	require.Len(t, msgs, 4)
+	for _, m := range msgs[1:] {
+		require.Equal(t, msgs[0].ID, m.RootID)
+	}
+
+	code, metrics := get(t, s.URL+"/metrics")
+	require.Equal(t, http.StatusOK, code)
+	for _, want := range []string{
+		`alertmanager_feishu_notifications_total{receiver="infra",status="sent"} 4`,
+		`alertmanager_feishu_notifications_total{receiver="infra",status="deduped"} 1`,
+		`alertmanager_feishu_feishu_requests_total{code="0",endpoint="message/v4/send"} 4`,
+		`alertmanager_feishu_send_duration_seconds_count 4`,
+		`alertmanager_feishu_token_refreshes_total 1`,
+		`alertmanager_feishu_chains 0`,
+		`alertmanager_feishu_config_last_reload_successful 1`,
+		`alertmanager_feishu_build_info{`,
+	} {
+		require.Contains(t, metrics, want)
+	}
+	require.NotContains(t, metrics, feishutest.AppSecret)
+	require.NotContains(t, s.Logs(), feishutest.AppSecret)
+}
+
+// Chains and dedupe keys survive a restart.
+func TestRestartKeepsState(t *testing.T) {
+	fs := feishutest.New(t)
+	cfg := setup(t, fs, "oc_infra")
+	s := start(t, cfg)
+	code, body := post(t, s.URL+"/webhook", payload(t, "firing-HighCPU-seq1-first-notification.json"))
+	require.Equal(t, http.StatusOK, code, body)
+	stop(t, s)
+
+	s = start(t, cfg)
+	code, body = post(t, s.URL+"/webhook", payload(t, "firing-HighCPU-seq1-first-notification.json"))
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, "deduped", "the repeat is known after the restart")
+	code, body = post(t, s.URL+"/webhook", payload(t, "firing-HighCPU-seq2-new-alerts-added.json"))
+	require.Equal(t, http.StatusOK, code, body)
+
+	msgs := fs.Messages()
+	require.Len(t, msgs, 2)
+	require.Equal(t, msgs[0].ID, msgs[1].RootID, "the chain continues after the restart")
+}
+
+// SIGTERM lets a notification that is being delivered finish.
+func TestSIGTERMFinishesInFlight(t *testing.T) {
+	fs := feishutest.New(t)
+	s := start(t, setup(t, fs, "oc_infra"))
+	fs.SetLatency(time.Second)
+
+	type reply struct {
+		code int
+		body string
+	}
+	done := make(chan reply, 1)
+	go func() {
+		resp, err := http.Post(s.URL+"/webhook", "application/json",
+			bytes.NewReader(payload(t, "firing-HighCPU-seq1-first-notification.json")))
+		if err != nil {
+			done <- reply{body: err.Error()}
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		done <- reply{resp.StatusCode, string(b)}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for fs.Sends() == 0 {
+		require.True(t, time.Now().Before(deadline), "the send never reached the stand-in")
+		time.Sleep(10 * time.Millisecond)
+	}
+	require.NoError(t, s.Signal(syscall.SIGTERM))
+	r := <-done
+	require.Equal(t, http.StatusOK, r.code, r.body)
+	require.Len(t, fs.Messages(), 1)
+	stop(t, s)
+	require.Contains(t, s.Logs(), "finishing in-flight notifications")
+}
+
+func TestReload(t *testing.T) {
+	fs := feishutest.New(t)
+	cfg := setup(t, fs, "oc_before")
+	s := start(t, cfg)
+	dir := filepath.Dir(cfg)
+
+	writeConfig(t, dir, fmt.Sprintf(routing, fs.URL, "oc_after"))
+	resp, err := http.Post(s.URL+"/-/reload", "", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	code, body := post(t, s.URL+"/webhook", payload(t, "firing-HighCPU-seq1-first-notification.json"))
+	require.Equal(t, http.StatusOK, code, body)
+	require.Equal(t, "oc_after", fs.Messages()[0].TargetID)
+
+	// A broken file is refused and the running configuration kept.
+	writeConfig(t, dir, strings.Replace(fmt.Sprintf(routing, fs.URL, "oc_broken"), "receiver: infra", "receiver: nobody", 1))
+	code, body = post(t, s.URL+"/-/reload", nil)
+	require.Equal(t, http.StatusInternalServerError, code)
+	require.Contains(t, body, `receiver "nobody" is not defined`)
+	_, metrics := get(t, s.URL+"/metrics")
+	require.Contains(t, metrics, "alertmanager_feishu_config_last_reload_successful 0")
+	code, body = post(t, s.URL+"/webhook", payload(t, "firing-DiskFull-default.json"))
+	require.Equal(t, http.StatusOK, code, body)
+
+	// SIGHUP reloads too.
+	writeConfig(t, dir, fmt.Sprintf(routing, fs.URL, "oc_hup"))
+	require.NoError(t, s.Signal(syscall.SIGHUP))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, metrics = get(t, s.URL+"/metrics")
+		if strings.Contains(metrics, "alertmanager_feishu_config_last_reload_successful 1") {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "SIGHUP did not reload")
+		time.Sleep(20 * time.Millisecond)
+	}
+	code, body = post(t, s.URL+"/webhook", payload(t, "firing-HighCPU-infra.json"))
+	require.Equal(t, http.StatusOK, code, body)
+	msgs := fs.Messages()
+	require.Equal(t, "oc_hup", msgs[len(msgs)-1].TargetID)
+}
+
+func TestBadConfigRefusedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	writeConfig(t, dir, "receivers: [{name: a}]\nroute: {receiver: b}\nextra: 1\n")
+	_, err := servicetest.Start(bin, "--config.file="+filepath.Join(dir, "routing.yaml"))
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "extra")
+}
+
+func TestWrongSecretIsLoggedAtStart(t *testing.T) {
+	fs := feishutest.New(t)
+	fs.SetCredentials(feishutest.AppID, "another-secret")
+	s := start(t, setup(t, fs, "oc_infra"))
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(s.Logs(), "app secret invalid") {
+		require.True(t, time.Now().Before(deadline), "no log line about the credentials")
+		time.Sleep(20 * time.Millisecond)
+	}
+	code, body := post(t, s.URL+"/webhook", payload(t, "firing-DiskFull-default.json"))
+	require.Equal(t, http.StatusServiceUnavailable, code, body)
+}
