@@ -201,7 +201,6 @@ var Default = Config{
 // reaches every nested struct.
 func (c *Config) UnmarshalYAML(unmarshal func(any) error) error {
 	*c = Default
-	c.State.Redis.Addresses = nil
 	type plain Config
 	return unmarshal((*plain)(c))
 }

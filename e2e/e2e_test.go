@@ -282,3 +282,41 @@ func TestWrongSecretIsLoggedAtStart(t *testing.T) {
 	code, body := post(t, s.URL+"/webhook", payload(t, "firing-DiskFull-default.json"))
 	require.Equal(t, http.StatusServiceUnavailable, code, body)
 }
+
+// Concurrent posts of one group make one root; bad input sends nothing.
+func TestConcurrentPostsAndBadInput(t *testing.T) {
+	fs := feishutest.New(t)
+	s := start(t, setup(t, fs, "oc_infra"))
+	fs.SetLatency(20 * time.Millisecond)
+
+	for _, body := range []string{"", "{", `{"version":"4"}`, "[]", "\xff\xfe"} {
+		code, answer := post(t, s.URL+"/webhook", []byte(body))
+		require.Equal(t, http.StatusBadRequest, code, answer)
+		require.Contains(t, answer, `"error"`)
+	}
+	require.Zero(t, fs.Sends())
+
+	bodies := [][]byte{
+		payload(t, "firing-HighCPU-seq1-first-notification.json"),
+		payload(t, "firing-HighCPU-seq2-new-alerts-added.json"),
+	}
+	codes := make(chan int, 8)
+	for i := range 8 {
+		go func() {
+			resp, err := http.Post(s.URL+"/webhook", "application/json", bytes.NewReader(bodies[i%2]))
+			if err != nil {
+				codes <- 0
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	for range 8 {
+		require.Equal(t, http.StatusOK, <-codes)
+	}
+	msgs := fs.Messages()
+	require.Len(t, msgs, 2)
+	require.Empty(t, msgs[0].RootID)
+	require.Equal(t, msgs[0].ID, msgs[1].RootID)
+}

@@ -97,8 +97,11 @@ func (r *Renderer) Render(p *webhook.Payload, rc *config.Receiver) (feishu.Messa
 	}
 	title = strings.TrimSpace(title)
 	text, size, err := r.text(title, d, rc)
-	if err != nil || size <= MaxTextBytes {
-		return textMessage(text), err
+	if err != nil {
+		return feishu.Message{}, err
+	}
+	if size <= MaxTextBytes {
+		return textMessage(text), nil
 	}
 	// Binary search for the most alerts that fit.
 	all := d.Alerts
