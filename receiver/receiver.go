@@ -185,7 +185,6 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, name string) {
 // deliver sends one notification to one receiver unless it was delivered
 // already, keeping the group's reply chain.
 func (h *Handler) deliver(ctx context.Context, pl *Pipeline, rc *config.Receiver, p *webhook.Payload) (res result) {
-	res.receiver = rc.Name
 	kind, id := rc.Target()
 	target := feishu.Target{Kind: kind, ID: id}
 	chain := state.ChainKey(rc.Name, p.GroupKey)
@@ -249,9 +248,10 @@ func (h *Handler) deliver(ctx context.Context, pl *Pipeline, rc *config.Receiver
 		Chain: chain, Notification: key, Root: root, Close: p.Resolved(), At: h.now(),
 	})
 	if err != nil {
-		// Feishu has the message but the state does not know: Alertmanager
-		// will retry and the message may be sent twice, which beats losing
-		// the record that the chain exists.
+		// Feishu has the message but the state does not. A 200 now would
+		// leave the chain and the dedupe key unrecorded for good; a 503
+		// lets Alertmanager's retry record them, at the risk of a second
+		// copy of this message on v4, which has no idempotency key.
 		return fail(feishu.Transient, fmt.Errorf("message %s sent but not recorded: %w", msgID, err))
 	}
 	logger.Debug("notification delivered", "message_id", msgID, "root", root)
