@@ -97,6 +97,16 @@ func (e *env) post(t *testing.T, path string, body []byte) (int, answer) {
 	return resp.StatusCode, a
 }
 
+// requireDeduped posts body once more, as Alertmanager's retry would, and
+// checks that it is answered as delivered without a new message.
+func (e *env) requireDeduped(t *testing.T, body []byte, receiver string, messages int) {
+	t.Helper()
+	code, a := e.post(t, "/webhook", body)
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, "deduped", a.Receivers[receiver])
+	require.Len(t, e.feishu.Messages(), messages)
+}
+
 func TestChainAcrossAGroupsLife(t *testing.T) {
 	e := newEnv(t, feishutest.AppSecret)
 	for _, name := range []string{
@@ -138,10 +148,7 @@ func TestExactRepeatIsNotSentAgain(t *testing.T) {
 	code, a := e.post(t, "/webhook", body)
 	require.Equal(t, http.StatusOK, code)
 	require.Equal(t, "sent", a.Receivers["catchall"])
-	code, a = e.post(t, "/webhook", body)
-	require.Equal(t, http.StatusOK, code)
-	require.Equal(t, "deduped", a.Receivers["catchall"])
-	require.Len(t, e.feishu.Messages(), 1)
+	e.requireDeduped(t, body, "catchall", 1)
 }
 
 func TestConcurrentPostsOfOneGroupMakeOneRoot(t *testing.T) {
@@ -238,10 +245,7 @@ func TestFeishuUnavailableThenBack(t *testing.T) {
 	// Alertmanager retries the same body: it is delivered once.
 	code, _ = e.post(t, "/webhook", body)
 	require.Equal(t, http.StatusOK, code)
-	code, a = e.post(t, "/webhook", body)
-	require.Equal(t, http.StatusOK, code)
-	require.Equal(t, "deduped", a.Receivers["catchall"])
-	require.Len(t, e.feishu.Messages(), 1)
+	e.requireDeduped(t, body, "catchall", 1)
 }
 
 func TestPermanentFailureIs422(t *testing.T) {

@@ -5,7 +5,6 @@
 package render
 
 import (
-	"bytes"
 	"embed"
 	"encoding/json"
 	"fmt"
@@ -188,8 +187,5 @@ func truncateBytes(s string, n int) string {
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
-	var b bytes.Buffer
-	b.WriteString(s[:cut])
-	b.WriteString(mark)
-	return b.String()
+	return s[:cut] + mark
 }
