@@ -36,6 +36,7 @@ type Config struct {
 	State     State       `yaml:"state"`
 	Templates []string    `yaml:"templates"`
 	Language  string      `yaml:"language"`
+	Timezone  string      `yaml:"timezone"`
 	OnCall    []*Rotation `yaml:"oncall"`
 	Receivers []*Receiver `yaml:"receivers"`
 	Route     *Route      `yaml:"route"`
@@ -115,10 +116,13 @@ type Receiver struct {
 	Email     string            `yaml:"email"`
 	MsgType   string            `yaml:"msg_type"`
 	Language  string            `yaml:"language"`
+	Timezone  string            `yaml:"timezone"`
 	Mentions  *Mentions         `yaml:"mentions"`
 	Templates ReceiverTemplates `yaml:"templates"`
 
-	Line int `yaml:"-"`
+	// Location is Timezone loaded: where the receiver's times are shown.
+	Location *time.Location `yaml:"-"`
+	Line     int            `yaml:"-"`
 }
 
 // Mentions is a receiver's mention policy.
@@ -182,7 +186,7 @@ type Route struct {
 var Default = Config{
 	Feishu: Feishu{
 		BaseURL:    "https://open.feishu.cn",
-		API:        APIv4,
+		API:        APIIMv1,
 		RateLimit:  RateLimit{PerChat: 5, PerApp: 50},
 		HTTPConfig: commoncfg.DefaultHTTPClientConfig,
 	},
@@ -194,6 +198,7 @@ var Default = Config{
 		DedupeWindow: model.Duration(10 * time.Minute),
 	},
 	Language: "en",
+	Timezone: "UTC",
 }
 
 // UnmarshalYAML starts from Default so that absent keys keep their defaults.

@@ -25,7 +25,7 @@ func TestParseMinimalAppliesDefaults(t *testing.T) {
 	c, err := Parse([]byte(minimal))
 	require.NoError(t, err)
 	require.Equal(t, "https://open.feishu.cn", c.Feishu.BaseURL)
-	require.Equal(t, APIv4, c.Feishu.API)
+	require.Equal(t, APIIMv1, c.Feishu.API)
 	require.Equal(t, RateLimit{PerChat: 5, PerApp: 50}, c.Feishu.RateLimit)
 	require.True(t, c.Feishu.HTTPConfig.FollowRedirects)
 	require.Equal(t, "file", c.State.Backend)
@@ -33,10 +33,36 @@ func TestParseMinimalAppliesDefaults(t *testing.T) {
 	require.Equal(t, 10*time.Minute, time.Duration(c.State.DedupeWindow))
 	require.Equal(t, "en", c.Language)
 	rc := c.Receiver("infra")
-	require.Equal(t, MsgText, rc.MsgType)
+	require.Equal(t, MsgInteractive, rc.MsgType, "cards by default on im/v1")
 	require.Equal(t, "en", rc.Language)
+	require.Equal(t, "UTC", rc.Timezone)
+	require.Equal(t, time.UTC.String(), rc.Location.String())
 	kind, id := rc.Target()
 	require.Equal(t, [2]string{"chat_id", "oc_infra"}, [2]string{kind, id})
+}
+
+func TestMessageTypeAndTimezoneDefaults(t *testing.T) {
+	c, err := Parse([]byte(strings.Replace(minimal, "  app_secret: s3cret\n", "  app_secret: s3cret\n  api: v4\n", 1)))
+	require.NoError(t, err)
+	require.Equal(t, MsgText, c.Receiver("infra").MsgType, "text by default on v4")
+
+	c, err = Parse([]byte(`
+feishu: {app_id: cli_x, app_secret: s3cret}
+timezone: Asia/Shanghai
+receivers:
+  - {name: infra, chat_id: oc_infra, msg_type: post}
+  - {name: ny, chat_id: oc_ny, msg_type: text, timezone: America/New_York}
+route: {receiver: infra}
+`))
+	require.NoError(t, err)
+	require.Equal(t, MsgPost, c.Receiver("infra").MsgType)
+	require.Equal(t, "Asia/Shanghai", c.Receiver("infra").Location.String(), "the top-level zone is inherited")
+	require.Equal(t, "America/New_York", c.Receiver("ny").Location.String())
+
+	_, err = Parse([]byte(minimal + "timezone: Mars/Olympus\n"))
+	require.ErrorContains(t, err, `timezone "Mars/Olympus": not an IANA time zone`)
+	_, err = Parse([]byte(strings.Replace(minimal, "    chat_id: oc_infra\n", "    chat_id: oc_infra\n    timezone: Nowhere\n", 1)))
+	require.ErrorContains(t, err, `line 6: receiver "infra": timezone "Nowhere"`)
 }
 
 func TestParsePartialSectionKeepsOtherDefaults(t *testing.T) {

@@ -32,6 +32,9 @@ func (c *Config) validate() error {
 	if !validLanguage(c.Language) {
 		p.add(0, "language %q: must be en or zh", c.Language)
 	}
+	if _, err := loadLocation(c.Timezone); err != nil {
+		p.add(0, "timezone %q: %v", c.Timezone, err)
+	}
 	rotations := c.validateOnCall(&p)
 	receivers := c.validateReceivers(&p, rotations)
 	c.validateRoute(&p, receivers)
@@ -40,6 +43,19 @@ func (c *Config) validate() error {
 
 func validLanguage(l string) bool { return l == "en" || l == "zh" }
 
+// loadLocation loads an IANA time zone; unlike time.LoadLocation it refuses
+// "", which would quietly mean UTC.
+func loadLocation(name string) (*time.Location, error) {
+	if name == "" {
+		return nil, errors.New("not an IANA time zone")
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, errors.New("not an IANA time zone")
+	}
+	return loc, nil
+}
+
 func (c *Config) validateFeishu(p *problems) {
 	f := &c.Feishu
 	if u, err := url.Parse(f.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -47,9 +63,7 @@ func (c *Config) validateFeishu(p *problems) {
 	}
 	f.BaseURL = strings.TrimRight(f.BaseURL, "/")
 	switch f.API {
-	case APIv4:
-	case APIIMv1:
-		p.add(0, "feishu.api %q: not available in this release yet, use %q", f.API, APIv4)
+	case APIv4, APIIMv1:
 	default:
 		p.add(0, "feishu.api %q: must be %s or %s", f.API, APIv4, APIIMv1)
 	}
@@ -108,8 +122,8 @@ func (c *Config) validateOnCall(p *problems) map[string]bool {
 			p.add(r.Line, "oncall %q: duplicate rotation name", r.Name)
 		}
 		names[r.Name] = true
-		loc, err := time.LoadLocation(r.Timezone)
-		if err != nil || r.Timezone == "" {
+		loc, err := loadLocation(r.Timezone)
+		if err != nil {
 			p.add(r.Line, "oncall %q: timezone %q is not an IANA time zone", r.Name, r.Timezone)
 			loc = time.UTC
 		}
@@ -184,17 +198,33 @@ func (c *Config) validateReceivers(p *problems, rotations map[string]bool) map[s
 		if n != 1 {
 			p.add(r.Line, "receiver %q: exactly one of chat_id, open_id, user_id or email is required", r.Name)
 		}
-		if r.MsgType == "" {
+		switch r.MsgType {
+		case "":
+			// Cards are im/v1's strength; v4 keeps the plain text it always sent.
 			r.MsgType = MsgText
-		}
-		if r.MsgType != MsgText {
-			p.add(r.Line, "receiver %q: msg_type %q: this release sends %s only", r.Name, r.MsgType, MsgText)
+			if c.Feishu.API == APIIMv1 {
+				r.MsgType = MsgInteractive
+			}
+		case MsgText, MsgPost, MsgInteractive:
+		default:
+			p.add(r.Line, "receiver %q: msg_type %q: must be %s, %s or %s", r.Name, r.MsgType, MsgText, MsgPost, MsgInteractive)
 		}
 		if r.Language == "" {
 			r.Language = c.Language
 		} else if !validLanguage(r.Language) {
 			p.add(r.Line, "receiver %q: language %q: must be en or zh", r.Name, r.Language)
 		}
+		if r.Timezone == "" {
+			r.Timezone = c.Timezone
+		}
+		loc, err := loadLocation(r.Timezone)
+		if err != nil {
+			if r.Timezone != c.Timezone {
+				p.add(r.Line, "receiver %q: timezone %q: %v", r.Name, r.Timezone, err)
+			}
+			loc = time.UTC
+		}
+		r.Location = loc
 		if m := r.Mentions; m != nil {
 			for _, name := range m.OnCall {
 				if !rotations[name] {

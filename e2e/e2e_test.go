@@ -18,6 +18,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/alertmanager-feishu/alertmanager-feishu/config"
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishutest"
 	"github.com/alertmanager-feishu/alertmanager-feishu/internal/servicetest"
 )
@@ -45,6 +46,7 @@ feishu:
   base_url: %s
   app_id: cli_feishutest
   app_secret_file: secret
+  api: %s
 state:
   path: state/state.db
 receivers:
@@ -56,13 +58,25 @@ route:
     - {matchers: ['team="infra"'], receiver: infra}
 `
 
-// setup writes a routing.yaml for the stand-in into a fresh folder.
+var apis = []string{config.APIIMv1, config.APIv4}
+
+// setup writes a routing.yaml for the stand-in into a fresh folder, for the
+// default API.
 func setup(t *testing.T, fs *feishutest.Server, infraChat string) string {
+	t.Helper()
+	return setupAPI(t, fs, config.APIIMv1, infraChat)
+}
+
+func setupAPI(t *testing.T, fs *feishutest.Server, api, infraChat string) string {
 	t.Helper()
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "secret"), []byte(feishutest.AppSecret+"\n"), 0o600))
-	writeConfig(t, dir, fmt.Sprintf(routing, fs.URL, infraChat))
+	writeConfig(t, dir, routingFor(fs, api, infraChat))
 	return filepath.Join(dir, "routing.yaml")
+}
+
+func routingFor(fs *feishutest.Server, api, infraChat string) string {
+	return fmt.Sprintf(routing, fs.URL, api, infraChat)
 }
 
 func writeConfig(t *testing.T, dir, content string) {
@@ -119,69 +133,97 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// The chain of a group's life, a retry, the answers and the metrics, for
+// each API.
 func TestEndpointsAndMetrics(t *testing.T) {
-	fs := feishutest.New(t)
-	s := start(t, setup(t, fs, "oc_infra"))
+	for _, api := range apis {
+		t.Run(api, func(t *testing.T) {
+			fs := feishutest.New(t)
+			s := start(t, setupAPI(t, fs, api, "oc_infra"))
 
-	code, body := get(t, s.URL+"/-/healthy")
-	require.Equal(t, http.StatusOK, code)
-	require.Equal(t, "OK\n", body)
-	code, _ = get(t, s.URL+"/-/ready")
-	require.Equal(t, http.StatusOK, code)
+			code, body := get(t, s.URL+"/-/healthy")
+			require.Equal(t, http.StatusOK, code)
+			require.Equal(t, "OK\n", body)
+			code, _ = get(t, s.URL+"/-/ready")
+			require.Equal(t, http.StatusOK, code)
 
-	for _, name := range []string{
-		"firing-HighCPU-seq1-first-notification.json",
-		"firing-HighCPU-seq2-new-alerts-added.json",
-		"firing-HighCPU-seq2-new-alerts-added.json", // Alertmanager's retry
-		"firing-HighCPU-seq3-some-alerts-resolved.json",
-		"resolved-HighCPU-seq4-all-alerts-resolved.json",
-	} {
-		code, body := post(t, s.URL+"/webhook", payload(t, name))
-		require.Equal(t, http.StatusOK, code, body)
-	}
-	msgs := fs.Messages()
-	require.Len(t, msgs, 4)
-	for _, m := range msgs[1:] {
-		require.Equal(t, msgs[0].ID, m.RootID)
-	}
+			for _, name := range []string{
+				"firing-HighCPU-seq1-first-notification.json",
+				"firing-HighCPU-seq2-new-alerts-added.json",
+				"firing-HighCPU-seq2-new-alerts-added.json", // Alertmanager's retry
+				"firing-HighCPU-seq3-some-alerts-resolved.json",
+				"resolved-HighCPU-seq4-all-alerts-resolved.json",
+			} {
+				code, body := post(t, s.URL+"/webhook", payload(t, name))
+				require.Equal(t, http.StatusOK, code, body)
+			}
+			msgs := fs.Messages()
+			require.Len(t, msgs, 4)
+			for _, m := range msgs {
+				require.Equal(t, api, m.API)
+			}
+			for _, m := range msgs[1:] {
+				require.Equal(t, msgs[0].ID, m.RootID)
+			}
 
-	code, metrics := get(t, s.URL+"/metrics")
-	require.Equal(t, http.StatusOK, code)
-	for _, want := range []string{
-		`alertmanager_feishu_notifications_total{receiver="infra",status="sent"} 4`,
-		`alertmanager_feishu_notifications_total{receiver="infra",status="deduped"} 1`,
-		`alertmanager_feishu_feishu_requests_total{code="0",endpoint="message/v4/send"} 4`,
-		`alertmanager_feishu_send_duration_seconds_count 4`,
-		`alertmanager_feishu_token_refreshes_total 1`,
-		`alertmanager_feishu_chains 0`,
-		`alertmanager_feishu_config_last_reload_successful 1`,
-		`alertmanager_feishu_build_info{`,
-	} {
-		require.Contains(t, metrics, want)
+			sends := map[string][]string{
+				config.APIv4: {`alertmanager_feishu_feishu_requests_total{code="0",endpoint="message/v4/send"} 4`},
+				config.APIIMv1: {
+					`alertmanager_feishu_feishu_requests_total{code="0",endpoint="im/v1/messages"} 1`,
+					`alertmanager_feishu_feishu_requests_total{code="0",endpoint="im/v1/messages/reply"} 3`,
+					`alertmanager_feishu_feishu_requests_total{code="0",endpoint="im/v1/messages/patch"} 1`,
+					`alertmanager_feishu_root_updates_total{receiver="infra",result="updated"} 1`,
+				},
+			}[api]
+			if api == config.APIIMv1 {
+				require.Equal(t, "interactive", msgs[0].Type, "cards are im/v1's default")
+				require.Equal(t, 1, msgs[0].Updates, "the root card shows the group resolved")
+				require.Contains(t, msgs[0].Text, "All alerts resolved")
+			} else {
+				require.Equal(t, "text", msgs[0].Type, "v4 sends text by default")
+			}
+			code, metrics := get(t, s.URL+"/metrics")
+			require.Equal(t, http.StatusOK, code)
+			for _, want := range append(sends,
+				`alertmanager_feishu_notifications_total{receiver="infra",status="sent"} 4`,
+				`alertmanager_feishu_notifications_total{receiver="infra",status="deduped"} 1`,
+				`alertmanager_feishu_send_duration_seconds_count 4`,
+				`alertmanager_feishu_token_refreshes_total 1`,
+				`alertmanager_feishu_chains 0`,
+				`alertmanager_feishu_config_last_reload_successful 1`,
+				`alertmanager_feishu_build_info{`,
+			) {
+				require.Contains(t, metrics, want)
+			}
+			require.NotContains(t, metrics, feishutest.AppSecret)
+			require.NotContains(t, s.Logs(), feishutest.AppSecret)
+		})
 	}
-	require.NotContains(t, metrics, feishutest.AppSecret)
-	require.NotContains(t, s.Logs(), feishutest.AppSecret)
 }
 
 // Chains and dedupe keys survive a restart.
 func TestRestartKeepsState(t *testing.T) {
-	fs := feishutest.New(t)
-	cfg := setup(t, fs, "oc_infra")
-	s := start(t, cfg)
-	code, body := post(t, s.URL+"/webhook", payload(t, "firing-HighCPU-seq1-first-notification.json"))
-	require.Equal(t, http.StatusOK, code, body)
-	stop(t, s)
+	for _, api := range apis {
+		t.Run(api, func(t *testing.T) {
+			fs := feishutest.New(t)
+			cfg := setupAPI(t, fs, api, "oc_infra")
+			s := start(t, cfg)
+			code, body := post(t, s.URL+"/webhook", payload(t, "firing-HighCPU-seq1-first-notification.json"))
+			require.Equal(t, http.StatusOK, code, body)
+			stop(t, s)
 
-	s = start(t, cfg)
-	code, body = post(t, s.URL+"/webhook", payload(t, "firing-HighCPU-seq1-first-notification.json"))
-	require.Equal(t, http.StatusOK, code, body)
-	require.Contains(t, body, "deduped", "the repeat is known after the restart")
-	code, body = post(t, s.URL+"/webhook", payload(t, "firing-HighCPU-seq2-new-alerts-added.json"))
-	require.Equal(t, http.StatusOK, code, body)
+			s = start(t, cfg)
+			code, body = post(t, s.URL+"/webhook", payload(t, "firing-HighCPU-seq1-first-notification.json"))
+			require.Equal(t, http.StatusOK, code, body)
+			require.Contains(t, body, "deduped", "the repeat is known after the restart")
+			code, body = post(t, s.URL+"/webhook", payload(t, "firing-HighCPU-seq2-new-alerts-added.json"))
+			require.Equal(t, http.StatusOK, code, body)
 
-	msgs := fs.Messages()
-	require.Len(t, msgs, 2)
-	require.Equal(t, msgs[0].ID, msgs[1].RootID, "the chain continues after the restart")
+			msgs := fs.Messages()
+			require.Len(t, msgs, 2)
+			require.Equal(t, msgs[0].ID, msgs[1].RootID, "the chain continues after the restart")
+		})
+	}
 }
 
 // SIGTERM lets a notification that is being delivered finish.
@@ -225,7 +267,7 @@ func TestReload(t *testing.T) {
 	s := start(t, cfg)
 	dir := filepath.Dir(cfg)
 
-	writeConfig(t, dir, fmt.Sprintf(routing, fs.URL, "oc_after"))
+	writeConfig(t, dir, routingFor(fs, config.APIIMv1, "oc_after"))
 	resp, err := http.Post(s.URL+"/-/reload", "", nil)
 	require.NoError(t, err)
 	resp.Body.Close()
@@ -235,7 +277,7 @@ func TestReload(t *testing.T) {
 	require.Equal(t, "oc_after", fs.Messages()[0].TargetID)
 
 	// A broken file is refused and the running configuration kept.
-	writeConfig(t, dir, strings.Replace(fmt.Sprintf(routing, fs.URL, "oc_broken"), "receiver: infra", "receiver: nobody", 1))
+	writeConfig(t, dir, strings.Replace(routingFor(fs, config.APIIMv1, "oc_broken"), "receiver: infra", "receiver: nobody", 1))
 	code, body = post(t, s.URL+"/-/reload", nil)
 	require.Equal(t, http.StatusInternalServerError, code)
 	require.Contains(t, body, `receiver "nobody" is not defined`)
@@ -245,7 +287,7 @@ func TestReload(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, body)
 
 	// SIGHUP reloads too.
-	writeConfig(t, dir, fmt.Sprintf(routing, fs.URL, "oc_hup"))
+	writeConfig(t, dir, routingFor(fs, config.APIIMv1, "oc_hup"))
 	require.NoError(t, s.Signal(syscall.SIGHUP))
 	deadline := time.Now().Add(5 * time.Second)
 	for {

@@ -26,9 +26,15 @@ import (
 
 // Endpoint names, as used in errors and the requests metric.
 const (
-	EndpointToken = "auth/v3/tenant_access_token/internal"
-	EndpointV4    = "message/v4/send"
+	EndpointToken  = "auth/v3/tenant_access_token/internal"
+	EndpointV4     = "message/v4/send"
+	EndpointCreate = "im/v1/messages"
+	EndpointReply  = "im/v1/messages/reply"
+	EndpointUpdate = "im/v1/messages/patch"
 )
+
+// MaxUUIDLen is the longest idempotency key im/v1 accepts.
+const MaxUUIDLen = 50
 
 // maxAnswerBytes bounds how much of an answer is read: Feishu's answers to
 // the calls made here are a few hundred bytes.
@@ -48,16 +54,15 @@ type Message struct {
 	Target  Target
 	RootID  string // the message this one replies to, if any
 	Type    string // text, post or interactive
-	Content any    // the content object of Type, e.g. Text
-}
-
-// Text is the content of a text message.
-type Text struct {
-	Text string `json:"text"`
+	Content any    // Text, Post or Card, as Type says
+	// UUID makes an im/v1 send idempotent: Feishu accepts one send per UUID
+	// within an hour. v4 has no such key and ignores it.
+	UUID string
 }
 
 // Client talks to one Feishu app.
 type Client struct {
+	api     string
 	baseURL string
 	appID   string
 	secret  string
@@ -79,6 +84,7 @@ func New(cfg config.Feishu, secret string, m *Metrics, logger *slog.Logger) (*Cl
 		return nil, fmt.Errorf("feishu http client: %w", err)
 	}
 	return &Client{
+		api:     cfg.API,
 		baseURL: cfg.BaseURL,
 		appID:   cfg.AppID,
 		secret:  secret,
@@ -89,23 +95,38 @@ func New(cfg config.Feishu, secret string, m *Metrics, logger *slog.Logger) (*Cl
 	}, nil
 }
 
-// Send delivers m and returns the new message's ID. A token Feishu rejects
-// is replaced and the send tried once more.
+// Send delivers m through the configured API and returns the new message's
+// ID. A message with a RootID replies to that message.
 func (c *Client) Send(ctx context.Context, m Message) (string, error) {
 	start := c.now()
 	defer func() { c.metrics.SendDuration.Observe(time.Since(start).Seconds()) }()
+	var id string
+	err := c.withToken(ctx, func(tok string) (err error) {
+		if c.api == config.APIIMv1 {
+			id, err = c.sendIM(ctx, tok, m)
+		} else {
+			id, err = c.sendV4(ctx, tok, m)
+		}
+		return err
+	})
+	return id, err
+}
+
+// withToken calls f with the tenant token. A token Feishu rejects is
+// replaced and f called once more.
+func (c *Client) withToken(ctx context.Context, f func(tok string) error) error {
 	for attempt := 0; ; attempt++ {
 		tok, err := c.tenantToken(ctx)
 		if err != nil {
-			return "", err
+			return err
 		}
-		id, err := c.sendV4(ctx, tok, m)
+		err = f(tok)
 		if attempt == 0 && Classify(err) == TokenRejected {
 			c.logger.Warn("feishu rejected the tenant token, fetching a new one", "err", err)
 			c.forgetToken(tok)
 			continue
 		}
-		return id, err
+		return err
 	}
 }
 
@@ -120,7 +141,7 @@ type v4Request struct {
 	Card    any    `json:"card,omitempty"`
 }
 
-func (c *Client) sendV4(ctx context.Context, tok string, m Message) (string, error) {
+func newV4Request(m Message) (v4Request, error) {
 	req := v4Request{RootID: m.RootID, MsgType: m.Type}
 	switch m.Target.Kind {
 	case config.TargetChatID:
@@ -132,22 +153,35 @@ func (c *Client) sendV4(ctx context.Context, tok string, m Message) (string, err
 	case config.TargetEmail:
 		req.Email = m.Target.ID
 	default:
-		return "", fmt.Errorf("feishu %s: unknown target kind %q", EndpointV4, m.Target.Kind)
+		return req, fmt.Errorf("feishu %s: unknown target kind %q", EndpointV4, m.Target.Kind)
 	}
 	// v4 carries a card in its own field; every other content in content.
 	if m.Type == config.MsgInteractive {
 		req.Card = m.Content
 	} else {
-		req.Content = m.Content
+		req.Content = v4Content(m.Content)
 	}
+	return req, nil
+}
+
+func (c *Client) sendV4(ctx context.Context, tok string, m Message) (string, error) {
+	req, err := newV4Request(m)
+	if err != nil {
+		return "", err
+	}
+	return c.messageID(ctx, EndpointV4, http.MethodPost, "/open-apis/message/v4/send/", tok, req)
+}
+
+// messageID makes a call whose answer is a message and returns its ID.
+func (c *Client) messageID(ctx context.Context, endpoint, method, path, tok string, body any) (string, error) {
 	var data struct {
 		MessageID string `json:"message_id"`
 	}
-	if err := c.call(ctx, EndpointV4, "/open-apis/message/v4/send/", tok, req, &data); err != nil {
+	if err := c.call(ctx, endpoint, method, path, tok, body, &data); err != nil {
 		return "", err
 	}
 	if data.MessageID == "" {
-		return "", &Error{Endpoint: EndpointV4, HTTPStatus: http.StatusOK, Msg: "answer has no message_id"}
+		return "", &Error{Endpoint: endpoint, HTTPStatus: http.StatusOK, Msg: "answer has no message_id"}
 	}
 	return data.MessageID, nil
 }
@@ -164,8 +198,8 @@ type envelope struct {
 
 // call POSTs body as JSON to path and decodes the answer's data into out.
 // Anything but HTTP 200 with code 0 is an *Error.
-func (c *Client) call(ctx context.Context, endpoint, path, tok string, body, out any) error {
-	raw, err := c.post(ctx, endpoint, path, tok, body)
+func (c *Client) call(ctx context.Context, endpoint, method, path, tok string, body, out any) error {
+	raw, err := c.do(ctx, endpoint, method, path, tok, body)
 	if err != nil {
 		return err
 	}
@@ -183,14 +217,12 @@ type answer struct {
 	body   []byte
 }
 
-func (c *Client) post(ctx context.Context, endpoint, path, tok string, body any) (*answer, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(body); err != nil {
+func (c *Client) do(ctx context.Context, endpoint, method, path, tok string, body any) (*answer, error) {
+	b, err := marshal(body)
+	if err != nil {
 		return nil, fmt.Errorf("feishu %s: encode request: %w", endpoint, err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.baseURL+path, &buf)
+	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+path, bytes.NewReader(b))
 	if err != nil {
 		return nil, fmt.Errorf("feishu %s: %w", endpoint, err)
 	}
@@ -204,7 +236,7 @@ func (c *Client) post(ctx context.Context, endpoint, path, tok string, body any)
 		return nil, &Error{Endpoint: endpoint, Err: stripURL(err)}
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
+	b, err = io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
 	if err != nil {
 		c.metrics.Requests.WithLabelValues(endpoint, "error").Inc()
 		return nil, &Error{Endpoint: endpoint, HTTPStatus: resp.StatusCode, Err: err}

@@ -20,10 +20,18 @@ import (
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishutest"
 )
 
+var apis = []string{config.APIIMv1, config.APIv4}
+
 func newClient(t *testing.T, s *feishutest.Server, secret string) (*feishu.Client, *feishu.Metrics) {
+	t.Helper()
+	return newClientFor(t, s, secret, config.APIv4)
+}
+
+func newClientFor(t *testing.T, s *feishutest.Server, secret, api string) (*feishu.Client, *feishu.Metrics) {
 	t.Helper()
 	m := feishu.NewMetrics(prometheus.NewRegistry())
 	c, err := feishu.New(config.Feishu{
+		API:        api,
 		BaseURL:    s.URL,
 		AppID:      feishutest.AppID,
 		HTTPConfig: commoncfg.DefaultHTTPClientConfig,
@@ -37,37 +45,47 @@ func text(chat, s string) feishu.Message {
 }
 
 func TestSendAndReply(t *testing.T) {
-	s := feishutest.New(t)
-	c, _ := newClient(t, s, feishutest.AppSecret)
-	ctx := context.Background()
+	for _, api := range apis {
+		t.Run(api, func(t *testing.T) {
+			s := feishutest.New(t)
+			c, _ := newClientFor(t, s, feishutest.AppSecret, api)
+			ctx := context.Background()
 
-	root, err := c.Send(ctx, text("oc_1", "first"))
-	require.NoError(t, err)
-	m := text("oc_1", "second")
-	m.RootID = root
-	reply, err := c.Send(ctx, m)
-	require.NoError(t, err)
+			root, err := c.Send(ctx, text("oc_1", "first"))
+			require.NoError(t, err)
+			m := text("oc_1", "second")
+			m.RootID = root
+			reply, err := c.Send(ctx, m)
+			require.NoError(t, err)
 
-	got := s.Messages()
-	require.Len(t, got, 2)
-	require.Equal(t, root, got[0].ID)
-	require.Equal(t, "first", got[0].Text)
-	require.Equal(t, "chat_id", got[0].Target)
-	require.Equal(t, reply, got[1].ID)
-	require.Equal(t, root, got[1].RootID)
+			got := s.Messages()
+			require.Len(t, got, 2)
+			require.Equal(t, root, got[0].ID)
+			require.Equal(t, "first", got[0].Text)
+			require.Equal(t, "chat_id", got[0].Target)
+			require.Equal(t, reply, got[1].ID)
+			require.Equal(t, root, got[1].RootID)
+			require.Equal(t, "oc_1", got[1].TargetID)
+			require.Equal(t, api, got[1].API)
+		})
+	}
 }
 
 func TestEveryTargetKind(t *testing.T) {
-	s := feishutest.New(t)
-	c, _ := newClient(t, s, feishutest.AppSecret)
-	for _, kind := range []string{"chat_id", "open_id", "user_id", "email"} {
-		_, err := c.Send(context.Background(), feishu.Message{
-			Target: feishu.Target{Kind: kind, ID: "x-" + kind}, Type: "text", Content: feishu.Text{Text: kind}})
-		require.NoError(t, err)
-	}
-	for i, m := range s.Messages() {
-		require.Equal(t, []string{"chat_id", "open_id", "user_id", "email"}[i], m.Target)
-		require.Equal(t, "x-"+m.Target, m.TargetID)
+	for _, api := range apis {
+		t.Run(api, func(t *testing.T) {
+			s := feishutest.New(t)
+			c, _ := newClientFor(t, s, feishutest.AppSecret, api)
+			for _, kind := range []string{"chat_id", "open_id", "user_id", "email"} {
+				_, err := c.Send(context.Background(), feishu.Message{
+					Target: feishu.Target{Kind: kind, ID: "x-" + kind}, Type: "text", Content: feishu.Text{Text: kind}})
+				require.NoError(t, err)
+			}
+			for i, m := range s.Messages() {
+				require.Equal(t, []string{"chat_id", "open_id", "user_id", "email"}[i], m.Target)
+				require.Equal(t, "x-"+m.Target, m.TargetID)
+			}
+		})
 	}
 }
 

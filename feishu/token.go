@@ -3,6 +3,7 @@ package feishu
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"time"
 )
 
@@ -26,7 +27,7 @@ func (c *Client) tenantToken(ctx context.Context) (string, error) {
 		return c.token, nil
 	}
 	fetched := c.now()
-	a, err := c.post(ctx, EndpointToken, "/open-apis/auth/v3/tenant_access_token/internal",
+	a, err := c.do(ctx, EndpointToken, http.MethodPost, "/open-apis/auth/v3/tenant_access_token/internal",
 		"", map[string]string{"app_id": c.appID, "app_secret": c.secret})
 	if err != nil {
 		return "", &TokenError{Err: err}

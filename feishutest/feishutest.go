@@ -1,8 +1,9 @@
 // Package feishutest is a stand-in for the Feishu Open Platform: a real HTTP
 // server on loopback that answers the calls this service makes the way
 // Feishu documents them (tokens and their expiry, message/v4/send with
-// root_id, contacts lookup, error codes), records what it was sent, and
-// injects the faults tests need. It never talks to Feishu.
+// root_id, im/v1 create, reply and card update with uuid, contacts lookup,
+// error codes), records what it was sent, and injects the faults tests
+// need. It never talks to Feishu.
 package feishutest
 
 import (
@@ -25,17 +26,24 @@ const (
 
 // Message is one message the stand-in accepted.
 type Message struct {
-	ID       string          `json:"message_id"`
-	API      string          `json:"api"`             // "v4"
-	Target   string          `json:"receive_id_type"` // chat_id, open_id, user_id or email
-	TargetID string          `json:"receive_id"`
-	RootID   string          `json:"root_id,omitempty"`
-	Type     string          `json:"msg_type"`
-	Content  json.RawMessage `json:"content"` // the content (or card) object as sent
-	Text     string          `json:"text,omitempty"`
-	Time     time.Time       `json:"time"`
-	Recalled bool            `json:"recalled,omitempty"`
-	Deleted  bool            `json:"deleted,omitempty"`
+	ID       string `json:"message_id"`
+	API      string `json:"api"`             // "v4" or "im_v1"
+	Target   string `json:"receive_id_type"` // chat_id, open_id, user_id or email
+	TargetID string `json:"receive_id"`
+	RootID   string `json:"root_id,omitempty"`
+	ParentID string `json:"parent_id,omitempty"` // im/v1: the message replied to
+	UUID     string `json:"uuid,omitempty"`
+	Type     string `json:"msg_type"`
+	// Content is the content object, the same shape whichever API sent it:
+	// text {"text"}, post {locale: {title, content}}, or the card.
+	Content json.RawMessage `json:"content"`
+	// Text is the message as a reader sees it, markup and all: the text; a
+	// post's title and text nodes; a card's title and markdown, one per line.
+	Text     string    `json:"text,omitempty"`
+	Time     time.Time `json:"time"`
+	Updates  int       `json:"updates,omitempty"` // times the card was updated in place
+	Recalled bool      `json:"recalled,omitempty"`
+	Deleted  bool      `json:"deleted,omitempty"`
 }
 
 // Fault is an answer the stand-in gives instead of a send's normal one.
@@ -63,9 +71,10 @@ type Server struct {
 	tokenRequests int
 	messages      []*Message
 	byID          map[string]*Message
-	users         map[string]string // email -> open_id
-	notMember     map[string]bool   // chats the bot is not in
-	faults        []Fault           // answers for the next sends
+	uuids         map[string]*Message // im/v1 idempotency keys, for uuidWindow
+	users         map[string]string   // email -> open_id
+	notMember     map[string]bool     // chats the bot is not in
+	faults        []Fault             // answers for the next sends
 	latency       time.Duration
 	chatLimit     int                    // sends per second per target; 0 = none
 	recent        map[string][]time.Time // send times per target, for chatLimit
@@ -88,6 +97,7 @@ func Start(addr string) (*Server, error) {
 		tokenTTL:  2 * time.Hour,
 		tokens:    map[string]time.Time{},
 		byID:      map[string]*Message{},
+		uuids:     map[string]*Message{},
 		users:     map[string]string{},
 		notMember: map[string]bool{},
 		recent:    map[string][]time.Time{},
@@ -98,6 +108,9 @@ func Start(addr string) (*Server, error) {
 	mux.HandleFunc("POST /open-apis/auth/v3/tenant_access_token/internal/", s.token)
 	mux.HandleFunc("POST /open-apis/message/v4/send", s.sendV4)
 	mux.HandleFunc("POST /open-apis/message/v4/send/", s.sendV4)
+	mux.HandleFunc("POST /open-apis/im/v1/messages", s.createIM)
+	mux.HandleFunc("POST /open-apis/im/v1/messages/{id}/reply", s.replyIM)
+	mux.HandleFunc("PATCH /open-apis/im/v1/messages/{id}", s.patchIM)
 	mux.HandleFunc("POST /open-apis/contact/v3/users/batch_get_id", s.batchGetID)
 	mux.HandleFunc("GET /_feishutest/messages", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.Messages())

@@ -1,8 +1,13 @@
 package feishutest
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -144,21 +149,16 @@ type v4Request struct {
 }
 
 func (s *Server) sendV4(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	s.sends++
-	s.mu.Unlock()
-	s.wait(r)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.authorized(w, r) || s.injected(w) {
+	if !s.begin(w, r) {
 		return
 	}
+	defer s.mu.Unlock()
 	var req v4Request
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 		fail(w, http.StatusBadRequest, 9499, "Bad Request: "+err.Error())
 		return
 	}
-	m := &Message{API: "v4", RootID: req.RootID, Type: req.MsgType}
+	m := &Message{API: "v4", Type: req.MsgType}
 	// Feishu reads the recipient in this order and uses the first present.
 	switch {
 	case req.ChatID != "":
@@ -173,68 +173,246 @@ func (s *Server) sendV4(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, 10003, "invalid param: no recipient")
 		return
 	}
-	if code, msg := s.checkContent(m, req); code != 0 {
+	if code, msg := checkV4Content(m, req); code != 0 {
 		fail(w, http.StatusBadRequest, code, msg)
 		return
 	}
-	if m.Target == "chat_id" && s.notMember[m.TargetID] {
-		fail(w, http.StatusBadRequest, 10030, "bot not in chat")
-		return
-	}
 	if req.RootID != "" {
-		root := s.byID[req.RootID]
-		switch {
-		case root == nil || root.TargetID != m.TargetID:
-			fail(w, http.StatusBadRequest, 230001, "param is invalid, ext=invalid message_id")
-			return
-		case root.Recalled:
-			fail(w, http.StatusBadRequest, 230011, "The message is recalled.")
-			return
-		case root.Deleted:
-			fail(w, http.StatusBadRequest, 230110, "Action unavailable as the message has been deleted.")
+		root, ok := s.replyTarget(w, req.RootID)
+		if !ok {
 			return
 		}
+		if root.TargetID != m.TargetID {
+			fail(w, http.StatusBadRequest, 230001, "param is invalid, ext=invalid message_id")
+			return
+		}
+		m.RootID = req.RootID
+	}
+	s.store(w, m, v4Codes)
+}
+
+// codes are the answers that differ between the two APIs.
+type codes struct{ notMember, rateLimit int }
+
+var (
+	v4Codes = codes{notMember: 10030, rateLimit: 11233}
+	imCodes = codes{notMember: 230002, rateLimit: 230020}
+)
+
+var codeMsgs = map[int]string{
+	10030:  "bot not in chat",
+	11233:  "create message chat trigger rate limit",
+	230002: "Bot/User can NOT be out of the chat.",
+	230020: "This operation triggers the frequency limit.",
+}
+
+// begin counts a send, waits out the latency, then takes s.mu and checks
+// the token and the queued faults. It reports whether the request goes on,
+// in which case s.mu is held.
+func (s *Server) begin(w http.ResponseWriter, r *http.Request) bool {
+	s.mu.Lock()
+	s.sends++
+	s.mu.Unlock()
+	s.wait(r)
+	s.mu.Lock()
+	if !s.authorized(w, r) || s.injected(w) {
+		s.mu.Unlock()
+		return false
+	}
+	return true
+}
+
+// replyTarget finds the message a reply is aimed at, answering as Feishu
+// does when it is missing, recalled or deleted. It is called with s.mu held.
+func (s *Server) replyTarget(w http.ResponseWriter, id string) (*Message, bool) {
+	root := s.byID[id]
+	switch {
+	case root == nil:
+		fail(w, http.StatusBadRequest, 230001, "param is invalid, ext=invalid message_id")
+		return nil, false
+	case root.Recalled:
+		fail(w, http.StatusBadRequest, 230011, "The message is recalled.")
+		return nil, false
+	case root.Deleted:
+		fail(w, http.StatusBadRequest, 230110, "Action unavailable as the message has been deleted.")
+		return nil, false
+	}
+	return root, true
+}
+
+// store accepts m after the checks every send shares: the bot is in the
+// chat, and the chat is under its rate limit. It is called with s.mu held.
+func (s *Server) store(w http.ResponseWriter, m *Message, c codes) {
+	if m.Target == "chat_id" && s.notMember[m.TargetID] {
+		fail(w, http.StatusBadRequest, c.notMember, codeMsgs[c.notMember])
+		return
 	}
 	if s.overLimit(m.TargetID) {
-		fail(w, http.StatusBadRequest, 11233, "create message chat trigger rate limit")
+		fail(w, http.StatusBadRequest, c.rateLimit, codeMsgs[c.rateLimit])
 		return
 	}
 	m.ID, m.Time = newID("om_"), s.now()
 	s.messages = append(s.messages, m)
 	s.byID[m.ID] = m
-	writeJSON(w, http.StatusOK, answer{Code: 0, Msg: "ok", Data: map[string]string{"message_id": m.ID}})
+	if m.UUID != "" {
+		s.uuids[m.UUID] = m
+	}
+	writeJSON(w, http.StatusOK, answer{Code: 0, Msg: "ok", Data: m.data()})
 }
 
-// checkContent validates a v4 body's content for its msg_type: content is
+// data is the message object Feishu answers with; v4 reads only message_id.
+func (m *Message) data() map[string]any {
+	d := map[string]any{
+		"message_id": m.ID, "msg_type": m.Type,
+		"create_time": strconv.FormatInt(m.Time.UnixMilli(), 10),
+		"body":        map[string]string{"content": string(m.Content)},
+	}
+	if m.RootID != "" {
+		d["root_id"], d["parent_id"] = m.RootID, m.ParentID
+	}
+	if m.Target == "chat_id" {
+		d["chat_id"] = m.TargetID
+	}
+	return d
+}
+
+// checkV4Content validates a v4 body's content for its msg_type: content is
 // an object there (a string is refused), and a card travels in "card".
-func (s *Server) checkContent(m *Message, req v4Request) (int, string) {
+func checkV4Content(m *Message, req v4Request) (int, string) {
+	content := req.Content
 	switch req.MsgType {
-	case "text":
-		var c struct {
-			Text *string `json:"text"`
-		}
-		if err := json.Unmarshal(req.Content, &c); err != nil || c.Text == nil {
-			return 10003, "invalid param: text content must be an object with a text field"
-		}
-		m.Content, m.Text = req.Content, *c.Text
 	case "post":
 		var c struct {
-			Post map[string]json.RawMessage `json:"post"`
+			Post json.RawMessage `json:"post"`
 		}
 		if err := json.Unmarshal(req.Content, &c); err != nil || len(c.Post) == 0 {
 			return 10003, "invalid param: post content must be an object with a post field"
 		}
-		m.Content = req.Content
+		content = c.Post
 	case "interactive":
-		var c map[string]json.RawMessage
-		if err := json.Unmarshal(req.Card, &c); err != nil || len(c) == 0 {
+		if len(req.Content) > 0 {
 			return 10003, "invalid param: interactive messages carry their card in card"
 		}
-		m.Content = req.Card
-	default:
-		return 10003, "invalid param: unsupported msg_type " + req.MsgType
+		content = req.Card
 	}
+	if !isObject(content) {
+		return 10003, "invalid param: content must be an object"
+	}
+	text, err := readable(req.MsgType, content)
+	if err != nil {
+		return 10003, "invalid param: " + err.Error()
+	}
+	m.Content, m.Text = content, text
 	return 0, ""
+}
+
+func isObject(b json.RawMessage) bool {
+	b = bytes.TrimSpace(b)
+	return len(b) > 0 && b[0] == '{'
+}
+
+// readable checks a content object of msgType and returns it as a reader
+// would see it.
+func readable(msgType string, content json.RawMessage) (string, error) {
+	switch msgType {
+	case "text":
+		var c struct {
+			Text *string `json:"text"`
+		}
+		if err := json.Unmarshal(content, &c); err != nil || c.Text == nil {
+			return "", errors.New("text content must be an object with a text field")
+		}
+		return *c.Text, nil
+	case "post":
+		var c map[string]struct {
+			Title   string `json:"title"`
+			Content [][]struct {
+				Tag    string `json:"tag"`
+				Text   string `json:"text"`
+				Href   string `json:"href"`
+				UserID string `json:"user_id"`
+			} `json:"content"`
+		}
+		if err := json.Unmarshal(content, &c); err != nil || len(c) == 0 {
+			return "", errors.New("post content must map a locale to a title and paragraphs")
+		}
+		var lines []string
+		for locale, p := range c {
+			if locale != "zh_cn" && locale != "en_us" && locale != "ja_jp" {
+				return "", fmt.Errorf("post locale %q is not supported", locale)
+			}
+			lines = append(lines, p.Title)
+			for _, para := range p.Content {
+				var line strings.Builder
+				for _, n := range para {
+					switch n.Tag {
+					case "text":
+						line.WriteString(n.Text)
+					case "a":
+						if u, err := url.Parse(n.Href); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+							return "", fmt.Errorf("post link %q is not a valid URL", n.Href)
+						}
+						line.WriteString(n.Text)
+					case "at":
+						line.WriteString(`<at user_id="` + n.UserID + `"></at>`)
+					default:
+						return "", fmt.Errorf("post tag %q is not supported by the stand-in", n.Tag)
+					}
+				}
+				lines = append(lines, line.String())
+			}
+		}
+		return strings.Join(lines, "\n"), nil
+	case "interactive":
+		var c card
+		if err := json.Unmarshal(content, &c); err != nil {
+			return "", errors.New("card is not card JSON: " + err.Error())
+		}
+		if len(c.Elements) == 0 {
+			return "", errors.New("card has no elements")
+		}
+		lines := []string{c.Header.Title.Content}
+		for _, e := range c.Elements {
+			if e.Text != nil {
+				lines = append(lines, e.Text.Content)
+			}
+			for _, t := range e.Texts {
+				lines = append(lines, t.Content)
+			}
+			for _, a := range e.Actions {
+				if u, err := url.Parse(a.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+					return "", fmt.Errorf("button url %q is not a valid URL", a.URL)
+				}
+			}
+		}
+		return strings.Join(lines, "\n"), nil
+	}
+	return "", fmt.Errorf("unsupported msg_type %s", msgType)
+}
+
+// card is what the stand-in reads of card JSON 1.0.
+type card struct {
+	Config struct {
+		UpdateMulti bool `json:"update_multi"`
+	} `json:"config"`
+	Header struct {
+		Template string `json:"template"`
+		Title    struct {
+			Content string `json:"content"`
+		} `json:"title"`
+	} `json:"header"`
+	Elements []struct {
+		Tag  string `json:"tag"`
+		Text *struct {
+			Content string `json:"content"`
+		} `json:"text"`
+		Texts []struct {
+			Content string `json:"content"`
+		} `json:"elements"`
+		Actions []struct {
+			URL string `json:"url"`
+		} `json:"actions"`
+	} `json:"elements"`
 }
 
 func (s *Server) batchGetID(w http.ResponseWriter, r *http.Request) {

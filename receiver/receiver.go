@@ -6,6 +6,8 @@ package receiver
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,9 +28,12 @@ import (
 	"github.com/alertmanager-feishu/alertmanager-feishu/webhook"
 )
 
-// Sender delivers one message to Feishu and returns its message ID.
+// Sender delivers messages to Feishu.
 type Sender interface {
+	// Send delivers one message and returns its message ID.
 	Send(ctx context.Context, m feishu.Message) (string, error)
+	// UpdateCard replaces a sent card in place (im/v1).
+	UpdateCard(ctx context.Context, messageID string, card feishu.Card) error
 }
 
 // Pipeline is everything built from one routing.yaml. A reload replaces it
@@ -44,7 +49,7 @@ type Pipeline struct {
 // fail is done here, so that a bad file is refused before it is used: the
 // templates of every receiver are executed once against a sample group.
 func NewPipeline(cfg *config.Config, m *feishu.Metrics, logger *slog.Logger) (*Pipeline, error) {
-	renderer, err := render.New(cfg.Templates, logger)
+	renderer, err := render.New(cfg.Templates, cfg.Feishu.API, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -87,6 +92,7 @@ type Handler struct {
 	now      func() time.Time
 
 	notifications *prometheus.CounterVec
+	rootUpdates   *prometheus.CounterVec
 }
 
 // New returns a handler that delivers with p until SetPipeline replaces it.
@@ -101,6 +107,10 @@ func New(p *Pipeline, o Options) *Handler {
 			Name: "alertmanager_feishu_notifications_total",
 			Help: "Notifications handled per receiver: sent, deduped (an exact repeat of one already delivered) or failed.",
 		}, []string{"receiver", "status"}),
+		rootUpdates: promauto.With(o.Registerer).NewCounterVec(prometheus.CounterOpts{
+			Name: "alertmanager_feishu_root_updates_total",
+			Help: "Root cards updated in place to show their group resolved, per receiver and result (updated, failed).",
+		}, []string{"receiver", "result"}),
 	}
 	promauto.With(o.Registerer).NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "alertmanager_feishu_chains",
@@ -187,7 +197,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, name string) {
 func (h *Handler) deliver(ctx context.Context, pl *Pipeline, rc *config.Receiver, p *webhook.Payload) (res result) {
 	kind, id := rc.Target()
 	target := feishu.Target{Kind: kind, ID: id}
-	chain := state.ChainKey(rc.Name, p.GroupKey)
+	chain := state.ChainKey(rc.Name, target.String(), p.GroupKey)
 	key := webhook.NotificationKey(rc.Name, p)
 	logger := h.logger.With("receiver", rc.Name, "group_key", p.GroupKey, "status", p.Status)
 	defer func() {
@@ -223,6 +233,18 @@ func (h *Handler) deliver(ctx context.Context, pl *Pipeline, rc *config.Receiver
 		return fail(feishu.Permanent, err)
 	}
 	msg.Target, msg.RootID = target, rec.Root
+	if pl.Config.Feishu.API == config.APIIMv1 {
+		// The uuid is remembered before the send, so that a retry after a
+		// crash or a timeout, when Feishu may have the message already,
+		// sends with the same one and Feishu keeps a single message.
+		msg.UUID = rec.Attempt
+		if msg.UUID == "" {
+			msg.UUID = attemptUUID(key)
+			if err := h.store.Begin(ctx, key, msg.UUID, h.now()); err != nil {
+				return fail(feishu.Transient, err)
+			}
+		}
+	}
 	msgID, err := pl.Sender.Send(ctx, msg)
 	if rec.Root != "" && feishu.Classify(err) == feishu.RootGone {
 		logger.Info("chain root is gone on Feishu's side, starting a new chain", "root", rec.Root, "err", err)
@@ -255,7 +277,36 @@ func (h *Handler) deliver(ctx context.Context, pl *Pipeline, rc *config.Receiver
 		return fail(feishu.Transient, fmt.Errorf("message %s sent but not recorded: %w", msgID, err))
 	}
 	logger.Debug("notification delivered", "message_id", msgID, "root", root)
+	if p.Resolved() && root != msgID {
+		h.updateRoot(ctx, pl, rc, root, msg, logger)
+	}
 	return result{receiver: rc.Name, status: "sent"}
+}
+
+// updateRoot shows a resolved group on its chain's root card, so that the
+// chat shows at a glance which incidents are still open. It is a courtesy:
+// the notification is delivered whether it works or not.
+func (h *Handler) updateRoot(ctx context.Context, pl *Pipeline, rc *config.Receiver, root string, msg feishu.Message, logger *slog.Logger) {
+	card, ok := msg.Content.(feishu.Card)
+	if !ok || pl.Config.Feishu.API != config.APIIMv1 {
+		return
+	}
+	if err := pl.Sender.UpdateCard(ctx, root, card); err != nil {
+		h.rootUpdates.WithLabelValues(rc.Name, "failed").Inc()
+		logger.Warn("root card not updated to resolved", "root", root, "err", err)
+		return
+	}
+	h.rootUpdates.WithLabelValues(rc.Name, "updated").Inc()
+}
+
+// attemptUUID is the idempotency key of one attempt at a notification: the
+// start of the notification key, so that logs and Feishu's side can be
+// matched up, and a random part, so that a later repeat of the same
+// notification (after the dedupe window) is a new message to Feishu.
+func attemptUUID(key string) string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return key[:32] + "-" + hex.EncodeToString(b)
 }
 
 // answer tells Alertmanager how it went: 200 if every receiver has the

@@ -31,6 +31,7 @@ feishu:
   base_url: %s
   app_id: cli_feishutest
   app_secret: %s
+  api: %s
 receivers:
   - {name: infra, chat_id: oc_infra}
   - {name: critical, chat_id: oc_critical}
@@ -45,33 +46,58 @@ route:
 `
 
 type env struct {
-	reg     *prometheus.Registry
-	feishu  *feishutest.Server
-	server  *httptest.Server
-	handler *receiver.Handler
+	reg      *prometheus.Registry
+	metrics  *feishu.Metrics
+	feishu   *feishutest.Server
+	server   *httptest.Server
+	handler  *receiver.Handler
+	pipeline *receiver.Pipeline
 }
 
-func newEnv(t *testing.T, secret string) *env {
+// setConfig swaps in a pipeline built from cfg, as a reload does.
+func (e *env) setConfig(t *testing.T, cfg *config.Config) {
+	t.Helper()
+	p, err := receiver.NewPipeline(cfg, e.metrics, promslog.NewNopLogger())
+	require.NoError(t, err)
+	e.handler.SetPipeline(p)
+}
+
+var apis = []string{config.APIIMv1, config.APIv4}
+
+// forAPIs runs test once for each Feishu API: every behaviour holds for both.
+func forAPIs(t *testing.T, test func(t *testing.T, api string)) {
+	for _, api := range apis {
+		t.Run(api, func(t *testing.T) { test(t, api) })
+	}
+}
+
+func newEnv(t *testing.T, api, secret string) *env {
+	t.Helper()
+	return newEnvWith(t, api, secret, 5*time.Second)
+}
+
+func newEnvWith(t *testing.T, api, secret string, timeout time.Duration) *env {
 	t.Helper()
 	fs := feishutest.New(t)
-	cfg, err := config.Parse(fmt.Appendf(nil, routing, fs.URL, secret))
+	cfg, err := config.Parse(fmt.Appendf(nil, routing, fs.URL, secret, api))
 	require.NoError(t, err)
 	logger := promslog.NewNopLogger()
 	reg := prometheus.NewRegistry()
-	p, err := receiver.NewPipeline(cfg, feishu.NewMetrics(reg), logger)
+	metrics := feishu.NewMetrics(reg)
+	p, err := receiver.NewPipeline(cfg, metrics, logger)
 	require.NoError(t, err)
 	store, err := state.OpenFile(filepath.Join(t.TempDir(), "state.db"),
 		state.Options{ChainTTL: time.Hour, DedupeWindow: 10 * time.Minute}, logger)
 	require.NoError(t, err)
 	t.Cleanup(func() { store.Close() })
 	h := receiver.New(p, receiver.Options{
-		Store: store, MaxBodyBytes: 64 << 10, Timeout: 5 * time.Second, Logger: logger, Registerer: reg,
+		Store: store, MaxBodyBytes: 64 << 10, Timeout: timeout, Logger: logger, Registerer: reg,
 	})
 	mux := http.NewServeMux()
 	h.Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &env{reg: reg, feishu: fs, server: srv, handler: h}
+	return &env{reg: reg, metrics: metrics, feishu: fs, server: srv, handler: h, pipeline: p}
 }
 
 func payload(t *testing.T, name string) []byte {
@@ -108,224 +134,346 @@ func (e *env) requireDeduped(t *testing.T, body []byte, receiver string, message
 }
 
 func TestChainAcrossAGroupsLife(t *testing.T) {
-	e := newEnv(t, feishutest.AppSecret)
-	for _, name := range []string{
-		"firing-HighCPU-seq1-first-notification.json",
-		"firing-HighCPU-seq2-new-alerts-added.json",
-		"firing-HighCPU-seq3-some-alerts-resolved.json",
-		"resolved-HighCPU-seq4-all-alerts-resolved.json",
-	} {
-		code, a := e.post(t, "/webhook", payload(t, name))
-		require.Equal(t, http.StatusOK, code, a.Error)
-		require.Equal(t, map[string]string{"infra": "sent"}, a.Receivers)
-	}
-	msgs := e.feishu.Messages()
-	require.Len(t, msgs, 4)
-	root := msgs[0]
-	require.Empty(t, root.RootID)
-	require.Equal(t, "oc_infra", root.TargetID)
-	require.True(t, strings.HasPrefix(root.Text, "[FIRING:2] HighCPU"), root.Text)
-	for _, m := range msgs[1:] {
-		require.Equal(t, root.ID, m.RootID, "every later notification replies to the root")
-		require.Equal(t, "oc_infra", m.TargetID)
-	}
-	require.True(t, strings.HasPrefix(msgs[3].Text, "[RESOLVED] HighCPU"), msgs[3].Text)
+	forAPIs(t, func(t *testing.T, api string) {
+		e := newEnv(t, api, feishutest.AppSecret)
+		for _, name := range []string{
+			"firing-HighCPU-seq1-first-notification.json",
+			"firing-HighCPU-seq2-new-alerts-added.json",
+			"firing-HighCPU-seq3-some-alerts-resolved.json",
+			"resolved-HighCPU-seq4-all-alerts-resolved.json",
+		} {
+			code, a := e.post(t, "/webhook", payload(t, name))
+			require.Equal(t, http.StatusOK, code, a.Error)
+			require.Equal(t, map[string]string{"infra": "sent"}, a.Receivers)
+		}
+		msgs := e.feishu.Messages()
+		require.Len(t, msgs, 4)
+		root := msgs[0]
+		require.Empty(t, root.RootID)
+		require.Equal(t, "oc_infra", root.TargetID)
+		if api == config.APIIMv1 {
+			// The root card was updated in place when the group resolved.
+			require.Equal(t, 1, root.Updates)
+			require.True(t, strings.HasPrefix(root.Text, "[RESOLVED] HighCPU"), root.Text)
+			require.Contains(t, root.Text, "All alerts resolved")
+		} else {
+			require.True(t, strings.HasPrefix(root.Text, "[FIRING:2] HighCPU"), root.Text)
+		}
+		for _, m := range msgs[1:] {
+			require.Equal(t, root.ID, m.RootID, "every later notification replies to the root")
+			require.Equal(t, "oc_infra", m.TargetID)
+		}
+		require.True(t, strings.HasPrefix(msgs[3].Text, "[RESOLVED] HighCPU"), msgs[3].Text)
 
-	// The resolved notification closed the chain: the group firing again
-	// starts a new one.
-	again := bytes.ReplaceAll(payload(t, "firing-HighCPU-seq1-first-notification.json"),
-		[]byte("2026-11-24T23:07:03.805Z"), []byte("2026-11-25T08:00:00Z"))
-	code, a := e.post(t, "/webhook", again)
-	require.Equal(t, http.StatusOK, code, a.Error)
-	msgs = e.feishu.Messages()
-	require.Len(t, msgs, 5)
-	require.Empty(t, msgs[4].RootID, "a new chain has a new root")
+		// The resolved notification closed the chain: the group firing again
+		// starts a new one.
+		again := bytes.ReplaceAll(payload(t, "firing-HighCPU-seq1-first-notification.json"),
+			[]byte("2026-11-24T23:07:03.805Z"), []byte("2026-11-25T08:00:00Z"))
+		code, a := e.post(t, "/webhook", again)
+		require.Equal(t, http.StatusOK, code, a.Error)
+		msgs = e.feishu.Messages()
+		require.Len(t, msgs, 5)
+		require.Empty(t, msgs[4].RootID, "a new chain has a new root")
+	})
 }
 
 func TestExactRepeatIsNotSentAgain(t *testing.T) {
-	e := newEnv(t, feishutest.AppSecret)
-	body := payload(t, "firing-DiskFull-default.json")
-	code, a := e.post(t, "/webhook", body)
-	require.Equal(t, http.StatusOK, code)
-	require.Equal(t, "sent", a.Receivers["catchall"])
-	e.requireDeduped(t, body, "catchall", 1)
+	forAPIs(t, func(t *testing.T, api string) {
+		e := newEnv(t, api, feishutest.AppSecret)
+		body := payload(t, "firing-DiskFull-default.json")
+		code, a := e.post(t, "/webhook", body)
+		require.Equal(t, http.StatusOK, code)
+		require.Equal(t, "sent", a.Receivers["catchall"])
+		e.requireDeduped(t, body, "catchall", 1)
+	})
 }
 
 func TestConcurrentPostsOfOneGroupMakeOneRoot(t *testing.T) {
-	e := newEnv(t, feishutest.AppSecret)
-	e.feishu.SetLatency(20 * time.Millisecond) // widen the window for a race
-	bodies := [][]byte{
-		payload(t, "firing-HighCPU-seq1-first-notification.json"),
-		payload(t, "firing-HighCPU-seq2-new-alerts-added.json"),
-	}
-	var wg sync.WaitGroup
-	for i := range 10 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			code, a := e.post(t, "/webhook", bodies[i%2])
-			require.Equal(t, http.StatusOK, code, a.Error)
-		}()
-	}
-	wg.Wait()
-	msgs := e.feishu.Messages()
-	require.Len(t, msgs, 2, "one message per distinct notification")
-	require.Empty(t, msgs[0].RootID)
-	require.Equal(t, msgs[0].ID, msgs[1].RootID, "the second replies to the first: one root")
+	forAPIs(t, func(t *testing.T, api string) {
+		e := newEnv(t, api, feishutest.AppSecret)
+		e.feishu.SetLatency(20 * time.Millisecond) // widen the window for a race
+		bodies := [][]byte{
+			payload(t, "firing-HighCPU-seq1-first-notification.json"),
+			payload(t, "firing-HighCPU-seq2-new-alerts-added.json"),
+		}
+		var wg sync.WaitGroup
+		for i := range 10 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				code, a := e.post(t, "/webhook", bodies[i%2])
+				require.Equal(t, http.StatusOK, code, a.Error)
+			}()
+		}
+		wg.Wait()
+		msgs := e.feishu.Messages()
+		require.Len(t, msgs, 2, "one message per distinct notification")
+		require.Empty(t, msgs[0].RootID)
+		require.Equal(t, msgs[0].ID, msgs[1].RootID, "the second replies to the first: one root")
+	})
 }
 
 func TestBadInputSendsNothing(t *testing.T) {
-	e := newEnv(t, feishutest.AppSecret)
-	valid := string(payload(t, "firing-DiskFull-default.json"))
-	for name, body := range map[string]string{
-		"empty":          "",
-		"malformed":      "{not json",
-		"wrong shape":    `{"alerts": {"a": 1}}`,
-		"array":          `[]`,
-		"version":        strings.Replace(valid, `"version":"4"`, `"version":"5"`, 1),
-		"no alerts":      `{"version":"4","groupKey":"g","status":"firing","alerts":[]}`,
-		"no groupKey":    strings.Replace(valid, `"groupKey"`, `"group_key"`, 1),
-		"status":         strings.Replace(valid, `"status":"firing","alerts"`, `"status":"silenced","alerts"`, 1),
-		"invalid UTF-8 ": "{\"version\":\"4\xff\"}",
-	} {
-		t.Run(name, func(t *testing.T) {
-			code, a := e.post(t, "/webhook", []byte(body))
-			require.Equal(t, http.StatusBadRequest, code)
-			require.NotEmpty(t, a.Error)
-		})
-	}
-	require.Empty(t, e.feishu.Messages())
-	require.Zero(t, e.feishu.TokenRequests(), "not even a token was fetched")
+	forAPIs(t, func(t *testing.T, api string) {
+		e := newEnv(t, api, feishutest.AppSecret)
+		valid := string(payload(t, "firing-DiskFull-default.json"))
+		for name, body := range map[string]string{
+			"empty":          "",
+			"malformed":      "{not json",
+			"wrong shape":    `{"alerts": {"a": 1}}`,
+			"array":          `[]`,
+			"version":        strings.Replace(valid, `"version":"4"`, `"version":"5"`, 1),
+			"no alerts":      `{"version":"4","groupKey":"g","status":"firing","alerts":[]}`,
+			"no groupKey":    strings.Replace(valid, `"groupKey"`, `"group_key"`, 1),
+			"status":         strings.Replace(valid, `"status":"firing","alerts"`, `"status":"silenced","alerts"`, 1),
+			"invalid UTF-8 ": "{\"version\":\"4\xff\"}",
+		} {
+			t.Run(name, func(t *testing.T) {
+				code, a := e.post(t, "/webhook", []byte(body))
+				require.Equal(t, http.StatusBadRequest, code)
+				require.NotEmpty(t, a.Error)
+			})
+		}
+		require.Empty(t, e.feishu.Messages())
+		require.Zero(t, e.feishu.TokenRequests(), "not even a token was fetched")
+	})
 }
 
 func TestOversizedBody(t *testing.T) {
-	e := newEnv(t, feishutest.AppSecret)
-	big := bytes.Repeat([]byte(" "), 65<<10)
-	code, a := e.post(t, "/webhook", big)
-	require.Equal(t, http.StatusRequestEntityTooLarge, code)
-	require.Contains(t, a.Error, "limit")
+	forAPIs(t, func(t *testing.T, api string) {
+		e := newEnv(t, api, feishutest.AppSecret)
+		big := bytes.Repeat([]byte(" "), 65<<10)
+		code, a := e.post(t, "/webhook", big)
+		require.Equal(t, http.StatusRequestEntityTooLarge, code)
+		require.Contains(t, a.Error, "limit")
 
-	// Without a Content-Length the body is cut off while reading.
-	req, err := http.NewRequest(http.MethodPost, e.server.URL+"/webhook", io.MultiReader(bytes.NewReader(big)))
-	require.NoError(t, err)
-	req.ContentLength = -1
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
-	require.Empty(t, e.feishu.Messages())
+		// Without a Content-Length the body is cut off while reading.
+		req, err := http.NewRequest(http.MethodPost, e.server.URL+"/webhook", io.MultiReader(bytes.NewReader(big)))
+		require.NoError(t, err)
+		req.ContentLength = -1
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
+		require.Empty(t, e.feishu.Messages())
+	})
 }
 
 func TestNamedReceiverSkipsRouting(t *testing.T) {
-	e := newEnv(t, feishutest.AppSecret)
-	code, a := e.post(t, "/webhook/dba", payload(t, "firing-HighCPU-seq1-first-notification.json"))
-	require.Equal(t, http.StatusOK, code, a.Error)
-	require.Equal(t, map[string]string{"dba": "sent"}, a.Receivers)
-	msgs := e.feishu.Messages()
-	require.Len(t, msgs, 1)
-	require.Equal(t, "email", msgs[0].Target)
-	require.Equal(t, "dba@example.com", msgs[0].TargetID)
+	forAPIs(t, func(t *testing.T, api string) {
+		e := newEnv(t, api, feishutest.AppSecret)
+		code, a := e.post(t, "/webhook/dba", payload(t, "firing-HighCPU-seq1-first-notification.json"))
+		require.Equal(t, http.StatusOK, code, a.Error)
+		require.Equal(t, map[string]string{"dba": "sent"}, a.Receivers)
+		msgs := e.feishu.Messages()
+		require.Len(t, msgs, 1)
+		require.Equal(t, "email", msgs[0].Target)
+		require.Equal(t, "dba@example.com", msgs[0].TargetID)
 
-	code, a = e.post(t, "/webhook/nobody", payload(t, "firing-HighCPU-seq1-first-notification.json"))
-	require.Equal(t, http.StatusNotFound, code)
-	require.Contains(t, a.Error, `"nobody"`)
-	require.Len(t, e.feishu.Messages(), 1)
+		code, a = e.post(t, "/webhook/nobody", payload(t, "firing-HighCPU-seq1-first-notification.json"))
+		require.Equal(t, http.StatusNotFound, code)
+		require.Contains(t, a.Error, `"nobody"`)
+		require.Len(t, e.feishu.Messages(), 1)
+	})
 }
 
 func TestFeishuUnavailableThenBack(t *testing.T) {
-	e := newEnv(t, feishutest.AppSecret)
-	body := payload(t, "firing-DiskFull-default.json")
-	e.feishu.FailNext(1, feishutest.Fault{Status: http.StatusServiceUnavailable})
-	code, a := e.post(t, "/webhook", body)
-	require.Equal(t, http.StatusServiceUnavailable, code)
-	require.Contains(t, a.Error, "receiver catchall (chat_id oc_all)")
-	require.Contains(t, a.Error, "http 503")
-	require.Empty(t, e.feishu.Messages())
+	forAPIs(t, func(t *testing.T, api string) {
+		e := newEnv(t, api, feishutest.AppSecret)
+		body := payload(t, "firing-DiskFull-default.json")
+		e.feishu.FailNext(1, feishutest.Fault{Status: http.StatusServiceUnavailable})
+		code, a := e.post(t, "/webhook", body)
+		require.Equal(t, http.StatusServiceUnavailable, code)
+		require.Contains(t, a.Error, "receiver catchall (chat_id oc_all)")
+		require.Contains(t, a.Error, "http 503")
+		require.Empty(t, e.feishu.Messages())
 
-	// Alertmanager retries the same body: it is delivered once.
-	code, _ = e.post(t, "/webhook", body)
-	require.Equal(t, http.StatusOK, code)
-	e.requireDeduped(t, body, "catchall", 1)
+		// Alertmanager retries the same body: it is delivered once.
+		code, _ = e.post(t, "/webhook", body)
+		require.Equal(t, http.StatusOK, code)
+		e.requireDeduped(t, body, "catchall", 1)
+	})
 }
 
 func TestPermanentFailureIs422(t *testing.T) {
-	e := newEnv(t, feishutest.AppSecret)
-	e.feishu.RemoveBot("oc_all")
-	code, a := e.post(t, "/webhook", payload(t, "firing-DiskFull-default.json"))
-	require.Equal(t, http.StatusUnprocessableEntity, code)
-	for _, want := range []string{"receiver catchall", "oc_all", "code 10030", "bot not in chat"} {
-		require.Contains(t, a.Error, want)
-	}
-	require.Empty(t, e.feishu.Messages())
+	forAPIs(t, func(t *testing.T, api string) {
+		e := newEnv(t, api, feishutest.AppSecret)
+		e.feishu.RemoveBot("oc_all")
+		code, a := e.post(t, "/webhook", payload(t, "firing-DiskFull-default.json"))
+		require.Equal(t, http.StatusUnprocessableEntity, code)
+		notInChat := map[string][]string{
+			config.APIv4:   {"code 10030", "bot not in chat"},
+			config.APIIMv1: {"code 230002", "Bot/User can NOT be out of the chat."},
+		}[api]
+		for _, want := range append([]string{"receiver catchall", "oc_all"}, notInChat...) {
+			require.Contains(t, a.Error, want)
+		}
+		require.Empty(t, e.feishu.Messages())
+	})
 }
 
 func TestWrongSecretIs503(t *testing.T) {
-	e := newEnv(t, "not-the-secret")
-	code, a := e.post(t, "/webhook", payload(t, "firing-DiskFull-default.json"))
-	require.Equal(t, http.StatusServiceUnavailable, code)
-	require.Contains(t, a.Error, "app secret invalid")
-	require.NotContains(t, a.Error, "not-the-secret")
-	require.Empty(t, e.feishu.Messages())
+	forAPIs(t, func(t *testing.T, api string) {
+		e := newEnv(t, api, "not-the-secret")
+		code, a := e.post(t, "/webhook", payload(t, "firing-DiskFull-default.json"))
+		require.Equal(t, http.StatusServiceUnavailable, code)
+		require.Contains(t, a.Error, "app secret invalid")
+		require.NotContains(t, a.Error, "not-the-secret")
+		require.Empty(t, e.feishu.Messages())
+	})
 }
 
 func TestRecalledRootStartsANewChain(t *testing.T) {
-	for _, gone := range []string{"recalled", "deleted"} {
-		t.Run(gone, func(t *testing.T) {
-			e := newEnv(t, feishutest.AppSecret)
-			code, _ := e.post(t, "/webhook", payload(t, "firing-HighCPU-seq1-first-notification.json"))
-			require.Equal(t, http.StatusOK, code)
-			first := e.feishu.Messages()[0].ID
-			if gone == "recalled" {
-				e.feishu.Recall(first)
-			} else {
-				e.feishu.Delete(first)
-			}
-			code, a := e.post(t, "/webhook", payload(t, "firing-HighCPU-seq2-new-alerts-added.json"))
-			require.Equal(t, http.StatusOK, code, a.Error)
-			code, a = e.post(t, "/webhook", payload(t, "firing-HighCPU-seq3-some-alerts-resolved.json"))
-			require.Equal(t, http.StatusOK, code, a.Error)
-			msgs := e.feishu.Messages()
-			require.Len(t, msgs, 3)
-			require.Empty(t, msgs[1].RootID, "the next notification is a new root")
-			require.Equal(t, msgs[1].ID, msgs[2].RootID, "and the chain continues from it")
-		})
-	}
+	forAPIs(t, func(t *testing.T, api string) {
+		for _, gone := range []string{"recalled", "deleted"} {
+			t.Run(gone, func(t *testing.T) {
+				e := newEnv(t, api, feishutest.AppSecret)
+				code, _ := e.post(t, "/webhook", payload(t, "firing-HighCPU-seq1-first-notification.json"))
+				require.Equal(t, http.StatusOK, code)
+				first := e.feishu.Messages()[0].ID
+				if gone == "recalled" {
+					e.feishu.Recall(first)
+				} else {
+					e.feishu.Delete(first)
+				}
+				code, a := e.post(t, "/webhook", payload(t, "firing-HighCPU-seq2-new-alerts-added.json"))
+				require.Equal(t, http.StatusOK, code, a.Error)
+				code, a = e.post(t, "/webhook", payload(t, "firing-HighCPU-seq3-some-alerts-resolved.json"))
+				require.Equal(t, http.StatusOK, code, a.Error)
+				msgs := e.feishu.Messages()
+				require.Len(t, msgs, 3)
+				require.Empty(t, msgs[1].RootID, "the next notification is a new root")
+				require.Equal(t, msgs[1].ID, msgs[2].RootID, "and the chain continues from it")
+			})
+		}
+	})
 }
 
 func TestPartialFailureRetriesOnlyTheMissingReceiver(t *testing.T) {
-	e := newEnv(t, feishutest.AppSecret)
-	body := bytes.ReplaceAll(payload(t, "firing-DiskFull-default.json"), []byte(`"DiskFull"`), []byte(`"Both"`))
-	e.feishu.FailNext(1, feishutest.Fault{Status: http.StatusInternalServerError}) // infra's send
-	code, a := e.post(t, "/webhook", body)
-	require.Equal(t, http.StatusServiceUnavailable, code)
-	require.Contains(t, a.Error, "receiver infra")
-	require.NotContains(t, a.Error, "receiver critical")
-	require.Len(t, e.feishu.Messages(), 1)
+	forAPIs(t, func(t *testing.T, api string) {
+		e := newEnv(t, api, feishutest.AppSecret)
+		body := bytes.ReplaceAll(payload(t, "firing-DiskFull-default.json"), []byte(`"DiskFull"`), []byte(`"Both"`))
+		e.feishu.FailNext(1, feishutest.Fault{Status: http.StatusInternalServerError}) // infra's send
+		code, a := e.post(t, "/webhook", body)
+		require.Equal(t, http.StatusServiceUnavailable, code)
+		require.Contains(t, a.Error, "receiver infra")
+		require.NotContains(t, a.Error, "receiver critical")
+		require.Len(t, e.feishu.Messages(), 1)
 
-	code, a = e.post(t, "/webhook", body)
-	require.Equal(t, http.StatusOK, code, a.Error)
-	require.Equal(t, map[string]string{"infra": "sent", "critical": "deduped"}, a.Receivers)
-	msgs := e.feishu.Messages()
-	require.Len(t, msgs, 2)
-	require.ElementsMatch(t, []string{"oc_infra", "oc_critical"}, []string{msgs[0].TargetID, msgs[1].TargetID})
+		code, a = e.post(t, "/webhook", body)
+		require.Equal(t, http.StatusOK, code, a.Error)
+		require.Equal(t, map[string]string{"infra": "sent", "critical": "deduped"}, a.Receivers)
+		msgs := e.feishu.Messages()
+		require.Len(t, msgs, 2)
+		require.ElementsMatch(t, []string{"oc_infra", "oc_critical"}, []string{msgs[0].TargetID, msgs[1].TargetID})
+	})
 }
 
 func TestNotificationMetrics(t *testing.T) {
-	e := newEnv(t, feishutest.AppSecret)
-	body := payload(t, "firing-DiskFull-default.json")
-	e.feishu.FailNext(1, feishutest.Fault{Status: http.StatusBadGateway})
-	for range 3 {
-		e.post(t, "/webhook", body)
+	forAPIs(t, func(t *testing.T, api string) {
+		e := newEnv(t, api, feishutest.AppSecret)
+		body := payload(t, "firing-DiskFull-default.json")
+		e.feishu.FailNext(1, feishutest.Fault{Status: http.StatusBadGateway})
+		for range 3 {
+			e.post(t, "/webhook", body)
+		}
+		err := testutil.GatherAndCompare(e.reg, strings.NewReader(`
+	# HELP alertmanager_feishu_chains Open reply chains in the state store.
+	# TYPE alertmanager_feishu_chains gauge
+	alertmanager_feishu_chains 1
+	# HELP alertmanager_feishu_notifications_total Notifications handled per receiver: sent, deduped (an exact repeat of one already delivered) or failed.
+	# TYPE alertmanager_feishu_notifications_total counter
+	alertmanager_feishu_notifications_total{receiver="catchall",status="deduped"} 1
+	alertmanager_feishu_notifications_total{receiver="catchall",status="failed"} 1
+	alertmanager_feishu_notifications_total{receiver="catchall",status="sent"} 1
+	`), "alertmanager_feishu_notifications_total", "alertmanager_feishu_chains")
+		require.NoError(t, err)
+	})
+}
+
+// Each message type goes out through both APIs, and is the type asked for.
+func TestEveryMessageType(t *testing.T) {
+	forAPIs(t, func(t *testing.T, api string) {
+		for _, typ := range []string{config.MsgText, config.MsgPost, config.MsgInteractive} {
+			t.Run(typ, func(t *testing.T) {
+				e := newEnv(t, api, feishutest.AppSecret)
+				cfg := *e.pipeline.Config
+				rc := *cfg.Receiver("infra")
+				rc.MsgType = typ
+				cfg.Receivers = []*config.Receiver{&rc}
+				e.setConfig(t, &cfg)
+				for _, name := range []string{"firing-HighCPU-seq1-first-notification.json", "resolved-HighCPU-seq4-all-alerts-resolved.json"} {
+					code, a := e.post(t, "/webhook/infra", payload(t, name))
+					require.Equal(t, http.StatusOK, code, a.Error)
+				}
+				msgs := e.feishu.Messages()
+				require.Len(t, msgs, 2)
+				for _, m := range msgs {
+					require.Equal(t, typ, m.Type)
+					require.Equal(t, api, m.API)
+				}
+				require.Equal(t, msgs[0].ID, msgs[1].RootID)
+				require.Contains(t, msgs[1].Text, "[RESOLVED] HighCPU")
+				if api == config.APIIMv1 {
+					require.NotEmpty(t, msgs[0].UUID)
+					require.NotEqual(t, msgs[0].UUID, msgs[1].UUID)
+				}
+			})
+		}
+	})
+}
+
+// A failed update of the root card never fails the notification: here the
+// operator switched the receiver from text to cards in the middle of an
+// incident, and Feishu cannot turn the text root into a card.
+func TestRootUpdateFailureIsOnlyCounted(t *testing.T) {
+	e := newEnv(t, config.APIIMv1, feishutest.AppSecret)
+	cfg := *e.pipeline.Config
+	rc := *cfg.Receiver("infra")
+	rc.MsgType = config.MsgText
+	cfg.Receivers = []*config.Receiver{&rc}
+	e.setConfig(t, &cfg)
+	code, a := e.post(t, "/webhook/infra", payload(t, "firing-HighCPU-seq1-first-notification.json"))
+	require.Equal(t, http.StatusOK, code, a.Error)
+
+	rc2 := rc
+	rc2.MsgType = config.MsgInteractive
+	cfg.Receivers = []*config.Receiver{&rc2}
+	e.setConfig(t, &cfg)
+	code, a = e.post(t, "/webhook/infra", payload(t, "resolved-HighCPU-seq4-all-alerts-resolved.json"))
+	require.Equal(t, http.StatusOK, code, a.Error)
+	require.Equal(t, "sent", a.Receivers["infra"])
+	msgs := e.feishu.Messages()
+	require.Len(t, msgs, 2)
+	require.Zero(t, msgs[0].Updates)
+	require.NoError(t, testutil.GatherAndCompare(e.reg, strings.NewReader(`
+# HELP alertmanager_feishu_root_updates_total Root cards updated in place to show their group resolved, per receiver and result (updated, failed).
+# TYPE alertmanager_feishu_root_updates_total counter
+alertmanager_feishu_root_updates_total{receiver="infra",result="failed"} 1
+`), "alertmanager_feishu_root_updates_total"))
+}
+
+// Feishu accepts a send but the answer never arrives in time: the delivery
+// fails with 503, and Alertmanager's retry must not post a second message.
+// im/v1 resends with the uuid remembered for the attempt, and Feishu hands
+// back the message it has. v4 has no such key: the retry duplicates, which
+// is why im/v1 is the default.
+func TestRetryAfterLostAnswer(t *testing.T) {
+	for api, want := range map[string]int{config.APIIMv1: 1, config.APIv4: 2} {
+		t.Run(api, func(t *testing.T) {
+			e := newEnvWith(t, api, feishutest.AppSecret, 300*time.Millisecond)
+			body := payload(t, "firing-DiskFull-default.json")
+			e.feishu.SetLatency(time.Second)
+			code, _ := e.post(t, "/webhook", body)
+			require.Equal(t, http.StatusServiceUnavailable, code)
+			require.Eventually(t, func() bool { return len(e.feishu.Messages()) == 1 }, 5*time.Second, 10*time.Millisecond,
+				"Feishu kept the message whose answer was lost")
+
+			e.feishu.SetLatency(0)
+			code, a := e.post(t, "/webhook", body)
+			require.Equal(t, http.StatusOK, code, a.Error)
+			require.Len(t, e.feishu.Messages(), want)
+			e.requireDeduped(t, body, "catchall", want)
+		})
 	}
-	err := testutil.GatherAndCompare(e.reg, strings.NewReader(`
-# HELP alertmanager_feishu_chains Open reply chains in the state store.
-# TYPE alertmanager_feishu_chains gauge
-alertmanager_feishu_chains 1
-# HELP alertmanager_feishu_notifications_total Notifications handled per receiver: sent, deduped (an exact repeat of one already delivered) or failed.
-# TYPE alertmanager_feishu_notifications_total counter
-alertmanager_feishu_notifications_total{receiver="catchall",status="deduped"} 1
-alertmanager_feishu_notifications_total{receiver="catchall",status="failed"} 1
-alertmanager_feishu_notifications_total{receiver="catchall",status="sent"} 1
-`), "alertmanager_feishu_notifications_total", "alertmanager_feishu_chains")
-	require.NoError(t, err)
 }

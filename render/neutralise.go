@@ -2,6 +2,7 @@ package render
 
 import (
 	"strings"
+	"time"
 
 	"github.com/prometheus/alertmanager/template"
 
@@ -12,24 +13,56 @@ import (
 // escape for a literal "<at ...>" in text, so angle brackets are replaced by
 // their full-width forms: the value stays readable, and no tag (a mention
 // above all) can be formed from it.
-var textEscaper = strings.NewReplacer("<", "＜", ">", "＞")
+var textEscaper = escaper{value: strings.NewReplacer("<", "＜", ">", "＞")}
+
+// markdownEscaper neutralises card markdown (lark_md) with the HTML entities
+// Feishu documents for it: no tag (a mention above all), emphasis, link or
+// entity can be formed from a value, and the value still reads the same.
+// Label and annotation names keep their underscores, so that templates can
+// still look them up by name (.CommonAnnotations.runbook_url); a name can
+// at worst make italics, never a tag or a link.
+var markdownEscaper = escaper{
+	value: strings.NewReplacer(
+		"&", "&#38;", "<", "&#60;", ">", "&#62;", "*", "&#42;", "_", "&#95;",
+		"~", "&#126;", "[", "&#91;", "]", "&#93;", "`", "&#96;"),
+	name: strings.NewReplacer(
+		"&", "&#38;", "<", "&#60;", ">", "&#62;", "*", "&#42;",
+		"~", "&#126;", "[", "&#91;", "]", "&#93;", "`", "&#96;"),
+}
+
+// escaper neutralises values, and names (label and annotation keys) by its
+// own rule if it has one.
+type escaper struct{ value, name *strings.Replacer }
+
+func (e escaper) kv(kv template.KV) template.KV {
+	name := e.name
+	if name == nil {
+		name = e.value
+	}
+	out := make(template.KV, len(kv))
+	for k, v := range kv {
+		out[name.Replace(k)] = e.value.Replace(v)
+	}
+	return out
+}
 
 // neutralised returns a copy of the payload for templates in which every
-// value that came from the request has been escaped. Templates then cannot
-// emit markup from alert content, whatever they do with it; only the
-// templates themselves (the operator's text) and the mention policy can.
-func neutralised(p *webhook.Payload, language string) *Data {
-	esc := textEscaper.Replace
+// value that came from the request has been escaped by e and every time
+// moved to loc. Templates then cannot emit markup from alert content,
+// whatever they do with it; only the templates themselves (the operator's
+// text) and the mention policy can.
+func neutralised(p *webhook.Payload, language string, loc *time.Location, e escaper) *Data {
+	esc := e.value.Replace
 	d := &Data{
 		Data: template.Data{
 			Receiver:           esc(p.Receiver),
 			Status:             p.Status,
 			Alerts:             make(template.Alerts, len(p.Alerts)),
 			NotificationReason: esc(p.NotificationReason),
-			GroupLabels:        escapeKV(p.GroupLabels, esc),
-			CommonLabels:       escapeKV(p.Data.CommonLabels, esc),
-			CommonAnnotations:  escapeKV(p.CommonAnnotations, esc),
-			RouteLabels:        escapeKV(p.RouteLabels, esc),
+			GroupLabels:        e.kv(p.GroupLabels),
+			CommonLabels:       e.kv(p.Data.CommonLabels),
+			CommonAnnotations:  e.kv(p.CommonAnnotations),
+			RouteLabels:        e.kv(p.RouteLabels),
 			ExternalURL:        esc(p.ExternalURL),
 		},
 		GroupKey:        esc(p.GroupKey),
@@ -40,21 +73,16 @@ func neutralised(p *webhook.Payload, language string) *Data {
 	for i, a := range p.Alerts {
 		d.Alerts[i] = template.Alert{
 			Status:       a.Status,
-			Labels:       escapeKV(a.Labels, esc),
-			Annotations:  escapeKV(a.Annotations, esc),
-			StartsAt:     a.StartsAt,
-			EndsAt:       a.EndsAt,
+			Labels:       e.kv(a.Labels),
+			Annotations:  e.kv(a.Annotations),
+			StartsAt:     a.StartsAt.In(loc),
+			EndsAt:       a.EndsAt.In(loc),
 			GeneratorURL: esc(a.GeneratorURL),
 			Fingerprint:  esc(a.Fingerprint),
 		}
+		if p.Resolved() && a.EndsAt.After(d.ResolvedAt) {
+			d.ResolvedAt = a.EndsAt.In(loc)
+		}
 	}
 	return d
-}
-
-func escapeKV(kv template.KV, esc func(string) string) template.KV {
-	out := make(template.KV, len(kv))
-	for k, v := range kv {
-		out[esc(k)] = esc(v)
-	}
-	return out
 }

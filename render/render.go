@@ -1,15 +1,15 @@
 // Package render turns an alert group into the Feishu message a receiver
 // gets: Alertmanager's template engine and functions, the project's default
 // templates, payload values neutralised so that alert text can never become
-// markup, and messages sized to Feishu's limits.
+// markup, text, post or card messages, and sizes kept within Feishu's limits.
 package render
 
 import (
 	"embed"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/prometheus/alertmanager/template"
@@ -26,37 +26,49 @@ var defaults embed.FS
 const (
 	DefaultTitle = `{{ template "feishu.default.title" . }}`
 	DefaultText  = `{{ template "feishu.default.text" . }}`
+	DefaultCard  = `{{ template "feishu.default.card" . }}`
 )
 
-// MaxTextBytes bounds a text message's request body. Feishu documents 150 KB
-// for im/v1 text; for message/v4/send it documents nothing but the generic
-// code 19036 "message exceeds the size limit of 30KB", so v4 text stays under
-// that.
-const MaxTextBytes = 30 * 1024
+// Size limits of a request body, by what Feishu documents: im/v1 takes 150
+// KB of text and 30 KB of post or card. For message/v4/send it documents
+// nothing but the generic code 19036 "message exceeds the size limit of
+// 30KB", so everything sent through v4 stays under that.
+const (
+	MaxTextBytes = 150 * 1024
+	MaxCardBytes = 30 * 1024
+)
 
-// envelopeBytes bounds what a request adds around the content: target,
-// msg_type, root_id and JSON punctuation.
-const envelopeBytes = 256
+// MaxBytes is the request size limit of a message of msgType sent through
+// api.
+func MaxBytes(api, msgType string) int {
+	if api == config.APIIMv1 && msgType == config.MsgText {
+		return MaxTextBytes
+	}
+	return MaxCardBytes
+}
 
-// Data is what templates see: the payload, every value neutralised, plus
-// the receiver's language.
+// Data is what templates see: the payload, every value neutralised and
+// every time in the receiver's time zone, plus the receiver's language.
 type Data struct {
 	template.Data
 	GroupKey        string
 	TruncatedAlerts uint64
 	Language        string
+	// ResolvedAt is when the last alert of a resolved group ended.
+	ResolvedAt time.Time
 }
 
-// Renderer renders messages from one parsed template set.
+// Renderer renders messages for one API from one parsed template set.
 type Renderer struct {
 	tmpl   *template.Template
+	api    string
 	logger *slog.Logger
 }
 
 // New parses Alertmanager's default templates, then the project's, then the
 // user's template files matching globs, so that a later definition of a name
-// overrides an earlier one.
-func New(globs []string, logger *slog.Logger) (*Renderer, error) {
+// overrides an earlier one. Messages are sized for api.
+func New(globs []string, api string, logger *slog.Logger) (*Renderer, error) {
 	t, err := template.FromGlobs(nil)
 	if err != nil {
 		return nil, fmt.Errorf("load alertmanager templates: %w", err)
@@ -74,7 +86,7 @@ func New(globs []string, logger *slog.Logger) (*Renderer, error) {
 			return nil, fmt.Errorf("parse templates %s: %w", g, err)
 		}
 	}
-	return &Renderer{tmpl: t, logger: logger}, nil
+	return &Renderer{tmpl: t, api: api, logger: logger}, nil
 }
 
 // Check renders a receiver's templates against a sample payload, so that a
@@ -85,35 +97,65 @@ func (r *Renderer) Check(rc *config.Receiver, sample *webhook.Payload) error {
 	return err
 }
 
+// views are the two neutralised copies of a group: one for plain text
+// (titles, text and post messages), one for card markdown.
+type views struct{ text, markdown *Data }
+
+func (v views) keep(all template.Alerts, truncated uint64, n int) {
+	for _, d := range []*Data{v.text, v.markdown} {
+		d.Alerts, d.TruncatedAlerts = all[:n], truncated+uint64(len(all)-n)
+	}
+}
+
 // Render returns the message for one receiver. If the message would be over
 // Feishu's size limit, alerts are dropped from the end of the list and counted
 // in "and N more" until it fits; the title still describes the whole group.
 func (r *Renderer) Render(p *webhook.Payload, rc *config.Receiver) (feishu.Message, error) {
-	d := neutralised(p, rc.Language)
-	title, err := r.execute("title", orDefault(rc.Templates.Title, DefaultTitle), d)
+	loc := rc.Location
+	if loc == nil {
+		loc = time.UTC
+	}
+	msgType := rc.MsgType
+	if msgType == "" {
+		msgType = config.MsgText
+	}
+	v := views{text: neutralised(p, rc.Language, loc, textEscaper)}
+	v.markdown = v.text
+	bodyTmpl := orDefault(rc.Templates.Text, DefaultText)
+	if msgType == config.MsgInteractive {
+		v.markdown = neutralised(p, rc.Language, loc, markdownEscaper)
+		bodyTmpl = orDefault(rc.Templates.Text, DefaultCard)
+	}
+	title, err := r.execute("title", orDefault(rc.Templates.Title, DefaultTitle), v.text)
 	if err != nil {
 		return feishu.Message{}, err
 	}
 	title = strings.TrimSpace(title)
-	text, size, err := r.text(title, d, rc)
-	if err != nil {
+	m := message{typ: msgType, title: title, lang: rc.Language, links: links(p, rc.Language), color: color(p)}
+	body := func() (string, error) {
+		s, err := r.execute("text", bodyTmpl, v.markdown)
+		return strings.TrimSpace(s), err
+	}
+
+	limit := MaxBytes(r.api, msgType)
+	if m.body, err = body(); err != nil {
 		return feishu.Message{}, err
 	}
-	if size <= MaxTextBytes {
-		return textMessage(text), nil
+	if r.size(m) <= limit {
+		return m.build(), nil
 	}
 	// Binary search for the most alerts that fit.
-	all := d.Alerts
+	all := v.text.Alerts
 	lo, hi, best := 0, len(all)-1, -1
+	var fits string
 	for lo <= hi {
 		n := (lo + hi) / 2
-		d.Alerts, d.TruncatedAlerts = all[:n], p.TruncatedAlerts+uint64(len(all)-n)
-		cut, csize, err := r.text(title, d, rc)
-		if err != nil {
+		v.keep(all, p.TruncatedAlerts, n)
+		if m.body, err = body(); err != nil {
 			return feishu.Message{}, err
 		}
-		if csize <= MaxTextBytes {
-			best, text = n, cut
+		if r.size(m) <= limit {
+			best, fits = n, m.body
 			lo = n + 1
 		} else {
 			hi = n - 1
@@ -121,41 +163,24 @@ func (r *Renderer) Render(p *webhook.Payload, rc *config.Receiver) (feishu.Messa
 	}
 	if best >= 0 {
 		r.logger.Warn("message over Feishu's size limit, alerts left out",
-			"receiver", rc.Name, "limit_bytes", MaxTextBytes, "alerts", len(all), "kept", best)
-		return textMessage(text), nil
+			"receiver", rc.Name, "limit_bytes", limit, "alerts", len(all), "kept", best)
+		m.body = fits
+		return m.build(), nil
 	}
 	// Not even the group without its alert list fits: the common annotations
-	// are huge. Cut the text itself. JSON escaping makes the body at least as
-	// long as the text, so cutting the excess from the text shrinks the body
-	// by at least as much, and the loop ends.
-	for size > MaxTextBytes {
-		text = truncateBytes(text, len(text)-(size-MaxTextBytes))
-		size = textSize(text)
+	// are huge. Cut the body itself. Encoding makes the request at least as
+	// long as the body, so cutting the excess from the body shrinks the
+	// request by at least as much, and the loop ends.
+	for size := r.size(m); size > limit; size = r.size(m) {
+		m.body = truncateBytes(m.body, len(m.body)-(size-limit))
 	}
 	r.logger.Warn("message over Feishu's size limit even without its alerts, text cut",
-		"receiver", rc.Name, "limit_bytes", MaxTextBytes)
-	return textMessage(text), nil
+		"receiver", rc.Name, "limit_bytes", limit)
+	return m.build(), nil
 }
 
-// text renders the body under title and returns it with the size of the
-// request that would carry it.
-func (r *Renderer) text(title string, d *Data, rc *config.Receiver) (string, int, error) {
-	body, err := r.execute("text", orDefault(rc.Templates.Text, DefaultText), d)
-	if err != nil {
-		return "", 0, err
-	}
-	text := strings.TrimSpace(title + "\n" + strings.TrimSpace(body))
-	return text, textSize(text), nil
-}
-
-func textMessage(text string) feishu.Message {
-	return feishu.Message{Type: config.MsgText, Content: feishu.Text{Text: text}}
-}
-
-// textSize is the size of a request carrying text as a text message.
-func textSize(text string) int {
-	b, _ := json.Marshal(feishu.Text{Text: text}) // a string always marshals
-	return len(b) + envelopeBytes
+func (r *Renderer) size(m message) int {
+	return feishu.RequestSize(r.api, m.build())
 }
 
 func (r *Renderer) execute(field, text string, d *Data) (string, error) {

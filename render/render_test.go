@@ -1,7 +1,6 @@
 package render
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -22,9 +21,15 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
+// newRenderer renders for v4, whose limits are the tightest.
 func newRenderer(t testing.TB, globs ...string) *Renderer {
 	t.Helper()
-	r, err := New(globs, promslog.NewNopLogger())
+	return newRendererFor(t, config.APIv4, globs...)
+}
+
+func newRendererFor(t testing.TB, api string, globs ...string) *Renderer {
+	t.Helper()
+	r, err := New(globs, api, promslog.NewNopLogger())
 	require.NoError(t, err)
 	return r
 }
@@ -159,7 +164,7 @@ func TestBrokenTemplateIsAnError(t *testing.T) {
 
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "bad.tmpl"), []byte(`{{ define "x" }}{{ end`), 0o644))
-	_, err = New([]string{filepath.Join(dir, "*.tmpl")}, promslog.NewNopLogger())
+	_, err = New([]string{filepath.Join(dir, "*.tmpl")}, config.APIv4, promslog.NewNopLogger())
 	require.Error(t, err)
 }
 
@@ -171,9 +176,7 @@ func TestHugeGroupIsCutAtAnAlertBoundary(t *testing.T) {
 	m, err := r.Render(p, &config.Receiver{Name: "x", Language: "en"})
 	require.NoError(t, err)
 	out := text(t, m)
-	b, err := json.Marshal(m.Content)
-	require.NoError(t, err)
-	require.LessOrEqual(t, len(b)+envelopeBytes, MaxTextBytes)
+	require.LessOrEqual(t, feishu.RequestSize(config.APIv4, m), MaxCardBytes, "v4 keeps everything under 30 KB")
 	require.True(t, utf8.ValidString(out))
 	require.True(t, strings.HasPrefix(out, "[FIRING:400] DiskFull"), "the title counts every alert")
 	shown := strings.Count(out, "• ")
@@ -190,9 +193,7 @@ func TestHugeCommonAnnotationIsCut(t *testing.T) {
 	p.CommonAnnotations["description"] = strings.Repeat("磁盘已满", 20000)
 	m, err := r.Render(p, &config.Receiver{Name: "x", Language: "zh"})
 	require.NoError(t, err)
-	b, err := json.Marshal(m.Content)
-	require.NoError(t, err)
-	require.LessOrEqual(t, len(b)+envelopeBytes, MaxTextBytes)
+	require.LessOrEqual(t, feishu.RequestSize(config.APIv4, m), MaxCardBytes)
 	out := text(t, m)
 	require.True(t, utf8.ValidString(out))
 	require.True(t, strings.HasSuffix(out, "…"))

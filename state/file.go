@@ -19,6 +19,7 @@ import (
 var (
 	bucketChains    = []byte("chains")
 	bucketDelivered = []byte("delivered")
+	bucketAttempts  = []byte("attempts")
 )
 
 // sweepEvery is how often expired entries are deleted from the file.
@@ -59,7 +60,7 @@ func OpenFile(path string, opts Options, logger *slog.Logger) (*File, error) {
 	// waits at most this long for company.
 	db.MaxBatchDelay = time.Millisecond
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketChains, bucketDelivered} {
+		for _, b := range [][]byte{bucketChains, bucketDelivered, bucketAttempts} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -99,12 +100,26 @@ func (f *File) Load(_ context.Context, chain, notification string) (Record, erro
 		if v := tx.Bucket(bucketDelivered).Get([]byte(notification)); len(v) == 8 {
 			r.Delivered = now.Sub(decodeTime(v)) < f.opts.DedupeWindow
 		}
+		if v := tx.Bucket(bucketAttempts).Get([]byte(notification)); len(v) > 8 && now.Sub(decodeTime(v[:8])) < AttemptTTL {
+			r.Attempt = string(v[8:])
+		}
 		return nil
 	})
 	if err != nil {
 		return Record{}, fmt.Errorf("load state: %w", err)
 	}
 	return r, nil
+}
+
+// Begin implements Store.
+func (f *File) Begin(_ context.Context, notification, attempt string, at time.Time) error {
+	err := f.db.Batch(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketAttempts).Put([]byte(notification), append(encodeTime(at), attempt...))
+	})
+	if err != nil {
+		return fmt.Errorf("record attempt: %w", err)
+	}
+	return nil
 }
 
 // Commit implements Store.
@@ -115,6 +130,9 @@ func (f *File) Commit(_ context.Context, d Delivery) error {
 	}
 	err = f.db.Batch(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketDelivered).Put([]byte(d.Notification), encodeTime(d.At)); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketAttempts).Delete([]byte(d.Notification)); err != nil {
 			return err
 		}
 		chains := tx.Bucket(bucketChains)
@@ -167,33 +185,37 @@ func (f *File) sweepLoop() {
 	}
 }
 
-// sweep deletes chains and dedupe keys past their retention.
+// sweep deletes chains, dedupe keys and attempts past their retention.
 func (f *File) sweep() error {
 	now := f.now()
 	return f.db.Update(func(tx *bolt.Tx) error {
-		var stale [][]byte
-		c := tx.Bucket(bucketChains).Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			var cv chainValue
-			if json.Unmarshal(v, &cv) != nil || now.Sub(cv.Updated) >= f.opts.ChainTTL {
-				stale = append(stale, bytes.Clone(k))
+		for _, b := range []struct {
+			name    []byte
+			expired func(v []byte) bool
+		}{
+			{bucketChains, func(v []byte) bool {
+				var cv chainValue
+				return json.Unmarshal(v, &cv) != nil || now.Sub(cv.Updated) >= f.opts.ChainTTL
+			}},
+			{bucketDelivered, func(v []byte) bool {
+				return len(v) != 8 || now.Sub(decodeTime(v)) >= f.opts.DedupeWindow
+			}},
+			{bucketAttempts, func(v []byte) bool {
+				return len(v) < 8 || now.Sub(decodeTime(v[:8])) >= AttemptTTL
+			}},
+		} {
+			bucket := tx.Bucket(b.name)
+			var stale [][]byte
+			c := bucket.Cursor()
+			for k, v := c.First(); k != nil; k, v = c.Next() {
+				if b.expired(v) {
+					stale = append(stale, bytes.Clone(k))
+				}
 			}
-		}
-		for _, k := range stale {
-			if err := tx.Bucket(bucketChains).Delete(k); err != nil {
-				return err
-			}
-		}
-		stale = stale[:0]
-		c = tx.Bucket(bucketDelivered).Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if len(v) != 8 || now.Sub(decodeTime(v)) >= f.opts.DedupeWindow {
-				stale = append(stale, bytes.Clone(k))
-			}
-		}
-		for _, k := range stale {
-			if err := tx.Bucket(bucketDelivered).Delete(k); err != nil {
-				return err
+			for _, k := range stale {
+				if err := bucket.Delete(k); err != nil {
+					return err
+				}
 			}
 		}
 		return nil

@@ -16,7 +16,15 @@ import (
 type Record struct {
 	Root      string // root message ID of the group's open chain; "" if none
 	Delivered bool   // this notification was delivered inside the dedupe window
+	// Attempt is the idempotency key of an earlier attempt at this
+	// notification that was not recorded as delivered, within AttemptTTL.
+	Attempt string
 }
+
+// AttemptTTL is how long an attempt's idempotency key is reused: Feishu
+// accepts one send per uuid within an hour, so reusing a key any later would
+// no longer prevent a duplicate.
+const AttemptTTL = time.Hour
 
 // Delivery is what becomes true once a notification was delivered.
 type Delivery struct {
@@ -34,8 +42,12 @@ type Store interface {
 	// Load returns the chain's root and whether the notification was
 	// delivered already.
 	Load(ctx context.Context, chain, notification string) (Record, error)
+	// Begin records that notification is about to be sent with the
+	// idempotency key attempt, so that a retry after a crash or a timeout
+	// sends with the same key.
+	Begin(ctx context.Context, notification, attempt string, at time.Time) error
 	// Commit records a delivery atomically: the notification as delivered
-	// and the chain as it now is.
+	// (its attempt forgotten) and the chain as it now is.
 	Commit(ctx context.Context, d Delivery) error
 	// Chains counts the open chains.
 	Chains(ctx context.Context) (int, error)
@@ -53,8 +65,11 @@ type Options struct {
 // ErrClosed is returned by a store that was closed.
 var ErrClosed = errors.New("state store is closed")
 
-// ChainKey identifies the reply chain of one group at one receiver.
-func ChainKey(receiver, groupKey string) string {
-	h := sha256.Sum256([]byte(receiver + "\x00" + groupKey))
+// ChainKey identifies the reply chain of one group at one receiver and its
+// target. The target is part of it because replies follow their root: after
+// an operator points a receiver at another chat, a chain rooted in the old
+// one would keep replying there.
+func ChainKey(receiver, target, groupKey string) string {
+	h := sha256.Sum256([]byte(receiver + "\x00" + target + "\x00" + groupKey))
 	return hex.EncodeToString(h[:])
 }

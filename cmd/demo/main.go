@@ -29,7 +29,7 @@ state:
 receivers:
   - {name: infra, chat_id: oc_infra}
   - {name: oncall, chat_id: oc_oncall, language: zh}
-  - {name: catchall, chat_id: oc_catchall}
+  - {name: catchall, chat_id: oc_catchall, msg_type: post}
 route:
   receiver: catchall
   routes:
@@ -107,9 +107,12 @@ func run() error {
 	names := map[string]int{}
 	for i, m := range fs.Messages() {
 		names[m.ID] = i + 1
-		fmt.Printf("\n── message %d to %s %s", i+1, m.Target, m.TargetID)
+		fmt.Printf("\n── message %d (%s, %s) to %s %s", i+1, m.API, m.Type, m.Target, m.TargetID)
 		if m.RootID != "" {
 			fmt.Printf(", a reply to message %d", names[m.RootID])
+		}
+		if m.Updates > 0 {
+			fmt.Printf(", card updated in place %d time(s); as it reads now", m.Updates)
 		}
 		fmt.Printf("\n%s\n", indent(m.Text))
 	}

@@ -1,0 +1,157 @@
+package render
+
+import (
+	"net/url"
+	"strings"
+
+	"github.com/prometheus/alertmanager/pkg/labels"
+
+	"github.com/alertmanager-feishu/alertmanager-feishu/config"
+	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
+	"github.com/alertmanager-feishu/alertmanager-feishu/webhook"
+)
+
+// message is a rendered message before it takes the shape of its type.
+type message struct {
+	typ   string
+	title string // plain text
+	body  string // plain text, or card markdown for a card
+	lang  string
+	links []link
+	color string
+}
+
+// link is a URL a message offers as a button (card) or link (post).
+type link struct{ text, url string }
+
+func (m message) build() feishu.Message {
+	switch m.typ {
+	case config.MsgPost:
+		return feishu.Message{Type: m.typ, Content: m.post()}
+	case config.MsgInteractive:
+		return feishu.Message{Type: m.typ, Content: m.card()}
+	}
+	return feishu.Message{Type: config.MsgText, Content: feishu.Text{Text: strings.TrimSpace(m.title + "\n" + m.body)}}
+}
+
+// post puts each line of the body in a paragraph of its own, as plain text
+// nodes, and the links in a last paragraph.
+func (m message) post() feishu.Post {
+	p := feishu.Post{Locale: "en_us", Title: m.title}
+	if m.lang == "zh" {
+		p.Locale = "zh_cn"
+	}
+	for line := range strings.SplitSeq(m.body, "\n") {
+		p.Paragraphs = append(p.Paragraphs, []feishu.PostNode{{Tag: "text", Text: line}})
+	}
+	var links []feishu.PostNode
+	for i, l := range m.links {
+		if i > 0 {
+			links = append(links, feishu.PostNode{Tag: "text", Text: " | "})
+		}
+		links = append(links, feishu.PostNode{Tag: "a", Text: l.text, Href: l.url})
+	}
+	if len(links) > 0 {
+		p.Paragraphs = append(p.Paragraphs, links)
+	}
+	return p
+}
+
+// card is the default card: a header coloured by state, the body as card
+// markdown, and a row of buttons. update_multi lets the root card be updated
+// in place when the group resolves.
+func (m message) card() feishu.Card {
+	c := feishu.Card{
+		Config: feishu.CardConfig{WideScreenMode: true, UpdateMulti: true},
+		Header: feishu.CardHeader{Template: m.color, Title: feishu.CardText{Tag: "plain_text", Content: m.title}},
+		Elements: []feishu.CardElement{
+			{Tag: "div", Text: &feishu.CardText{Tag: "lark_md", Content: m.body}},
+		},
+	}
+	if len(m.links) == 0 {
+		return c
+	}
+	buttons := make([]feishu.CardButton, len(m.links))
+	for i, l := range m.links {
+		buttons[i] = feishu.CardButton{Tag: "button", Type: "default", Text: feishu.CardText{Tag: "plain_text", Content: l.text}, URL: l.url}
+	}
+	buttons[0].Type = "primary"
+	return feishu.Card{
+		Config:   c.Config,
+		Header:   c.Header,
+		Elements: append(c.Elements, feishu.CardElement{Tag: "hr"}, feishu.CardElement{Tag: "action", Actions: buttons}),
+	}
+}
+
+// Header colours by state, as Feishu's card guidelines suggest: red for an
+// error, orange for a warning, green for done.
+const (
+	colorCritical = "red"
+	colorFiring   = "orange"
+	colorResolved = "green"
+)
+
+// criticalSeverities are the severity label values that colour a firing
+// card red.
+var criticalSeverities = map[string]bool{"critical": true, "page": true}
+
+func color(p *webhook.Payload) string {
+	if p.Resolved() {
+		return colorResolved
+	}
+	for _, a := range p.Alerts.Firing() {
+		if criticalSeverities[strings.ToLower(a.Labels["severity"])] {
+			return colorCritical
+		}
+	}
+	return colorFiring
+}
+
+var linkTexts = map[string][4]string{
+	"en": {"Alertmanager", "Silence", "Runbook", "Source"},
+	"zh": {"查看告警", "静默", "处理手册", "告警来源"},
+}
+
+// links are the URLs a group offers: the group in Alertmanager, a new
+// silence pre-filled with the group's labels while it fires, the runbook
+// (annotation runbook_url) and the source of the first alert
+// (generatorURL). They come from the payload unescaped, as URLs and never
+// as markup, and only http and https URLs are kept.
+func links(p *webhook.Payload, lang string) []link {
+	texts, ok := linkTexts[lang]
+	if !ok {
+		texts = linkTexts["en"]
+	}
+	var out []link
+	add := func(text, u string) {
+		if isWebURL(u) {
+			out = append(out, link{text: text, url: u})
+		}
+	}
+	if base := strings.TrimRight(p.ExternalURL, "/"); isWebURL(base) {
+		add(texts[0], base+"/#/alerts?receiver="+url.QueryEscape(p.Receiver))
+		if !p.Resolved() && len(p.GroupLabels) > 0 {
+			add(texts[1], base+"/#/silences/new?filter="+url.QueryEscape(silenceFilter(p)))
+		}
+	}
+	add(texts[2], p.CommonAnnotations["runbook_url"])
+	if len(p.Alerts) > 0 {
+		add(texts[3], p.Alerts[0].GeneratorURL)
+	}
+	return out
+}
+
+// silenceFilter is Alertmanager's matcher syntax for the group's labels,
+// e.g. {alertname="HighCPU", team="infra"}.
+func silenceFilter(p *webhook.Payload) string {
+	ms := make([]string, 0, len(p.GroupLabels))
+	for _, pair := range p.GroupLabels.SortedPairs() {
+		ms = append(ms, (&labels.Matcher{Type: labels.MatchEqual, Name: pair.Name, Value: pair.Value}).String())
+	}
+	return "{" + strings.Join(ms, ", ") + "}"
+}
+
+func isWebURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
