@@ -362,3 +362,41 @@ func TestConcurrentPostsAndBadInput(t *testing.T) {
 	require.Empty(t, msgs[0].RootID)
 	require.Equal(t, msgs[0].ID, msgs[1].RootID)
 }
+
+// The process is killed while Feishu is taking a send, and restarted;
+// Alertmanager retries. On im/v1 the retry carries the uuid recorded before
+// the send, and Feishu keeps one message. v4 has no idempotency key, and the
+// retry posts a second copy: the known cost of the legacy API.
+func TestKilledMidSendThenRetried(t *testing.T) {
+	for api, want := range map[string]int{config.APIIMv1: 1, config.APIv4: 2} {
+		t.Run(api, func(t *testing.T) {
+			fs := feishutest.New(t)
+			cfg := setupAPI(t, fs, api, "oc_infra")
+			s := start(t, cfg)
+			fs.SetLatency(2 * time.Second)
+			body := payload(t, "firing-HighCPU-seq1-first-notification.json")
+			posted := make(chan struct{})
+			go func() {
+				defer close(posted)
+				if resp, err := http.Post(s.URL+"/webhook", "application/json", bytes.NewReader(body)); err == nil {
+					resp.Body.Close()
+				}
+			}()
+			require.Eventually(t, func() bool { return fs.Sends() == 1 }, 5*time.Second, 5*time.Millisecond)
+			s.Kill()
+			<-posted
+			require.Eventually(t, func() bool { return len(fs.Messages()) == 1 }, 5*time.Second, 5*time.Millisecond,
+				"Feishu accepted the send whose answer the killed process never read")
+
+			fs.SetLatency(0)
+			s = start(t, cfg)
+			code, answer := post(t, s.URL+"/webhook", body)
+			require.Equal(t, http.StatusOK, code, answer)
+			require.Len(t, fs.Messages(), want)
+			code, answer = post(t, s.URL+"/webhook", payload(t, "firing-HighCPU-seq2-new-alerts-added.json"))
+			require.Equal(t, http.StatusOK, code, answer)
+			msgs := fs.Messages()
+			require.Equal(t, msgs[want-1].ID, msgs[want].RootID, "the chain goes on from the recorded root")
+		})
+	}
+}

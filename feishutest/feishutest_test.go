@@ -165,3 +165,132 @@ func TestContactsLookup(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, code)
 	require.NotZero(t, r.Code)
 }
+
+func imBody(receiveID, msgType string, content any, uuid string) map[string]any {
+	b, _ := json.Marshal(content)
+	return map[string]any{"receive_id": receiveID, "msg_type": msgType, "content": string(b), "uuid": uuid}
+}
+
+const createPath = "/open-apis/im/v1/messages?receive_id_type=chat_id"
+
+func TestIMv1Validation(t *testing.T) {
+	s := New(t)
+	tok := token(t, s)
+	bigCard := map[string]any{"config": map[string]any{"update_multi": true},
+		"elements": []any{map[string]any{"tag": "div", "text": map[string]string{"tag": "lark_md", "content": strings.Repeat("x", 31*1024)}}}}
+	for name, tc := range map[string]struct {
+		path string
+		body map[string]any
+		code int
+	}{
+		"no receive_id_type": {"/open-apis/im/v1/messages", imBody("oc_1", "text", map[string]string{"text": "x"}, ""), 99992402},
+		"content an object":  {createPath, map[string]any{"receive_id": "oc_1", "msg_type": "text", "content": map[string]string{"text": "x"}}, 230001},
+		"v4 post wrapper":    {createPath, imBody("oc_1", "post", map[string]any{"post": map[string]any{"zh_cn": map[string]any{}}}, ""), 230001},
+		"card without body":  {createPath, imBody("oc_1", "interactive", map[string]any{"header": map[string]any{}}, ""), 230099},
+		"card over 30 KB":    {createPath, imBody("oc_1", "interactive", bigCard, ""), 230025},
+		"text over 150 KB":   {createPath, imBody("oc_1", "text", map[string]string{"text": strings.Repeat("x", 151*1024)}, ""), 230025},
+		"uuid over 50":       {createPath, imBody("oc_1", "text", map[string]string{"text": "x"}, strings.Repeat("u", 51)), 99992402},
+		"reply to nothing":   {"/open-apis/im/v1/messages/om_nope/reply", imBody("", "text", map[string]string{"text": "x"}, ""), 230001},
+	} {
+		t.Run(name, func(t *testing.T) {
+			code, r := call(t, s, tc.path, tok, tc.body)
+			require.Equal(t, http.StatusBadRequest, code)
+			require.Equal(t, tc.code, r.Code, r.Msg)
+		})
+	}
+	require.Empty(t, s.Messages())
+
+	// 100 KB of text is fine on im/v1.
+	_, r := call(t, s, createPath, tok, imBody("oc_1", "text", map[string]string{"text": strings.Repeat("x", 100*1024)}, ""))
+	require.Zero(t, r.Code, r.Msg)
+}
+
+// A uuid succeeds once an hour: the same uuid within the hour answers with
+// the message it made; after the hour it makes a new one.
+func TestIMv1UUIDWindow(t *testing.T) {
+	s := New(t)
+	now := time.Now()
+	s.now = func() time.Time { return now }
+	tok := token(t, s)
+	id := func() string {
+		_, r := call(t, s, createPath, tok, imBody("oc_1", "text", map[string]string{"text": "x"}, "u-1"))
+		require.Zero(t, r.Code, r.Msg)
+		var d struct {
+			MessageID string `json:"message_id"`
+		}
+		require.NoError(t, json.Unmarshal(r.Data, &d))
+		return d.MessageID
+	}
+	first := id()
+	now = now.Add(59 * time.Minute)
+	require.Equal(t, first, id())
+	require.Len(t, s.Messages(), 1)
+	now = now.Add(2 * time.Minute)
+	require.NotEqual(t, first, id())
+	require.Len(t, s.Messages(), 2)
+}
+
+func TestIMv1ReplyAndPatch(t *testing.T) {
+	s := New(t)
+	now := time.Now()
+	s.now = func() time.Time { return now }
+	tok := token(t, s)
+	card := func(title string) map[string]any {
+		return map[string]any{"config": map[string]any{"update_multi": true},
+			"header":   map[string]any{"template": "red", "title": map[string]string{"tag": "plain_text", "content": title}},
+			"elements": []any{map[string]any{"tag": "div", "text": map[string]string{"tag": "lark_md", "content": "body"}}}}
+	}
+	_, r := call(t, s, createPath, tok, imBody("oc_1", "interactive", card("firing"), ""))
+	require.Zero(t, r.Code, r.Msg)
+	root := s.Messages()[0].ID
+	_, r = call(t, s, "/open-apis/im/v1/messages/"+root+"/reply", tok, imBody("", "text", map[string]string{"text": "one"}, ""))
+	require.Zero(t, r.Code, r.Msg)
+	first := s.Messages()[1]
+	_, r = call(t, s, "/open-apis/im/v1/messages/"+first.ID+"/reply", tok, imBody("", "text", map[string]string{"text": "two"}, ""))
+	require.Zero(t, r.Code, r.Msg)
+	msgs := s.Messages()
+	require.Equal(t, root, msgs[1].RootID)
+	require.Equal(t, root, msgs[2].RootID, "a reply to a reply keeps the root")
+	require.Equal(t, first.ID, msgs[2].ParentID)
+	require.Equal(t, "oc_1", msgs[2].TargetID)
+
+	patch := func(id string, content any) reply {
+		b, _ := json.Marshal(content)
+		body, _ := json.Marshal(map[string]string{"content": string(b)})
+		req, err := http.NewRequest(http.MethodPatch, s.URL+"/open-apis/im/v1/messages/"+id, bytes.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var r reply
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&r))
+		return r
+	}
+	require.Zero(t, patch(root, card("resolved")).Code)
+	got, _ := s.Message(root)
+	require.Equal(t, 1, got.Updates)
+	require.True(t, strings.HasPrefix(got.Text, "resolved"))
+	require.Equal(t, 230001, patch(first.ID, card("x")).Code, "only cards can be updated")
+
+	now = now.Add(15 * 24 * time.Hour)
+	tok = token(t, s)
+	require.Equal(t, 230031, patch(root, card("late")).Code, "14 days at most")
+}
+
+// The per-chat limit answers im/v1 with 230020, v4 with 11233.
+func TestIMv1ChatRateLimit(t *testing.T) {
+	s := New(t)
+	now := time.Now()
+	s.now = func() time.Time { return now }
+	tok := token(t, s)
+	s.SetChatRateLimit(1)
+	_, r := call(t, s, createPath, tok, imBody("oc_1", "text", map[string]string{"text": "x"}, ""))
+	require.Zero(t, r.Code)
+	code, r := call(t, s, createPath, tok, imBody("oc_1", "text", map[string]string{"text": "x"}, ""))
+	require.Equal(t, http.StatusBadRequest, code)
+	require.Equal(t, 230020, r.Code)
+	s.RemoveBot("oc_2")
+	_, r = call(t, s, createPath, tok, imBody("oc_2", "text", map[string]string{"text": "x"}, ""))
+	require.Equal(t, 230002, r.Code)
+}

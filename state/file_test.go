@@ -141,3 +141,36 @@ func TestLockOtherKeysDoNotWait(t *testing.T) {
 	_, err = f.Lock(ctx, "a")
 	require.ErrorIs(t, err, context.DeadlineExceeded, "a waiter gives up when its context ends")
 }
+
+// An attempt's key survives a restart until the notification is committed,
+// and is forgotten an hour on, when Feishu's uuid window has passed.
+func TestFileAttempts(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	f := openFile(t, path)
+	start := time.Now()
+	require.NoError(t, f.Begin(ctx, "n", "uuid-1", start))
+	require.NoError(t, f.Close())
+
+	f = openFile(t, path)
+	defer f.Close()
+	rec, err := f.Load(ctx, "c", "n")
+	require.NoError(t, err)
+	require.Equal(t, Record{Attempt: "uuid-1"}, rec)
+
+	f.now = func() time.Time { return start.Add(AttemptTTL) }
+	rec, err = f.Load(ctx, "c", "n")
+	require.NoError(t, err)
+	require.Empty(t, rec.Attempt, "past Feishu's uuid window the key is no use")
+	require.NoError(t, f.sweep())
+	f.now = time.Now
+	rec, err = f.Load(ctx, "c", "n")
+	require.NoError(t, err)
+	require.Empty(t, rec.Attempt, "the sweep deleted it")
+
+	require.NoError(t, f.Begin(ctx, "n", "uuid-2", start))
+	require.NoError(t, f.Commit(ctx, Delivery{Chain: "c", Notification: "n", Root: "om_1", At: start}))
+	rec, err = f.Load(ctx, "c", "n")
+	require.NoError(t, err)
+	require.Equal(t, Record{Root: "om_1", Delivered: true}, rec, "a delivered notification has no attempt left")
+}
