@@ -202,3 +202,19 @@ func TestTimesInTheReceiversZone(t *testing.T) {
 		require.NotContains(t, out, "UTC")
 	}
 }
+
+// The README's example of a custom card body works as it says.
+func TestCardTemplateExample(t *testing.T) {
+	r := newRendererFor(t, config.APIIMv1, filepath.Join("..", "testdata", "templates", "card-example.tmpl"))
+	rc := &config.Receiver{Name: "infra", Language: "en", MsgType: config.MsgInteractive}
+	m, err := r.Render(load(t, "firing-HighCPU-seq1-first-notification.json"), rc)
+	require.NoError(t, err)
+	c := card(t, m)
+	require.Equal(t, "**CPU usage above 90%**\n• host-a:9100 since 23:07 UTC\n• host-b:9100 since 23:07 UTC", c.Elements[0].Text.Content)
+	require.Equal(t, "[FIRING:2] HighCPU (node critical infra)", c.Header.Title.Content, "the title is still the default")
+	require.Contains(t, buttons(c), "Silence", "the frame is still the service's")
+
+	m, err = r.Render(load(t, "resolved-HighCPU-seq4-all-alerts-resolved.json"), rc)
+	require.NoError(t, err)
+	require.Equal(t, "**CPU usage above 90%**\nResolved at 23:07 UTC", card(t, m).Elements[0].Text.Content)
+}
