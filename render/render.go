@@ -173,6 +173,9 @@ func (r *Renderer) Render(p *webhook.Payload, rc *config.Receiver) (feishu.Messa
 	// request by at least as much, and the loop ends.
 	for size := r.size(m); size > limit; size = r.size(m) {
 		m.body = truncateBytes(m.body, len(m.body)-(size-limit))
+		if msgType == config.MsgInteractive {
+			m.body = dropPartialEntity(m.body)
+		}
 	}
 	r.logger.Warn("message over Feishu's size limit even without its alerts, text cut",
 		"receiver", rc.Name, "limit_bytes", limit)
@@ -196,6 +199,20 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// dropPartialEntity removes an HTML entity that a cut left unfinished
+// before the closing ellipsis, so that "&#6…" does not reach card markdown.
+func dropPartialEntity(s string) string {
+	const mark = "…"
+	body, ok := strings.CutSuffix(s, mark)
+	if !ok {
+		return s
+	}
+	if i := strings.LastIndexByte(body, '&'); i >= 0 && !strings.Contains(body[i:], ";") {
+		body = body[:i]
+	}
+	return body + mark
 }
 
 // truncateBytes cuts s to at most n bytes without splitting a UTF-8
