@@ -22,9 +22,14 @@ type reply struct {
 
 func call(t *testing.T, s *Server, path, token string, body any) (int, reply) {
 	t.Helper()
+	return callMethod(t, s, http.MethodPost, path, token, body)
+}
+
+func callMethod(t *testing.T, s *Server, method, path, token string, body any) (int, reply) {
+	t.Helper()
 	b, err := json.Marshal(body)
 	require.NoError(t, err)
-	req, err := http.NewRequest(http.MethodPost, s.URL+path, bytes.NewReader(b))
+	req, err := http.NewRequest(method, s.URL+path, bytes.NewReader(b))
 	require.NoError(t, err)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -256,15 +261,7 @@ func TestIMv1ReplyAndPatch(t *testing.T) {
 
 	patch := func(id string, content any) reply {
 		b, _ := json.Marshal(content)
-		body, _ := json.Marshal(map[string]string{"content": string(b)})
-		req, err := http.NewRequest(http.MethodPatch, s.URL+"/open-apis/im/v1/messages/"+id, bytes.NewReader(body))
-		require.NoError(t, err)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		var r reply
-		require.NoError(t, json.NewDecoder(resp.Body).Decode(&r))
+		_, r := callMethod(t, s, http.MethodPatch, "/open-apis/im/v1/messages/"+id, tok, map[string]string{"content": string(b)})
 		return r
 	}
 	require.Zero(t, patch(root, card("resolved")).Code)

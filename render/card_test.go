@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -51,14 +50,7 @@ func TestGoldenCardAndPost(t *testing.T) {
 					m, err := r.Render(load(t, payload), &config.Receiver{Name: "infra", Language: lang, MsgType: typ})
 					require.NoError(t, err)
 					require.Equal(t, typ, m.Type)
-					got := indentJSON(t, m.Content)
-					golden := filepath.Join("..", "testdata", "golden", name)
-					if *update {
-						require.NoError(t, os.WriteFile(golden, []byte(got), 0o644))
-					}
-					want, err := os.ReadFile(golden)
-					require.NoError(t, err)
-					require.Equal(t, string(want), got)
+					requireGolden(t, name, indentJSON(t, m.Content))
 				})
 			}
 		}

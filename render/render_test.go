@@ -52,32 +52,29 @@ func text(t testing.TB, m feishu.Message) string {
 
 func TestGolden(t *testing.T) {
 	r := newRenderer(t)
-	for _, payload := range []string{
-		"firing-HighCPU-seq1-first-notification.json",
-		"firing-HighCPU-seq2-new-alerts-added.json",
-		"firing-HighCPU-seq3-some-alerts-resolved.json",
-		"resolved-HighCPU-seq4-all-alerts-resolved.json",
-		"firing-HighCPU-critical-max_alerts1.json",
-		"resolved-HighCPU-critical-max_alerts1.json",
-		"firing-DiskFull-default.json",
-		"resolved-DiskFull-default.json",
-	} {
+	for _, payload := range capturedPayloads {
 		for _, lang := range []string{"en", "zh"} {
 			name := strings.TrimSuffix(payload, ".json") + "." + lang + ".txt"
 			t.Run(name, func(t *testing.T) {
 				m, err := r.Render(load(t, payload), &config.Receiver{Name: "infra", Language: lang})
 				require.NoError(t, err)
-				got := text(t, m)
-				golden := filepath.Join("..", "testdata", "golden", name)
-				if *update {
-					require.NoError(t, os.WriteFile(golden, []byte(got), 0o644))
-				}
-				want, err := os.ReadFile(golden)
-				require.NoError(t, err)
-				require.Equal(t, string(want), got)
+				requireGolden(t, name, text(t, m))
 			})
 		}
 	}
+}
+
+// requireGolden compares got with testdata/golden/name, or rewrites that
+// file with -update.
+func requireGolden(t *testing.T, name, got string) {
+	t.Helper()
+	golden := filepath.Join("..", "testdata", "golden", name)
+	if *update {
+		require.NoError(t, os.WriteFile(golden, []byte(got), 0o644))
+	}
+	want, err := os.ReadFile(golden)
+	require.NoError(t, err)
+	require.Equal(t, string(want), got)
 }
 
 func TestMessagesSayWhatHappened(t *testing.T) {
