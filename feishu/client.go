@@ -1,6 +1,7 @@
 // Package feishu is the service's client of the Feishu (Lark) Open
 // Platform: the tenant access token, cached and refreshed; sending and
-// replying; Feishu's answers parsed and classified.
+// replying through message/v4/send or im/v1, and updating cards in place;
+// the message contents; Feishu's answers parsed and classified.
 package feishu
 
 import (
@@ -196,7 +197,8 @@ type envelope struct {
 	} `json:"error"`
 }
 
-// call POSTs body as JSON to path and decodes the answer's data into out.
+// call sends body as JSON to path with method and decodes the answer's
+// data into out.
 // Anything but HTTP 200 with code 0 is an *Error.
 func (c *Client) call(ctx context.Context, endpoint, method, path, tok string, body, out any) error {
 	raw, err := c.do(ctx, endpoint, method, path, tok, body)
