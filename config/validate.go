@@ -32,11 +32,13 @@ func (c *Config) validate() error {
 	if !validLanguage(c.Language) {
 		p.add(0, "language %q: must be en or zh", c.Language)
 	}
-	if _, err := loadLocation(c.Timezone); err != nil {
+	loc, err := loadLocation(c.Timezone)
+	if err != nil {
 		p.add(0, "timezone %q: %v", c.Timezone, err)
+		loc = time.UTC
 	}
 	rotations := c.validateOnCall(&p)
-	receivers := c.validateReceivers(&p, rotations)
+	receivers := c.validateReceivers(&p, rotations, loc)
 	c.validateRoute(&p, receivers)
 	return errors.Join(p...)
 }
@@ -176,7 +178,9 @@ func (m Person) validate() error {
 	return nil
 }
 
-func (c *Config) validateReceivers(p *problems, rotations map[string]bool) map[string]bool {
+// validateReceivers checks the receivers and fills in what they inherit;
+// loc is the top-level time zone, loaded.
+func (c *Config) validateReceivers(p *problems, rotations map[string]bool, loc *time.Location) map[string]bool {
 	names := map[string]bool{}
 	if len(c.Receivers) == 0 {
 		p.add(0, "receivers: at least one receiver is required")
@@ -215,16 +219,14 @@ func (c *Config) validateReceivers(p *problems, rotations map[string]bool) map[s
 			p.add(r.Line, "receiver %q: language %q: must be en or zh", r.Name, r.Language)
 		}
 		if r.Timezone == "" {
-			r.Timezone = c.Timezone
-		}
-		loc, err := loadLocation(r.Timezone)
-		if err != nil {
-			if r.Timezone != c.Timezone {
+			r.Timezone, r.Location = c.Timezone, loc
+		} else {
+			var err error
+			if r.Location, err = loadLocation(r.Timezone); err != nil {
 				p.add(r.Line, "receiver %q: timezone %q: %v", r.Name, r.Timezone, err)
+				r.Location = time.UTC
 			}
-			loc = time.UTC
 		}
-		r.Location = loc
 		if m := r.Mentions; m != nil {
 			for _, name := range m.OnCall {
 				if !rotations[name] {
