@@ -76,11 +76,8 @@ func (m message) card() feishu.Card {
 		buttons[i] = feishu.CardButton{Tag: "button", Type: "default", Text: feishu.CardText{Tag: "plain_text", Content: l.text}, URL: l.url}
 	}
 	buttons[0].Type = "primary"
-	return feishu.Card{
-		Config:   c.Config,
-		Header:   c.Header,
-		Elements: append(c.Elements, feishu.CardElement{Tag: "hr"}, feishu.CardElement{Tag: "action", Actions: buttons}),
-	}
+	c.Elements = append(c.Elements, feishu.CardElement{Tag: "hr"}, feishu.CardElement{Tag: "action", Actions: buttons})
+	return c
 }
 
 // Header colours by state, as Feishu's card guidelines suggest: red for an

@@ -22,12 +22,14 @@ var textEscaper = escaper{value: strings.NewReplacer("<", "＜", ">", "＞")}
 // still look them up by name (.CommonAnnotations.runbook_url); a name can
 // at worst make italics, never a tag or a link.
 var markdownEscaper = escaper{
-	value: strings.NewReplacer(
-		"&", "&#38;", "<", "&#60;", ">", "&#62;", "*", "&#42;", "_", "&#95;",
-		"~", "&#126;", "[", "&#91;", "]", "&#93;", "`", "&#96;"),
-	name: strings.NewReplacer(
-		"&", "&#38;", "<", "&#60;", ">", "&#62;", "*", "&#42;",
-		"~", "&#126;", "[", "&#91;", "]", "&#93;", "`", "&#96;"),
+	value: strings.NewReplacer(append(markdownEntities, "_", "&#95;")...),
+	name:  strings.NewReplacer(markdownEntities...),
+}
+
+// markdownEntities are the replacements card markdown needs, "_" aside.
+var markdownEntities = []string{
+	"&", "&#38;", "<", "&#60;", ">", "&#62;", "*", "&#42;",
+	"~", "&#126;", "[", "&#91;", "]", "&#93;", "`", "&#96;",
 }
 
 // escaper neutralises values, and names (label and annotation keys) by its
