@@ -349,7 +349,7 @@ func readable(msgType string, content json.RawMessage) (string, error) {
 					case "text":
 						line.WriteString(n.Text)
 					case "a":
-						if u, err := url.Parse(n.Href); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+						if !webURL(n.Href) {
 							return "", fmt.Errorf("post link %q is not a valid URL", n.Href)
 						}
 						line.WriteString(n.Text)
@@ -380,7 +380,7 @@ func readable(msgType string, content json.RawMessage) (string, error) {
 				lines = append(lines, t.Content)
 			}
 			for _, a := range e.Actions {
-				if u, err := url.Parse(a.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+				if !webURL(a.URL) {
 					return "", fmt.Errorf("button url %q is not a valid URL", a.URL)
 				}
 			}
@@ -388,6 +388,12 @@ func readable(msgType string, content json.RawMessage) (string, error) {
 		return strings.Join(lines, "\n"), nil
 	}
 	return "", fmt.Errorf("unsupported msg_type %s", msgType)
+}
+
+// webURL reports whether s is a link Feishu accepts in a post or a button.
+func webURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https")
 }
 
 // card is what the stand-in reads of card JSON 1.0.

@@ -76,9 +76,8 @@ func (s *Server) replyIM(w http.ResponseWriter, r *http.Request) {
 // reports whether the request goes on.
 func (s *Server) readIM(w http.ResponseWriter, r *http.Request) (*Message, imRequest, bool) {
 	var req imRequest
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxIMBodyRead))
-	if err != nil || json.Unmarshal(body, &req) != nil {
-		fail(w, http.StatusBadRequest, 9499, "Bad Request")
+	body, ok := readJSON(w, r, &req)
+	if !ok {
 		return nil, req, false
 	}
 	if len([]rune(req.UUID)) > maxUUIDLen {
@@ -116,6 +115,17 @@ func (s *Server) readIM(w http.ResponseWriter, r *http.Request) (*Message, imReq
 	return &Message{API: "im_v1", Type: req.MsgType, UUID: req.UUID, Content: json.RawMessage(content), Text: text}, req, true
 }
 
+// readJSON reads an im/v1 body into v and returns it, for the size limits;
+// a body that is not JSON is answered as Feishu's gateway does.
+func readJSON(w http.ResponseWriter, r *http.Request, v any) ([]byte, bool) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxIMBodyRead))
+	if err != nil || json.Unmarshal(body, v) != nil {
+		fail(w, http.StatusBadRequest, 9499, "Bad Request")
+		return nil, false
+	}
+	return body, true
+}
+
 // patchIM updates a card in place, with the documented conditions: an
 // interactive message, not recalled or deleted, under 14 days old, and
 // update_multi set in both the old and the new card.
@@ -128,9 +138,8 @@ func (s *Server) patchIM(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Content json.RawMessage `json:"content"`
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxIMBodyRead))
-	if err != nil || json.Unmarshal(body, &req) != nil {
-		fail(w, http.StatusBadRequest, 9499, "Bad Request")
+	body, ok := readJSON(w, r, &req)
+	if !ok {
 		return
 	}
 	m, ok := s.replyTarget(w, r.PathValue("id"))
