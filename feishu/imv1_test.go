@@ -64,27 +64,28 @@ func TestUUIDMakesSendsIdempotent(t *testing.T) {
 	s := feishutest.New(t)
 	c, _ := newClientFor(t, s, feishutest.AppSecret, config.APIIMv1)
 	ctx := context.Background()
+	// sendTwice sends m twice and returns the one message ID both yield.
+	sendTwice := func(m feishu.Message) string {
+		first, err := c.Send(ctx, m)
+		require.NoError(t, err)
+		again, err := c.Send(ctx, m)
+		require.NoError(t, err)
+		require.Equal(t, first, again)
+		return first
+	}
 	m := text("oc_1", "first")
 	m.UUID = "0123456789abcdef0123456789abcdef-0011223344556677"
-	first, err := c.Send(ctx, m)
-	require.NoError(t, err)
-	again, err := c.Send(ctx, m)
-	require.NoError(t, err)
-	require.Equal(t, first, again)
+	root := sendTwice(m)
 	require.Len(t, s.Messages(), 1)
 	require.Equal(t, m.UUID, s.Messages()[0].UUID)
 
 	reply := text("oc_1", "reply")
-	reply.RootID, reply.UUID = first, "reply-uuid"
-	r1, err := c.Send(ctx, reply)
-	require.NoError(t, err)
-	r2, err := c.Send(ctx, reply)
-	require.NoError(t, err)
-	require.Equal(t, r1, r2)
+	reply.RootID, reply.UUID = root, "reply-uuid"
+	sendTwice(reply)
 	require.Len(t, s.Messages(), 2)
 
 	m.UUID = string(make([]byte, feishu.MaxUUIDLen+1))
-	_, err = c.Send(ctx, m)
+	_, err := c.Send(ctx, m)
 	require.ErrorContains(t, err, "uuid is longer than 50")
 }
 
