@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // Default credentials of the stand-in's one app.
@@ -75,10 +77,16 @@ type Server struct {
 	users         map[string]string   // email -> open_id
 	notMember     map[string]bool     // chats the bot is not in
 	faults        []Fault             // answers for the next sends
+	every         int                 // answer everyFault to every nth send; 0 = never
+	everyFault    Fault
+	everyCount    int
+	targetFaults  map[string]Fault // answers to every send to a target
 	latency       time.Duration
-	chatLimit     int                    // sends per second per target; 0 = none
-	recent        map[string][]time.Time // send times per target, for chatLimit
-	refused       int
+	chatLimit     int                      // sends per second per target; 0 = none
+	chatBuckets   map[string]*rate.Limiter // per target, for chatLimit
+	appLimit      *rate.Limiter            // the gateway's per-app limit; nil = none
+	refusedChat   int
+	refusedApp    int
 	sends         int // send requests received, answered or not
 	now           func() time.Time
 }
@@ -90,18 +98,19 @@ func Start(addr string) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		URL:       "http://" + ln.Addr().String(),
-		ln:        ln,
-		appID:     AppID,
-		secret:    AppSecret,
-		tokenTTL:  2 * time.Hour,
-		tokens:    map[string]time.Time{},
-		byID:      map[string]*Message{},
-		uuids:     map[string]*Message{},
-		users:     map[string]string{},
-		notMember: map[string]bool{},
-		recent:    map[string][]time.Time{},
-		now:       time.Now,
+		URL:          "http://" + ln.Addr().String(),
+		ln:           ln,
+		appID:        AppID,
+		secret:       AppSecret,
+		tokenTTL:     2 * time.Hour,
+		tokens:       map[string]time.Time{},
+		byID:         map[string]*Message{},
+		uuids:        map[string]*Message{},
+		users:        map[string]string{},
+		notMember:    map[string]bool{},
+		chatBuckets:  map[string]*rate.Limiter{},
+		targetFaults: map[string]Fault{},
+		now:          time.Now,
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /open-apis/auth/v3/tenant_access_token/internal", s.token)
@@ -178,6 +187,28 @@ func (s *Server) FailNext(n int, f Fault) {
 	}
 }
 
+// FailEvery makes every nth send from now on answer f; 0 stops it.
+func (s *Server) FailEvery(n int, f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.every, s.everyFault, s.everyCount = n, f, 0
+}
+
+// FailTarget makes every send to one chat or user (by its ID) answer f,
+// until ClearTarget.
+func (s *Server) FailTarget(id string, f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.targetFaults[id] = f
+}
+
+// ClearTarget ends FailTarget's faults for id.
+func (s *Server) ClearTarget(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.targetFaults, id)
+}
+
 // SetLatency delays every answer to a send.
 func (s *Server) SetLatency(d time.Duration) {
 	s.mu.Lock()
@@ -185,12 +216,32 @@ func (s *Server) SetLatency(d time.Duration) {
 	s.latency = d
 }
 
-// SetChatRateLimit refuses sends to one target beyond perSecond in any
-// one-second window, as Feishu's per-chat limit does. 0 turns it off.
+// SetChatRateLimit refuses sends to one chat or user beyond perSecond, with
+// the message system's business code (230020 on im/v1, 11233 on v4). 0
+// turns it off.
+//
+// Feishu does not document how it counts "5 per second". The stand-in
+// counts with a token bucket holding one second's worth: a sender that
+// spaces its sends evenly at the limit is never refused, one that bursts
+// past it is.
 func (s *Server) SetChatRateLimit(perSecond int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.chatLimit = perSecond
+	clear(s.chatBuckets)
+}
+
+// SetAppRateLimit refuses sends beyond perSecond for the whole app the way
+// Feishu's gateway does: HTTP 429, code 99991400, and the headers
+// x-ogw-ratelimit-limit and x-ogw-ratelimit-reset (whole seconds until the
+// quota recovers). It counts like SetChatRateLimit. 0 turns it off.
+func (s *Server) SetAppRateLimit(perSecond int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.appLimit = nil
+	if perSecond > 0 {
+		s.appLimit = rate.NewLimiter(rate.Limit(perSecond), perSecond)
+	}
 }
 
 // Sends counts send requests received, including those still waiting for
@@ -201,11 +252,18 @@ func (s *Server) Sends() int {
 	return s.sends
 }
 
-// Refused counts sends refused by the rate limit.
+// Refused counts sends refused by a rate limit, per chat and per app.
 func (s *Server) Refused() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.refused
+	return s.refusedChat + s.refusedApp
+}
+
+// RefusedByApp counts sends refused by the per-app limit.
+func (s *Server) RefusedByApp() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refusedApp
 }
 
 // Recall withdraws a message, as its sender can in the Feishu client.

@@ -153,6 +153,79 @@ func TestChatRateLimit(t *testing.T) {
 	require.Len(t, s.Messages(), 7)
 }
 
+// A sender that spaces its sends evenly at the limit is never refused.
+func TestChatRateLimitAcceptsAnEvenPace(t *testing.T) {
+	s := New(t)
+	now := time.Now()
+	s.now = func() time.Time { return now }
+	tok := token(t, s)
+	s.SetChatRateLimit(5)
+	for range 50 {
+		_, r := call(t, s, createPath, tok, imBody("oc_1", "text", map[string]string{"text": "x"}, ""))
+		require.Zero(t, r.Code)
+		now = now.Add(200 * time.Millisecond)
+	}
+	require.Zero(t, s.Refused())
+}
+
+// The per-app limit is the gateway's: HTTP 429, 99991400 and the reset
+// header, whatever the chat.
+func TestAppRateLimit(t *testing.T) {
+	s := New(t)
+	now := time.Now()
+	s.now = func() time.Time { return now }
+	tok := token(t, s)
+	s.SetAppRateLimit(3)
+	send := func(chat string) (*http.Response, reply) {
+		b, _ := json.Marshal(imBody(chat, "text", map[string]string{"text": "x"}, ""))
+		req, err := http.NewRequest(http.MethodPost, s.URL+createPath, bytes.NewReader(b))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var r reply
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&r))
+		return resp, r
+	}
+	for i := range 3 {
+		_, r := send(fmt.Sprintf("oc_%d", i))
+		require.Zero(t, r.Code)
+	}
+	resp, r := send("oc_9")
+	require.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
+	require.Equal(t, 99991400, r.Code)
+	require.Equal(t, "3", resp.Header.Get("x-ogw-ratelimit-limit"))
+	require.Equal(t, "1", resp.Header.Get("x-ogw-ratelimit-reset"), "a third of a second, in whole seconds")
+	now = now.Add(400 * time.Millisecond)
+	_, r = send("oc_9")
+	require.Zero(t, r.Code, "the refused send took no quota")
+	require.Equal(t, 1, s.RefusedByApp())
+	require.Equal(t, 1, s.Refused())
+}
+
+func TestFailEveryAndFailTarget(t *testing.T) {
+	s := New(t)
+	tok := token(t, s)
+	s.FailEvery(3, Fault{Status: http.StatusInternalServerError, Code: 2200, Msg: "internal error"})
+	var codes []int
+	for range 6 {
+		_, r := call(t, s, createPath, tok, imBody("oc_1", "text", map[string]string{"text": "x"}, ""))
+		codes = append(codes, r.Code)
+	}
+	require.Equal(t, []int{0, 0, 2200, 0, 0, 2200}, codes)
+	s.FailEvery(0, Fault{})
+
+	s.FailTarget("oc_2", Fault{Status: http.StatusBadRequest, Code: 230020, Msg: "rate limit"})
+	_, r := call(t, s, createPath, tok, imBody("oc_2", "text", map[string]string{"text": "x"}, ""))
+	require.Equal(t, 230020, r.Code)
+	_, r = call(t, s, createPath, tok, imBody("oc_1", "text", map[string]string{"text": "x"}, ""))
+	require.Zero(t, r.Code, "other targets are not affected")
+	s.ClearTarget("oc_2")
+	_, r = call(t, s, createPath, tok, imBody("oc_2", "text", map[string]string{"text": "x"}, ""))
+	require.Zero(t, r.Code)
+}
+
 func TestContactsLookup(t *testing.T) {
 	s := New(t)
 	s.AddUser("Alice@Example.com", "ou_alice")

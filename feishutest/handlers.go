@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // tokenReissueWindow is Feishu's rule: asking for a token while the current
@@ -75,19 +78,31 @@ func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// injected answers a send with the next queued fault, if any. It is called
-// with s.mu held and reports whether it answered.
+// injected answers a send with a queued fault, or the every-nth one, if
+// any. It is called with s.mu held and reports whether it answered.
 func (s *Server) injected(w http.ResponseWriter) bool {
+	if s.every > 0 {
+		s.everyCount++
+		if s.everyCount%s.every == 0 {
+			answerFault(w, s.everyFault)
+			return true
+		}
+	}
 	if len(s.faults) == 0 {
 		return false
 	}
 	f := s.faults[0]
 	s.faults = s.faults[1:]
+	answerFault(w, f)
+	return true
+}
+
+func answerFault(w http.ResponseWriter, f Fault) {
 	if f.Drop {
 		if hj, ok := w.(http.Hijacker); ok {
 			if conn, _, err := hj.Hijack(); err == nil {
 				conn.Close()
-				return true
+				return
 			}
 		}
 	}
@@ -99,6 +114,26 @@ func (s *Server) injected(w http.ResponseWriter) bool {
 		status = http.StatusOK
 	}
 	fail(w, status, f.Code, f.Msg)
+}
+
+// appLimited answers a send over the per-app limit as Feishu's gateway
+// does. It is called with s.mu held and reports whether it answered.
+func (s *Server) appLimited(w http.ResponseWriter) bool {
+	if s.appLimit == nil {
+		return false
+	}
+	now := s.now()
+	r := s.appLimit.ReserveN(now, 1)
+	delay := r.DelayFrom(now)
+	if delay == 0 {
+		return false
+	}
+	r.CancelAt(now)
+	s.refusedApp++
+	reset := int(math.Ceil(delay.Seconds()))
+	w.Header().Set("x-ogw-ratelimit-limit", strconv.Itoa(s.appLimit.Burst()))
+	w.Header().Set("x-ogw-ratelimit-reset", strconv.Itoa(reset))
+	fail(w, http.StatusTooManyRequests, 99991400, "request trigger frequency limit")
 	return true
 }
 
@@ -108,19 +143,15 @@ func (s *Server) overLimit(target string) bool {
 	if s.chatLimit <= 0 {
 		return false
 	}
-	now := s.now()
-	var kept []time.Time
-	for _, t := range s.recent[target] {
-		if now.Sub(t) < time.Second {
-			kept = append(kept, t)
-		}
+	b, ok := s.chatBuckets[target]
+	if !ok {
+		b = rate.NewLimiter(rate.Limit(s.chatLimit), s.chatLimit)
+		s.chatBuckets[target] = b
 	}
-	if len(kept) >= s.chatLimit {
-		s.recent[target] = kept
-		s.refused++
+	if !b.AllowN(s.now(), 1) {
+		s.refusedChat++
 		return true
 	}
-	s.recent[target] = append(kept, now)
 	return false
 }
 
@@ -215,7 +246,7 @@ func (s *Server) begin(w http.ResponseWriter, r *http.Request) bool {
 	s.mu.Unlock()
 	s.wait(r)
 	s.mu.Lock()
-	if !s.authorized(w, r) || s.injected(w) {
+	if !s.authorized(w, r) || s.appLimited(w) || s.injected(w) {
 		s.mu.Unlock()
 		return false
 	}
@@ -243,6 +274,10 @@ func (s *Server) replyTarget(w http.ResponseWriter, id string) (*Message, bool) 
 // store accepts m after the checks every send shares: the bot is in the
 // chat, and the chat is under its rate limit. It is called with s.mu held.
 func (s *Server) store(w http.ResponseWriter, m *Message, c codes) {
+	if f, ok := s.targetFaults[m.TargetID]; ok {
+		answerFault(w, f)
+		return
+	}
 	if m.Target == "chat_id" && s.notMember[m.TargetID] {
 		fail(w, http.StatusBadRequest, c.notMember, codeMsgs[c.notMember])
 		return

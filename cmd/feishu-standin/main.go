@@ -6,6 +6,7 @@ package main
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -23,6 +24,8 @@ func main() {
 	ttl := app.Flag("token-ttl", "Lifetime of the tenant tokens it issues.").Default("2h").Duration()
 	latency := app.Flag("latency", "Delay before each answer to a send.").Default("0s").Duration()
 	perChat := app.Flag("chat-rate-limit", "Sends per second accepted per chat or user; 0 = no limit.").Default("0").Int()
+	perApp := app.Flag("app-rate-limit", "Sends per second accepted for the whole app, answered 429 beyond; 0 = no limit.").Default("0").Int()
+	failEvery := app.Flag("fail-every", "Answer every nth send with HTTP 500; 0 = never.").Default("0").Int()
 	kingpin.MustParse(app.Parse(os.Args[1:]))
 
 	s, err := feishutest.Start(*listen)
@@ -34,6 +37,8 @@ func main() {
 	s.SetTokenTTL(*ttl)
 	s.SetLatency(*latency)
 	s.SetChatRateLimit(*perChat)
+	s.SetAppRateLimit(*perApp)
+	s.FailEvery(*failEvery, feishutest.Fault{Status: http.StatusInternalServerError, Code: 2200, Msg: "internal error"})
 	fmt.Println("feishu-standin listening on", s.URL)
 
 	sig := make(chan os.Signal, 1)
