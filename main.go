@@ -85,7 +85,10 @@ func run() int {
 		Help: "Whether the last configuration load succeeded.",
 	})
 
-	pipeline, err := receiver.NewPipeline(cfg, feishuMetrics, logger)
+	// One pacer for the process: Feishu's limits are per app and per chat,
+	// whatever the configuration's generation.
+	pacer := feishu.NewPacer(cfg.Feishu.RateLimit, feishuMetrics)
+	pipeline, err := receiver.NewPipeline(cfg, feishuMetrics, pacer, logger)
 	if err != nil {
 		logger.Error("Loading configuration failed", "file", *configFile, "err", err)
 		return 1
@@ -111,7 +114,7 @@ func run() int {
 		}
 		var p *receiver.Pipeline
 		if err == nil {
-			p, err = receiver.NewPipeline(next, feishuMetrics, logger)
+			p, err = receiver.NewPipeline(next, feishuMetrics, pacer, logger)
 		}
 		if err != nil {
 			reloadOK.Set(0)
@@ -119,6 +122,7 @@ func run() int {
 			return err
 		}
 		handler.SetPipeline(p)
+		pacer.SetLimits(next.Feishu.RateLimit)
 		reloadOK.Set(1)
 		logger.Info("Configuration reloaded", "file", *configFile)
 		return nil

@@ -53,11 +53,12 @@ type Feishu struct {
 	HTTPConfig    commoncfg.HTTPClientConfig `yaml:"http_config"`
 }
 
-// RateLimit is how many sends per second the service allows itself; 0 means
-// unlimited.
+// RateLimit is how fast the service lets itself send; 0 means unlimited.
+// The defaults are Feishu's documented limits.
 type RateLimit struct {
-	PerChat float64 `yaml:"per_chat"`
-	PerApp  float64 `yaml:"per_app"`
+	PerChat      float64 `yaml:"per_chat"`       // sends per second to one chat or user
+	PerApp       float64 `yaml:"per_app"`        // sends per second for the whole app
+	PerAppMinute float64 `yaml:"per_app_minute"` // sends per minute for the whole app
 }
 
 // State is where chains and dedupe keys are kept.
@@ -187,7 +188,7 @@ var Default = Config{
 	Feishu: Feishu{
 		BaseURL:    "https://open.feishu.cn",
 		API:        APIIMv1,
-		RateLimit:  RateLimit{PerChat: 5, PerApp: 50},
+		RateLimit:  RateLimit{PerChat: 5, PerApp: 50, PerAppMinute: 1000},
 		HTTPConfig: commoncfg.DefaultHTTPClientConfig,
 	},
 	State: State{

@@ -26,7 +26,7 @@ func TestParseMinimalAppliesDefaults(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "https://open.feishu.cn", c.Feishu.BaseURL)
 	require.Equal(t, APIIMv1, c.Feishu.API)
-	require.Equal(t, RateLimit{PerChat: 5, PerApp: 50}, c.Feishu.RateLimit)
+	require.Equal(t, RateLimit{PerChat: 5, PerApp: 50, PerAppMinute: 1000}, c.Feishu.RateLimit)
 	require.True(t, c.Feishu.HTTPConfig.FollowRedirects)
 	require.Equal(t, "file", c.State.Backend)
 	require.Equal(t, 168*time.Hour, time.Duration(c.State.ChainTTL))

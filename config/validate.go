@@ -69,7 +69,7 @@ func (c *Config) validateFeishu(p *problems) {
 	default:
 		p.add(0, "feishu.api %q: must be %s or %s", f.API, APIv4, APIIMv1)
 	}
-	if f.RateLimit.PerChat < 0 || f.RateLimit.PerApp < 0 {
+	if f.RateLimit.PerChat < 0 || f.RateLimit.PerApp < 0 || f.RateLimit.PerAppMinute < 0 {
 		p.add(0, "feishu.rate_limit: values must not be negative")
 	}
 	if err := f.HTTPConfig.Validate(); err != nil {

@@ -322,7 +322,9 @@ func TestWrongSecretIsLoggedAtStart(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	code, body := post(t, s.URL+"/webhook", payload(t, "firing-DiskFull-default.json"))
-	require.Equal(t, http.StatusServiceUnavailable, code, body)
+	require.Equal(t, http.StatusUnprocessableEntity, code, body)
+	require.Contains(t, body, "app secret invalid")
+	require.NotContains(t, body, "another-secret")
 }
 
 // Concurrent posts of one group make one root; bad input sends nothing.

@@ -69,6 +69,7 @@ type Client struct {
 	secret  string
 	http    *http.Client
 	metrics *Metrics
+	pacer   *Pacer
 	logger  *slog.Logger
 	now     func() time.Time
 
@@ -77,8 +78,9 @@ type Client struct {
 	fresh time.Time // until when the token is used without asking again
 }
 
-// New builds a client for the app in cfg, whose secret is already read.
-func New(cfg config.Feishu, secret string, m *Metrics, logger *slog.Logger) (*Client, error) {
+// New builds a client for the app in cfg, whose secret is already read. Its
+// sends are paced by p, which the process's clients share.
+func New(cfg config.Feishu, secret string, m *Metrics, p *Pacer, logger *slog.Logger) (*Client, error) {
 	hc, err := commoncfg.NewClientFromConfig(cfg.HTTPConfig, "feishu",
 		commoncfg.WithUserAgent(version.ComponentUserAgent("alertmanager-feishu")))
 	if err != nil {
@@ -91,18 +93,28 @@ func New(cfg config.Feishu, secret string, m *Metrics, logger *slog.Logger) (*Cl
 		secret:  secret,
 		http:    hc,
 		metrics: m,
+		pacer:   p,
 		logger:  logger,
 		now:     time.Now,
 	}, nil
 }
 
 // Send delivers m through the configured API and returns the new message's
-// ID. A message with a RootID replies to that message.
+// ID. A message with a RootID replies to that message. Send waits for the
+// target's slot under the rate limits and retries what may pass, as long as
+// ctx's deadline allows.
 func (c *Client) Send(ctx context.Context, m Message) (string, error) {
 	start := c.now()
 	defer func() { c.metrics.SendDuration.Observe(time.Since(start).Seconds()) }()
+	endpoint := EndpointV4
+	if c.api == config.APIIMv1 {
+		endpoint = EndpointCreate
+		if m.RootID != "" {
+			endpoint = EndpointReply
+		}
+	}
 	var id string
-	err := c.withToken(ctx, func(tok string) (err error) {
+	err := c.retry(ctx, endpoint, m.Target.String(), func(tok string) (err error) {
 		if c.api == config.APIIMv1 {
 			id, err = c.sendIM(ctx, tok, m)
 		} else {
@@ -111,24 +123,6 @@ func (c *Client) Send(ctx context.Context, m Message) (string, error) {
 		return err
 	})
 	return id, err
-}
-
-// withToken calls f with the tenant token. A token Feishu rejects is
-// replaced and f called once more.
-func (c *Client) withToken(ctx context.Context, f func(tok string) error) error {
-	for attempt := 0; ; attempt++ {
-		tok, err := c.tenantToken(ctx)
-		if err != nil {
-			return err
-		}
-		err = f(tok)
-		if attempt == 0 && Classify(err) == TokenRejected {
-			c.logger.Warn("feishu rejected the tenant token, fetching a new one", "err", err)
-			c.forgetToken(tok)
-			continue
-		}
-		return err
-	}
 }
 
 type v4Request struct {
@@ -154,7 +148,7 @@ func newV4Request(m Message) (v4Request, error) {
 	case config.TargetEmail:
 		req.Email = m.Target.ID
 	default:
-		return req, fmt.Errorf("feishu %s: unknown target kind %q", EndpointV4, m.Target.Kind)
+		return req, badRequest(EndpointV4, "unknown target kind %q", m.Target.Kind)
 	}
 	// v4 carries a card in its own field; every other content in content.
 	if m.Type == config.MsgInteractive {
@@ -222,11 +216,11 @@ type answer struct {
 func (c *Client) do(ctx context.Context, endpoint, method, path, tok string, body any) (*answer, error) {
 	b, err := marshal(body)
 	if err != nil {
-		return nil, fmt.Errorf("feishu %s: encode request: %w", endpoint, err)
+		return nil, badRequest(endpoint, "encode request: %v", err)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+path, bytes.NewReader(b))
 	if err != nil {
-		return nil, fmt.Errorf("feishu %s: %w", endpoint, err)
+		return nil, badRequest(endpoint, "%v", err)
 	}
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
 	if tok != "" {
@@ -244,7 +238,10 @@ func (c *Client) do(ctx context.Context, endpoint, method, path, tok string, bod
 		return nil, &Error{Endpoint: endpoint, HTTPStatus: resp.StatusCode, Err: err}
 	}
 	a := &answer{status: resp.StatusCode, body: b}
-	e := &Error{Endpoint: endpoint, HTTPStatus: resp.StatusCode, LogID: resp.Header.Get("X-Tt-Logid")}
+	e := &Error{
+		Endpoint: endpoint, HTTPStatus: resp.StatusCode, LogID: resp.Header.Get("X-Tt-Logid"),
+		RetryAfter: resetAfter(resp.Header),
+	}
 	if err := json.Unmarshal(b, &a.env); err != nil || a.env.Code == nil {
 		c.metrics.Requests.WithLabelValues(endpoint, "http_"+strconv.Itoa(resp.StatusCode)).Inc()
 		e.Msg = "answer is not a Feishu JSON envelope"
@@ -259,6 +256,16 @@ func (c *Client) do(ctx context.Context, endpoint, method, path, tok string, bod
 		e.LogID = a.env.Error.LogID
 	}
 	return nil, e
+}
+
+// resetAfter reads the gateway's x-ogw-ratelimit-reset header: the seconds
+// until the app's quota recovers.
+func resetAfter(h http.Header) time.Duration {
+	n, err := strconv.Atoi(strings.TrimSpace(h.Get("X-Ogw-Ratelimit-Reset")))
+	if err != nil || n <= 0 {
+		return 0
+	}
+	return time.Duration(n) * time.Second
 }
 
 // stripURL drops the request URL from a transport error: the path is

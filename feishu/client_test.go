@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/common/promslog"
 	"github.com/stretchr/testify/require"
@@ -35,7 +35,7 @@ func newClientFor(t *testing.T, s *feishutest.Server, secret, api string) (*feis
 		BaseURL:    s.URL,
 		AppID:      feishutest.AppID,
 		HTTPConfig: commoncfg.DefaultHTTPClientConfig,
-	}, secret, m, promslog.NewNopLogger())
+	}, secret, m, feishu.NewPacer(config.RateLimit{}, m), promslog.NewNopLogger())
 	require.NoError(t, err)
 	return c, m
 }
@@ -140,38 +140,68 @@ func TestWrongSecret(t *testing.T) {
 	require.ErrorAs(t, err, &te)
 	require.Contains(t, err.Error(), "code 10014: app secret invalid")
 	require.NotContains(t, err.Error(), "wrong-secret")
-	require.Equal(t, feishu.Transient, feishu.Classify(err))
+	require.Equal(t, feishu.Permanent, feishu.Classify(err), "a refused secret is the operator's to fix")
+	require.Equal(t, 1, s.TokenRequests(), "and is not asked again")
 	require.Empty(t, s.Messages())
 }
 
+func TestTokenEndpointDownIsTransient(t *testing.T) {
+	s := feishutest.New(t)
+	c, _ := newClient(t, s, feishutest.AppSecret)
+	s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_, err := c.Send(ctx, text("oc_1", "x"))
+	var te *feishu.TokenError
+	require.ErrorAs(t, err, &te)
+	require.Equal(t, feishu.Transient, feishu.Classify(err))
+}
+
+// Each class of Feishu's answers, given to every attempt: what may pass is
+// tried again within the deadline, the rest is not.
 func TestClassification(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		fault feishutest.Fault
 		want  feishu.Class
+		sends int // at least, within the deadline
 	}{
-		{"gateway rate limit", feishutest.Fault{Status: 429, Code: 99991400, Msg: "request trigger frequency limit", Header: map[string]string{"x-ogw-ratelimit-reset": "1"}}, feishu.Transient},
-		{"429 without a code", feishutest.Fault{Status: 429}, feishu.Transient},
-		{"per-chat limit", feishutest.Fault{Status: 400, Code: 230020, Msg: "rate limit"}, feishu.Transient},
-		{"v4 chat limit", feishutest.Fault{Status: 400, Code: 11233, Msg: "create message chat trigger rate limit"}, feishu.Transient},
-		{"internal error", feishutest.Fault{Status: 200, Code: 2200, Msg: "Internal Error"}, feishu.Transient},
-		{"being sent", feishutest.Fault{Status: 400, Code: 230049, Msg: "The message is being sent"}, feishu.Transient},
-		{"server error", feishutest.Fault{Status: 503, Code: 0, Msg: "unavailable"}, feishu.Transient},
-		{"bot not in chat", feishutest.Fault{Status: 400, Code: 230002, Msg: "Bot/User can NOT be out of the chat."}, feishu.Permanent},
-		{"v4 bot not in chat", feishutest.Fault{Status: 400, Code: 10030, Msg: "bot not in chat"}, feishu.Permanent},
-		{"no permission", feishutest.Fault{Status: 400, Code: 99991672, Msg: "Access denied."}, feishu.Permanent},
-		{"invalid receive id", feishutest.Fault{Status: 400, Code: 230001, Msg: "param is invalid, ext=invalid receive_id"}, feishu.Permanent},
-		{"recalled root", feishutest.Fault{Status: 400, Code: 230011, Msg: "The message is recalled."}, feishu.RootGone},
-		{"unknown root", feishutest.Fault{Status: 400, Code: 230001, Msg: "param is invalid, ext=invalid message_id"}, feishu.RootGone},
-		{"token rejected twice", feishutest.Fault{Status: 400, Code: 99991663, Msg: "Invalid access token"}, feishu.TokenRejected},
+		{"gateway rate limit", feishutest.Fault{Status: 429, Code: 99991400, Msg: "request trigger frequency limit", Header: map[string]string{"x-ogw-ratelimit-reset": "1"}}, feishu.Transient, 2},
+		{"429 without a code", feishutest.Fault{Status: 429}, feishu.Transient, 2},
+		{"per-chat limit", feishutest.Fault{Status: 400, Code: 230020, Msg: "rate limit"}, feishu.Transient, 2},
+		{"v4 chat limit", feishutest.Fault{Status: 400, Code: 11233, Msg: "create message chat trigger rate limit"}, feishu.Transient, 2},
+		{"internal error", feishutest.Fault{Status: 200, Code: 2200, Msg: "Internal Error"}, feishu.Transient, 2},
+		{"being sent", feishutest.Fault{Status: 400, Code: 230049, Msg: "The message is being sent"}, feishu.Transient, 2},
+		{"server error", feishutest.Fault{Status: 503, Code: 0, Msg: "unavailable"}, feishu.Transient, 2},
+		{"bad gateway", feishutest.Fault{Status: 502}, feishu.Transient, 2},
+		{"no answer", feishutest.Fault{Drop: true}, feishu.Transient, 2},
+		{"bot not in chat", feishutest.Fault{Status: 400, Code: 230002, Msg: "Bot/User can NOT be out of the chat."}, feishu.Permanent, 1},
+		{"v4 bot not in chat", feishutest.Fault{Status: 400, Code: 10030, Msg: "bot not in chat"}, feishu.Permanent, 1},
+		{"no permission", feishutest.Fault{Status: 400, Code: 99991672, Msg: "Access denied."}, feishu.Permanent, 1},
+		{"invalid receive id", feishutest.Fault{Status: 400, Code: 230001, Msg: "param is invalid, ext=invalid receive_id"}, feishu.Permanent, 1},
+		{"recalled root", feishutest.Fault{Status: 400, Code: 230011, Msg: "The message is recalled."}, feishu.RootGone, 1},
+		{"unknown root", feishutest.Fault{Status: 400, Code: 230001, Msg: "param is invalid, ext=invalid message_id"}, feishu.RootGone, 1},
+		{"token rejected twice", feishutest.Fault{Status: 400, Code: 99991663, Msg: "Invalid access token"}, feishu.TokenRejected, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			s := feishutest.New(t)
 			c, _ := newClient(t, s, feishutest.AppSecret)
-			s.FailNext(2, tc.fault)
-			_, err := c.Send(context.Background(), text("oc_1", "x"))
+			s.FailTarget("oc_1", tc.fault)
+			ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
+			defer cancel()
+			_, err := c.Send(ctx, text("oc_1", "x"))
 			require.Error(t, err)
 			require.Equal(t, tc.want, feishu.Classify(err), "%v", err)
+			if tc.want == feishu.Transient {
+				require.GreaterOrEqual(t, s.Sends(), tc.sends, "retried within the deadline")
+			} else {
+				require.Equal(t, tc.sends, s.Sends(), "not retried")
+			}
+			if tc.fault.Drop {
+				require.NotContains(t, err.Error(), "Bearer")
+				return
+			}
 			var fe *feishu.Error
 			require.ErrorAs(t, err, &fe)
 			require.Equal(t, tc.fault.Code, fe.Code)
@@ -180,36 +210,87 @@ func TestClassification(t *testing.T) {
 	}
 }
 
-func TestNoAnswerIsTransient(t *testing.T) {
-	s := feishutest.New(t)
-	c, _ := newClient(t, s, feishutest.AppSecret)
-	_, err := c.Send(context.Background(), text("oc_1", "x")) // token cached
-	require.NoError(t, err)
-	s.FailNext(1, feishutest.Fault{Drop: true})
-	_, err = c.Send(context.Background(), text("oc_1", "x"))
-	require.Error(t, err)
-	require.Equal(t, feishu.Transient, feishu.Classify(err))
-
-	s.Close()
-	_, err = c.Send(context.Background(), text("oc_1", "x"))
-	require.Error(t, err)
-	require.Equal(t, feishu.Transient, feishu.Classify(err))
-	require.NotContains(t, err.Error(), "Bearer")
+func TestTransientFailuresAreRetried(t *testing.T) {
+	for _, api := range apis {
+		t.Run(api, func(t *testing.T) {
+			s := feishutest.New(t)
+			c, m := newClientFor(t, s, feishutest.AppSecret, api)
+			s.FailNext(1, feishutest.Fault{Drop: true})
+			s.FailNext(1, feishutest.Fault{Status: http.StatusBadGateway})
+			s.FailNext(1, feishutest.Fault{Status: http.StatusBadRequest, Code: 230049, Msg: "The message is being sent"})
+			msg := text("oc_1", "x")
+			msg.UUID = "the-attempt"
+			_, err := c.Send(context.Background(), msg)
+			require.NoError(t, err)
+			require.Equal(t, 4, s.Sends())
+			got := s.Messages()
+			require.Len(t, got, 1)
+			endpoint := feishu.EndpointV4
+			if api == config.APIIMv1 {
+				endpoint = feishu.EndpointCreate
+				require.Equal(t, "the-attempt", got[0].UUID, "every attempt carries the same uuid")
+			}
+			require.Equal(t, 3.0, testutil.ToFloat64(m.Retries.WithLabelValues(endpoint, "transient")))
+		})
+	}
 }
 
-func TestGatewayErrorIsTransient(t *testing.T) {
+// A rate-limit answer from the gateway pauses every send for as long as its
+// reset header says; one from a chat pauses that chat only.
+func TestRateLimitAnswersPauseThePacer(t *testing.T) {
 	s := feishutest.New(t)
-	c, _ := newClient(t, s, feishutest.AppSecret)
-	_, err := c.Send(context.Background(), text("oc_1", "x"))
+	c, m := newClientFor(t, s, feishutest.AppSecret, config.APIIMv1)
+	s.FailNext(1, feishutest.Fault{Status: http.StatusTooManyRequests, Code: 99991400, Msg: "request trigger frequency limit",
+		Header: map[string]string{"x-ogw-ratelimit-limit": "50", "x-ogw-ratelimit-reset": "1"}})
+	start := time.Now()
+	var wg sync.WaitGroup
+	var other time.Duration
+	wg.Go(func() {
+		_, err := c.Send(context.Background(), text("oc_1", "x"))
+		require.NoError(t, err)
+	})
+	wg.Go(func() {
+		time.Sleep(200 * time.Millisecond) // after the 429
+		_, err := c.Send(context.Background(), text("oc_2", "y"))
+		require.NoError(t, err)
+		other = time.Since(start)
+	})
+	wg.Wait()
+	require.GreaterOrEqual(t, time.Since(start), time.Second, "the reset header is honoured")
+	require.GreaterOrEqual(t, other, time.Second, "and holds back sends to other chats too")
+	require.Len(t, s.Messages(), 2)
+	require.Equal(t, 1.0, testutil.ToFloat64(m.Retries.WithLabelValues(feishu.EndpointCreate, "rate_limited")))
+	count, sum := histogram(t, m.RateLimitWait)
+	require.Equal(t, uint64(3), count, "every attempt waited for its slot")
+	require.Greater(t, sum, 0.7, "the second chat's send waited out the pause")
+
+	// A chat's limit pauses that chat, not the others.
+	s.FailNext(1, feishutest.Fault{Status: http.StatusBadRequest, Code: 230020, Msg: "rate limit"})
+	start = time.Now()
+	wg.Go(func() {
+		_, err := c.Send(context.Background(), text("oc_1", "x"))
+		require.NoError(t, err)
+	})
+	time.Sleep(100 * time.Millisecond)
+	_, err := c.Send(context.Background(), text("oc_2", "y"))
 	require.NoError(t, err)
-	s.FailNext(1, feishutest.Fault{Status: http.StatusBadGateway})
-	_, err = c.Send(context.Background(), text("oc_1", "x"))
-	require.Equal(t, feishu.Transient, feishu.Classify(err))
-	require.True(t, strings.Contains(err.Error(), "http 502"), err.Error())
+	elsewhere := time.Since(start)
+	wg.Wait()
+	require.Less(t, elsewhere, time.Since(start), "the other chat went first")
+	require.Len(t, s.Messages(), 4)
 }
 
 func TestClassifyForeignErrors(t *testing.T) {
 	require.Equal(t, feishu.OK, feishu.Classify(nil))
 	require.Equal(t, feishu.Transient, feishu.Classify(context.DeadlineExceeded))
 	require.Equal(t, feishu.Transient, feishu.Classify(errors.New("anything")))
+	require.Equal(t, feishu.Transient, feishu.Classify(&feishu.SlotError{Target: "chat_id oc_1"}))
+}
+
+// histogram reads a histogram's sample count and sum.
+func histogram(t *testing.T, h prometheus.Histogram) (uint64, float64) {
+	t.Helper()
+	var m dto.Metric
+	require.NoError(t, h.Write(&m))
+	return m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum()
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // Error is a failed call to the Feishu Open Platform: either no answer
@@ -17,6 +18,9 @@ type Error struct {
 	Msg        string // Feishu's msg
 	LogID      string // Feishu's log id, for its support
 	Err        error  // transport error, if there was no answer
+	// RetryAfter is how long the gateway asked to wait after a rate-limit
+	// answer (x-ogw-ratelimit-reset); 0 when it did not say.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -88,12 +92,21 @@ func Classify(err error) Class {
 	}
 	var te *TokenError
 	if errors.As(err, &te) {
-		// The token could not be had: from Alertmanager's point of view
-		// Feishu is unavailable, and its retries will pick up a fixed secret.
-		return Transient
+		// The token could not be had. A token endpoint that is down or
+		// busy may come back; one that refuses the app's ID or secret
+		// will refuse it until the operator fixes the configuration.
+		if c := Classify(te.Err); c == Transient {
+			return Transient
+		}
+		return Permanent
+	}
+	var re *RequestError
+	if errors.As(err, &re) {
+		return Permanent
 	}
 	var e *Error
 	if !errors.As(err, &e) {
+		// No answer from Feishu's side: a deadline, a pacer with no slot.
 		return Transient
 	}
 	switch {
@@ -107,6 +120,46 @@ func Classify(err error) Class {
 		return Transient
 	}
 	return Permanent
+}
+
+// Which limit a rate-limit answer is about.
+type limitScope int
+
+const (
+	notLimited    limitScope = iota
+	appLimited               // the gateway's per-app limit, or the message system's overall one
+	targetLimited            // the per-chat (or per-user) limit
+)
+
+// rateLimited says whether err is Feishu refusing a call for its rate, and
+// which limit it hit. The gateway answers HTTP 429 (HTTP 400 on old APIs)
+// with 99991400, or a bare 429; the message system answers with business
+// codes.
+func rateLimited(err error) limitScope {
+	var e *Error
+	if !errors.As(err, &e) {
+		return notLimited
+	}
+	switch {
+	case e.HTTPStatus == http.StatusTooManyRequests, e.Code == 99991400, e.Code == 11232:
+		return appLimited
+	case e.Code == 230020, e.Code == 11233:
+		return targetLimited
+	}
+	return notLimited
+}
+
+// RequestError is a message that could not be made into a request: no
+// retry will change that.
+type RequestError struct {
+	Endpoint string
+	Msg      string
+}
+
+func (e *RequestError) Error() string { return "feishu " + e.Endpoint + ": " + e.Msg }
+
+func badRequest(endpoint, format string, args ...any) error {
+	return &RequestError{Endpoint: endpoint, Msg: fmt.Sprintf(format, args...)}
 }
 
 // TokenError is a failure to obtain a tenant access token.

@@ -2,7 +2,6 @@ package feishu
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/url"
 
@@ -29,11 +28,11 @@ func (c *Client) sendIM(ctx context.Context, tok string, m Message) (string, err
 		endpoint = EndpointReply
 	}
 	if len(m.UUID) > MaxUUIDLen {
-		return "", fmt.Errorf("feishu %s: uuid is longer than %d characters", endpoint, MaxUUIDLen)
+		return "", badRequest(endpoint, "uuid is longer than %d characters", MaxUUIDLen)
 	}
 	content, err := imContent(m.Content)
 	if err != nil {
-		return "", fmt.Errorf("feishu %s: encode content: %w", endpoint, err)
+		return "", badRequest(endpoint, "encode content: %v", err)
 	}
 	if m.RootID != "" {
 		path := "/open-apis/im/v1/messages/" + url.PathEscape(m.RootID) + "/reply"
@@ -43,7 +42,7 @@ func (c *Client) sendIM(ctx context.Context, tok string, m Message) (string, err
 	switch m.Target.Kind {
 	case config.TargetChatID, config.TargetOpenID, config.TargetUserID, config.TargetEmail:
 	default:
-		return "", fmt.Errorf("feishu %s: unknown target kind %q", endpoint, m.Target.Kind)
+		return "", badRequest(endpoint, "unknown target kind %q", m.Target.Kind)
 	}
 	path := "/open-apis/im/v1/messages?receive_id_type=" + m.Target.Kind
 	return c.messageID(ctx, endpoint, http.MethodPost, path, tok,
@@ -55,14 +54,16 @@ func (c *Client) sendIM(ctx context.Context, tok string, m Message) (string, err
 // config.update_multi set.
 func (c *Client) UpdateCard(ctx context.Context, messageID string, card Card) error {
 	if c.api != config.APIIMv1 {
-		return fmt.Errorf("feishu %s: needs feishu.api %s", EndpointUpdate, config.APIIMv1)
+		return badRequest(EndpointUpdate, "needs feishu.api %s", config.APIIMv1)
 	}
 	content, err := imContent(card)
 	if err != nil {
-		return fmt.Errorf("feishu %s: encode content: %w", EndpointUpdate, err)
+		return badRequest(EndpointUpdate, "encode content: %v", err)
 	}
 	path := "/open-apis/im/v1/messages/" + url.PathEscape(messageID)
-	return c.withToken(ctx, func(tok string) error {
+	// An update is bound by the app's limits only: it goes to a message,
+	// not to a chat.
+	return c.retry(ctx, EndpointUpdate, "", func(tok string) error {
 		return c.call(ctx, EndpointUpdate, http.MethodPatch, path, tok, struct {
 			Content string `json:"content"`
 		}{content}, nil)

@@ -11,6 +11,8 @@ type Metrics struct {
 	Requests       *prometheus.CounterVec
 	TokenRefreshes prometheus.Counter
 	SendDuration   prometheus.Histogram
+	Retries        *prometheus.CounterVec
+	RateLimitWait  prometheus.Histogram
 }
 
 // NewMetrics registers the client's metrics with reg.
@@ -27,8 +29,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		SendDuration: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "alertmanager_feishu_send_duration_seconds",
-			Help:    "Time to deliver one message to Feishu, token refresh included.",
+			Help:    "Time to deliver one message to Feishu: token, waits for a slot under the rate limits, and retries included.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
+		Retries: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "alertmanager_feishu_feishu_retries_total",
+			Help: "Calls to Feishu made again, by endpoint and reason (transient, rate_limited, token).",
+		}, []string{"endpoint", "reason"}),
+		RateLimitWait: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "alertmanager_feishu_rate_limit_wait_seconds",
+			Help:    "Time a call to Feishu waited for its slot under the rate limits.",
+			Buckets: []float64{0, .01, .05, .1, .25, .5, 1, 2, 4, 8},
 		}),
 	}
 }

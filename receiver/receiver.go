@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -48,7 +49,8 @@ type Pipeline struct {
 // NewPipeline builds the pipeline of one configuration. Everything that can
 // fail is done here, so that a bad file is refused before it is used: the
 // templates of every receiver are executed once against a sample group.
-func NewPipeline(cfg *config.Config, m *feishu.Metrics, logger *slog.Logger) (*Pipeline, error) {
+// The metrics and the pacer outlive the pipeline: a reload keeps them.
+func NewPipeline(cfg *config.Config, m *feishu.Metrics, pacer *feishu.Pacer, logger *slog.Logger) (*Pipeline, error) {
 	renderer, err := render.New(cfg.Templates, cfg.Feishu.API, logger)
 	if err != nil {
 		return nil, err
@@ -63,7 +65,7 @@ func NewPipeline(cfg *config.Config, m *feishu.Metrics, logger *slog.Logger) (*P
 	if err != nil {
 		return nil, err
 	}
-	client, err := feishu.New(cfg.Feishu, secret, m, logger)
+	client, err := feishu.New(cfg.Feishu, secret, m, pacer, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -92,6 +94,7 @@ type Handler struct {
 	now      func() time.Time
 
 	notifications *prometheus.CounterVec
+	failures      *prometheus.CounterVec
 	rootUpdates   *prometheus.CounterVec
 }
 
@@ -107,6 +110,10 @@ func New(p *Pipeline, o Options) *Handler {
 			Name: "alertmanager_feishu_notifications_total",
 			Help: "Notifications handled per receiver: sent, deduped (an exact repeat of one already delivered) or failed.",
 		}, []string{"receiver", "status"}),
+		failures: promauto.With(o.Registerer).NewCounterVec(prometheus.CounterOpts{
+			Name: "alertmanager_feishu_notification_failures_total",
+			Help: "Notifications not delivered to a receiver, by class: transient (answered 503, Alertmanager retries) or permanent (answered 422, needs the operator).",
+		}, []string{"receiver", "class"}),
 		rootUpdates: promauto.With(o.Registerer).NewCounterVec(prometheus.CounterOpts{
 			Name: "alertmanager_feishu_root_updates_total",
 			Help: "Root cards updated in place to show their group resolved, per receiver and result (updated, failed).",
@@ -142,6 +149,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 // result is the outcome of one notification at one receiver.
 type result struct {
 	receiver string
+	target   feishu.Target
 	status   string // sent, deduped, failed
 	class    feishu.Class
 	err      error
@@ -185,10 +193,15 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, name string) {
 
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.timeout)
 	defer cancel()
+	// Receivers are independent (each has its own chains and dedupe
+	// keys): one waiting for its chat's slot or retrying must not spend
+	// the others' budget.
 	results := make([]result, len(receivers))
+	var wg sync.WaitGroup
 	for i, rc := range receivers {
-		results[i] = h.deliver(ctx, pl, rc, p)
+		wg.Go(func() { results[i] = h.deliver(ctx, pl, rc, p) })
 	}
+	wg.Wait()
 	h.answer(w, results)
 }
 
@@ -203,12 +216,17 @@ func (h *Handler) deliver(ctx context.Context, pl *Pipeline, rc *config.Receiver
 	defer func() {
 		h.notifications.WithLabelValues(rc.Name, res.status).Inc()
 		if res.err != nil {
-			res.err = fmt.Errorf("receiver %s (%s): %w", rc.Name, target, res.err)
-			logger.Error("notification not delivered", "class", res.class, "err", res.err)
+			h.failures.WithLabelValues(rc.Name, res.class.String()).Inc()
+			attrs := []any{"target", target.String(), "class", res.class, "err", res.err}
+			var fe *feishu.Error
+			if errors.As(res.err, &fe) {
+				attrs = append(attrs, "code", fe.Code, "log_id", fe.LogID)
+			}
+			logger.Error("notification not delivered", attrs...)
 		}
 	}()
 	fail := func(class feishu.Class, err error) result {
-		return result{receiver: rc.Name, status: "failed", class: class, err: err}
+		return result{receiver: rc.Name, target: target, status: "failed", class: class, err: err}
 	}
 
 	// One notification of a group at a time: two concurrent first
@@ -225,7 +243,7 @@ func (h *Handler) deliver(ctx context.Context, pl *Pipeline, rc *config.Receiver
 	}
 	if rec.Delivered {
 		logger.Debug("notification already delivered")
-		return result{receiver: rc.Name, status: "deduped"}
+		return result{receiver: rc.Name, target: target, status: "deduped"}
 	}
 
 	msg, err := pl.Renderer.Render(p, rc)
@@ -280,7 +298,7 @@ func (h *Handler) deliver(ctx context.Context, pl *Pipeline, rc *config.Receiver
 	if p.Resolved() && root != msgID {
 		h.updateRoot(ctx, pl, rc, root, msg, logger)
 	}
-	return result{receiver: rc.Name, status: "sent"}
+	return result{receiver: rc.Name, target: target, status: "sent"}
 }
 
 // updateRoot shows a resolved group on its chain's root card, so that the
@@ -312,17 +330,25 @@ func attemptUUID(key string) string {
 // answer tells Alertmanager how it went: 200 if every receiver has the
 // notification; 503 if any failure may pass, so that Alertmanager retries
 // soon; 422 if the only failures are permanent, so that it does not hammer
-// but re-sends at its next group_interval.
+// but re-sends at its next group_interval. A failure names the receiver,
+// the target and Feishu's code and message, which Alertmanager logs.
 func (h *Handler) answer(w http.ResponseWriter, results []result) {
 	code := http.StatusOK
 	var errs []string
+	var failures []failure
 	summary := map[string]string{}
 	for _, r := range results {
 		summary[r.receiver] = r.status
 		if r.err == nil {
 			continue
 		}
-		errs = append(errs, r.err.Error())
+		f := failure{Receiver: r.receiver, Target: r.target.String(), Class: r.class.String(), Error: r.err.Error()}
+		var fe *feishu.Error
+		if errors.As(r.err, &fe) {
+			f.Code, f.Msg = fe.Code, fe.Msg
+		}
+		failures = append(failures, f)
+		errs = append(errs, fmt.Sprintf("receiver %s (%s): %v", r.receiver, r.target, r.err))
 		switch {
 		case r.class == feishu.Permanent && code == http.StatusOK:
 			code = http.StatusUnprocessableEntity
@@ -331,10 +357,20 @@ func (h *Handler) answer(w http.ResponseWriter, results []result) {
 		}
 	}
 	if code != http.StatusOK {
-		writeError(w, code, strings.Join(errs, "; "))
+		writeJSON(w, code, map[string]any{"error": strings.Join(errs, "; "), "failures": failures, "receivers": summary})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"receivers": summary})
+}
+
+// failure is one receiver's failure in an answer.
+type failure struct {
+	Receiver string `json:"receiver"`
+	Target   string `json:"target"`
+	Class    string `json:"class"` // transient or permanent
+	Code     int    `json:"code,omitempty"`
+	Msg      string `json:"msg,omitempty"`
+	Error    string `json:"error"`
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {

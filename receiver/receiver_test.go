@@ -48,6 +48,7 @@ route:
 type env struct {
 	reg      *prometheus.Registry
 	metrics  *feishu.Metrics
+	pacer    *feishu.Pacer
 	feishu   *feishutest.Server
 	server   *httptest.Server
 	handler  *receiver.Handler
@@ -57,9 +58,10 @@ type env struct {
 // setConfig swaps in a pipeline built from cfg, as a reload does.
 func (e *env) setConfig(t *testing.T, cfg *config.Config) {
 	t.Helper()
-	p, err := receiver.NewPipeline(cfg, e.metrics, promslog.NewNopLogger())
+	p, err := receiver.NewPipeline(cfg, e.metrics, e.pacer, promslog.NewNopLogger())
 	require.NoError(t, err)
 	e.handler.SetPipeline(p)
+	e.pacer.SetLimits(cfg.Feishu.RateLimit)
 }
 
 var apis = []string{config.APIIMv1, config.APIv4}
@@ -84,7 +86,8 @@ func newEnvWith(t *testing.T, api, secret string, timeout time.Duration) *env {
 	logger := promslog.NewNopLogger()
 	reg := prometheus.NewRegistry()
 	metrics := feishu.NewMetrics(reg)
-	p, err := receiver.NewPipeline(cfg, metrics, logger)
+	pacer := feishu.NewPacer(cfg.Feishu.RateLimit, metrics)
+	p, err := receiver.NewPipeline(cfg, metrics, pacer, logger)
 	require.NoError(t, err)
 	store, err := state.OpenFile(filepath.Join(t.TempDir(), "state.db"),
 		state.Options{ChainTTL: time.Hour, DedupeWindow: 10 * time.Minute}, logger)
@@ -97,7 +100,7 @@ func newEnvWith(t *testing.T, api, secret string, timeout time.Duration) *env {
 	h.Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &env{reg: reg, metrics: metrics, feishu: fs, server: srv, handler: h, pipeline: p}
+	return &env{reg: reg, metrics: metrics, pacer: pacer, feishu: fs, server: srv, handler: h, pipeline: p}
 }
 
 func payload(t *testing.T, name string) []byte {
@@ -110,6 +113,10 @@ func payload(t *testing.T, name string) []byte {
 type answer struct {
 	Error     string            `json:"error"`
 	Receivers map[string]string `json:"receivers"`
+	Failures  []struct {
+		Receiver, Target, Class, Msg string
+		Code                         int
+	} `json:"failures"`
 }
 
 func (e *env) post(t *testing.T, path string, body []byte) (int, answer) {
@@ -277,18 +284,40 @@ func TestNamedReceiverSkipsRouting(t *testing.T) {
 	})
 }
 
-func TestFeishuUnavailableThenBack(t *testing.T) {
+// Feishu fails twice, then answers: the notification is delivered inside
+// its budget, and Alertmanager sees a plain 200.
+func TestTransientFailuresAreRetriedInsideTheBudget(t *testing.T) {
 	forAPIs(t, func(t *testing.T, api string) {
 		e := newEnv(t, api, feishutest.AppSecret)
 		body := payload(t, "firing-DiskFull-default.json")
 		e.feishu.FailNext(1, feishutest.Fault{Status: http.StatusServiceUnavailable})
+		e.feishu.FailNext(1, feishutest.Fault{Status: http.StatusOK, Code: 2200, Msg: "internal error"})
+		code, a := e.post(t, "/webhook", body)
+		require.Equal(t, http.StatusOK, code, a.Error)
+		require.Len(t, e.feishu.Messages(), 1)
+		require.Equal(t, 3, e.feishu.Sends())
+		e.requireDeduped(t, body, "catchall", 1)
+	})
+}
+
+// Feishu stays down past the budget: 503 names what failed, and once it is
+// back, Alertmanager's retry delivers the notification once.
+func TestFeishuDownPastTheBudgetIs503(t *testing.T) {
+	forAPIs(t, func(t *testing.T, api string) {
+		e := newEnvWith(t, api, feishutest.AppSecret, time.Second)
+		body := payload(t, "firing-DiskFull-default.json")
+		e.feishu.FailTarget("oc_all", feishutest.Fault{Status: http.StatusServiceUnavailable})
 		code, a := e.post(t, "/webhook", body)
 		require.Equal(t, http.StatusServiceUnavailable, code)
 		require.Contains(t, a.Error, "receiver catchall (chat_id oc_all)")
 		require.Contains(t, a.Error, "http 503")
+		require.Len(t, a.Failures, 1)
+		require.Equal(t, "transient", a.Failures[0].Class)
+		require.Equal(t, "chat_id oc_all", a.Failures[0].Target)
 		require.Empty(t, e.feishu.Messages())
+		require.Greater(t, e.feishu.Sends(), 1, "retried before giving up")
 
-		// Alertmanager retries the same body: it is delivered once.
+		e.feishu.ClearTarget("oc_all")
 		code, _ = e.post(t, "/webhook", body)
 		require.Equal(t, http.StatusOK, code)
 		e.requireDeduped(t, body, "catchall", 1)
@@ -312,11 +341,13 @@ func TestPermanentFailureIs422(t *testing.T) {
 	})
 }
 
-func TestWrongSecretIs503(t *testing.T) {
+// A secret Feishu refuses is the operator's to fix: 422, so that
+// Alertmanager re-sends at its next group_interval rather than hammering.
+func TestWrongSecretIs422(t *testing.T) {
 	forAPIs(t, func(t *testing.T, api string) {
 		e := newEnv(t, api, "not-the-secret")
 		code, a := e.post(t, "/webhook", payload(t, "firing-DiskFull-default.json"))
-		require.Equal(t, http.StatusServiceUnavailable, code)
+		require.Equal(t, http.StatusUnprocessableEntity, code)
 		require.Contains(t, a.Error, "app secret invalid")
 		require.NotContains(t, a.Error, "not-the-secret")
 		require.Empty(t, e.feishu.Messages())
@@ -351,14 +382,17 @@ func TestRecalledRootStartsANewChain(t *testing.T) {
 
 func TestPartialFailureRetriesOnlyTheMissingReceiver(t *testing.T) {
 	forAPIs(t, func(t *testing.T, api string) {
-		e := newEnv(t, api, feishutest.AppSecret)
+		e := newEnvWith(t, api, feishutest.AppSecret, time.Second)
 		body := bytes.ReplaceAll(payload(t, "firing-DiskFull-default.json"), []byte(`"DiskFull"`), []byte(`"Both"`))
-		e.feishu.FailNext(1, feishutest.Fault{Status: http.StatusInternalServerError}) // infra's send
+		e.feishu.FailTarget("oc_infra", feishutest.Fault{Status: http.StatusInternalServerError})
 		code, a := e.post(t, "/webhook", body)
 		require.Equal(t, http.StatusServiceUnavailable, code)
 		require.Contains(t, a.Error, "receiver infra")
 		require.NotContains(t, a.Error, "receiver critical")
+		require.Equal(t, map[string]string{"infra": "failed", "critical": "sent"}, a.Receivers)
 		require.Len(t, e.feishu.Messages(), 1)
+
+		e.feishu.ClearTarget("oc_infra")
 
 		code, a = e.post(t, "/webhook", body)
 		require.Equal(t, http.StatusOK, code, a.Error)
@@ -371,10 +405,12 @@ func TestPartialFailureRetriesOnlyTheMissingReceiver(t *testing.T) {
 
 func TestNotificationMetrics(t *testing.T) {
 	forAPIs(t, func(t *testing.T, api string) {
-		e := newEnv(t, api, feishutest.AppSecret)
+		e := newEnvWith(t, api, feishutest.AppSecret, time.Second)
 		body := payload(t, "firing-DiskFull-default.json")
-		e.feishu.FailNext(1, feishutest.Fault{Status: http.StatusBadGateway})
-		for range 3 {
+		e.feishu.FailTarget("oc_all", feishutest.Fault{Status: http.StatusBadGateway})
+		e.post(t, "/webhook", body)
+		e.feishu.ClearTarget("oc_all")
+		for range 2 {
 			e.post(t, "/webhook", body)
 		}
 		err := testutil.GatherAndCompare(e.reg, strings.NewReader(`
@@ -386,7 +422,10 @@ func TestNotificationMetrics(t *testing.T) {
 	alertmanager_feishu_notifications_total{receiver="catchall",status="deduped"} 1
 	alertmanager_feishu_notifications_total{receiver="catchall",status="failed"} 1
 	alertmanager_feishu_notifications_total{receiver="catchall",status="sent"} 1
-	`), "alertmanager_feishu_notifications_total", "alertmanager_feishu_chains")
+	# HELP alertmanager_feishu_notification_failures_total Notifications not delivered to a receiver, by class: transient (answered 503, Alertmanager retries) or permanent (answered 422, needs the operator).
+	# TYPE alertmanager_feishu_notification_failures_total counter
+	alertmanager_feishu_notification_failures_total{class="transient",receiver="catchall"} 1
+	`), "alertmanager_feishu_notifications_total", "alertmanager_feishu_chains", "alertmanager_feishu_notification_failures_total")
 		require.NoError(t, err)
 	})
 }

@@ -1,0 +1,89 @@
+package feishu_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+
+	"github.com/alertmanager-feishu/alertmanager-feishu/config"
+	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
+)
+
+func newPacer(t *testing.T, l config.RateLimit) (*feishu.Pacer, *feishu.Metrics) {
+	t.Helper()
+	m := feishu.NewMetrics(prometheus.NewRegistry())
+	return feishu.NewPacer(l, m), m
+}
+
+func TestPacerSpacesSendsToOneTarget(t *testing.T) {
+	p, m := newPacer(t, config.RateLimit{PerChat: 10})
+	ctx := context.Background()
+	start := time.Now()
+	for range 6 {
+		require.NoError(t, p.Wait(ctx, "chat_id oc_1"))
+	}
+	require.GreaterOrEqual(t, time.Since(start), 500*time.Millisecond, "5 gaps of 100 ms")
+	count, sum := histogram(t, m.RateLimitWait)
+	require.Equal(t, uint64(6), count)
+	require.Greater(t, sum, 0.45, "five of them waited about 100 ms")
+}
+
+func TestPacerAppLimitBindsAcrossTargets(t *testing.T) {
+	p, _ := newPacer(t, config.RateLimit{PerChat: 100, PerApp: 10})
+	ctx := context.Background()
+	start := time.Now()
+	for i := range 6 {
+		require.NoError(t, p.Wait(ctx, "chat_id oc_"+string(rune('a'+i))))
+	}
+	require.GreaterOrEqual(t, time.Since(start), 500*time.Millisecond)
+}
+
+// A slot past the deadline is refused at once, and the refused request
+// takes no slot from those behind it.
+func TestPacerRefusesASlotPastTheDeadline(t *testing.T) {
+	p, _ := newPacer(t, config.RateLimit{PerChat: 2})
+	require.NoError(t, p.Wait(context.Background(), "chat_id oc_1"))
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	err := p.Wait(ctx, "chat_id oc_1")
+	var se *feishu.SlotError
+	require.ErrorAs(t, err, &se)
+	require.Equal(t, "feishu rate limit: no send slot for chat_id oc_1 before the delivery deadline", err.Error())
+	require.NoError(t, ctx.Err(), "refused without waiting for the deadline")
+
+	ctx, cancel = context.WithTimeout(context.Background(), 700*time.Millisecond)
+	defer cancel()
+	require.NoError(t, p.Wait(ctx, "chat_id oc_1"), "the next slot, 500 ms after the first, is still free")
+}
+
+func TestPacerSlowPausesTheBucket(t *testing.T) {
+	p, _ := newPacer(t, config.RateLimit{})
+	p.Slow("chat_id oc_1", 300*time.Millisecond)
+	start := time.Now()
+	require.NoError(t, p.Wait(context.Background(), "chat_id oc_2"))
+	other := time.Since(start)
+	require.NoError(t, p.Wait(context.Background(), "chat_id oc_1"))
+	require.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond)
+	require.Less(t, other, 300*time.Millisecond, "another chat is not paused")
+
+	p.Slow("", 300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	var se *feishu.SlotError
+	require.ErrorAs(t, p.Wait(ctx, "chat_id oc_2"), &se, "an app pause holds every chat")
+}
+
+func TestPacerSetLimitsKeepsBuckets(t *testing.T) {
+	p, _ := newPacer(t, config.RateLimit{})
+	ctx := context.Background()
+	require.NoError(t, p.Wait(ctx, "chat_id oc_1"))
+	p.SetLimits(config.RateLimit{PerChat: 5})
+	start := time.Now()
+	for range 3 {
+		require.NoError(t, p.Wait(ctx, "chat_id oc_1"))
+	}
+	require.GreaterOrEqual(t, time.Since(start), 400*time.Millisecond, "an existing bucket takes the new rate")
+}

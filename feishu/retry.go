@@ -1,0 +1,95 @@
+package feishu
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"time"
+)
+
+// Backoff between attempts: exponential with jitter, like Alertmanager's
+// own retrier, but tighter, since every attempt runs inside one webhook
+// request's budget.
+const (
+	retryInitial     = 250 * time.Millisecond
+	rateLimitInitial = time.Second // Feishu's advice for its business rate-limit codes
+	retryMax         = 4 * time.Second
+	// maxAttempts stops a caller whose context has no deadline from
+	// retrying for ever; with a deadline, the deadline stops it first.
+	maxAttempts = 10
+)
+
+// retry makes call, with the tenant token, once target's slot under the
+// rate limits has come, until it succeeds, fails for good, or the next
+// attempt could not start before ctx's deadline; then it returns the last
+// error. A rejected token is replaced and the call made again at once, but
+// only once: a second rejection is not the token's fault.
+func (c *Client) retry(ctx context.Context, endpoint, target string, call func(tok string) error) error {
+	var last error
+	tokenRetried := false
+	for n := 0; ; n++ {
+		tok, err := c.tenantToken(ctx)
+		if err == nil {
+			if err = c.pacer.Wait(ctx, target); err != nil {
+				if last != nil {
+					return last
+				}
+				return err
+			}
+			err = call(tok)
+		}
+		last = err
+		switch Classify(err) {
+		case OK:
+			return nil
+		case TokenRejected:
+			if tokenRetried {
+				return err
+			}
+			tokenRetried = true
+			c.forgetToken(tok)
+			c.metrics.Retries.WithLabelValues(endpoint, "token").Inc()
+			c.logger.Warn("feishu rejected the tenant token, fetching a new one", "endpoint", endpoint, "err", err)
+			continue
+		case Transient:
+		default:
+			return err
+		}
+
+		reason, delay := "transient", backoff(retryInitial, n)
+		switch scope := rateLimited(err); scope {
+		case appLimited, targetLimited:
+			reason = "rate_limited"
+			delay = backoff(rateLimitInitial, n)
+			if e := (*Error)(nil); errors.As(err, &e) && e.RetryAfter > 0 {
+				delay = e.RetryAfter
+			}
+			// Every send to the same limit would be refused too: pause
+			// them all rather than let each find out for itself.
+			if scope == appLimited {
+				c.pacer.Slow("", delay)
+			} else {
+				c.pacer.Slow(target, delay)
+			}
+		}
+		if deadline, ok := ctx.Deadline(); n+1 >= maxAttempts || ok && c.now().Add(delay).After(deadline) {
+			return err
+		}
+		c.metrics.Retries.WithLabelValues(endpoint, reason).Inc()
+		c.logger.Debug("feishu call failed, retrying", "endpoint", endpoint, "target", target, "in", delay, "err", err)
+		if sleep(ctx, delay) != nil {
+			return err
+		}
+	}
+}
+
+// backoff is the wait before retry n+1: initial doubled n times, at most
+// retryMax, then spread by ±50% so that a burst's retries do not arrive
+// together.
+func backoff(initial time.Duration, n int) time.Duration {
+	d := initial << min(n, 10)
+	if d > retryMax || d <= 0 {
+		d = retryMax
+	}
+	return time.Duration(float64(d) * (0.5 + rand.Float64()))
+}
