@@ -45,7 +45,8 @@ func run() int {
 	app := kingpin.New(name, "Delivers Alertmanager notifications to Feishu (Lark) chats as reply chains.")
 	configFile := app.Flag("config.file", "Path to routing.yaml.").Default("routing.yaml").String()
 	maxBody := app.Flag("web.max-body-bytes", "Largest webhook body accepted; a larger one is answered 413.").Default("10MiB").Bytes()
-	timeout := app.Flag("delivery.timeout", "Time budget for one notification, lock wait and Feishu calls included.").Default("8s").Duration()
+	timeout := app.Flag("delivery.timeout", "How long a webhook request waits for its deliveries before answering 503 for those still under way.").Default("8s").Duration()
+	maxDelay := app.Flag("delivery.max-delay", "How long one delivery may take, waits for a send slot under Feishu's rate limits and retries included; Alertmanager's retries join it meanwhile.").Default("2m").Duration()
 	grace := app.Flag("web.shutdown-grace-period", "On SIGTERM, how long in-flight notifications may take to finish.").Default("15s").Duration()
 	webCfg := webflag.AddFlags(app, ":9098")
 	logCfg := &promslog.Config{}
@@ -100,6 +101,7 @@ func run() int {
 		Store:        store,
 		MaxBodyBytes: int64(*maxBody),
 		Timeout:      *timeout,
+		MaxDelay:     *maxDelay,
 		Logger:       logger,
 		Registerer:   reg,
 	})
@@ -181,6 +183,9 @@ func run() int {
 			logger.Info("Received signal, finishing in-flight notifications", "signal", sig, "grace_period", *grace)
 			ctx, cancel := context.WithTimeout(context.Background(), *grace)
 			err := srv.Shutdown(ctx)
+			if err == nil {
+				err = handler.Shutdown(ctx)
+			}
 			cancel()
 			if err != nil {
 				logger.Error("Shutdown did not finish in time", "err", err)

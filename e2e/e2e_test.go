@@ -261,6 +261,30 @@ func TestSIGTERMFinishesInFlight(t *testing.T) {
 	require.Contains(t, s.Logs(), "finishing in-flight notifications")
 }
 
+// SIGTERM also waits for a delivery that outlived its request: the request
+// was answered 503, the delivery goes on, and the process exits once it is
+// recorded, so that the retry after the restart finds it done.
+func TestSIGTERMWaitsForDetachedDeliveries(t *testing.T) {
+	fs := feishutest.New(t)
+	cfg := setup(t, fs, "oc_infra")
+	s := start(t, cfg, "--delivery.timeout=200ms")
+	fs.SetLatency(1500 * time.Millisecond)
+	body := payload(t, "firing-HighCPU-seq1-first-notification.json")
+	code, answer := post(t, s.URL+"/webhook", body)
+	require.Equal(t, http.StatusServiceUnavailable, code, answer)
+	require.Contains(t, answer, "still being delivered")
+	require.Empty(t, fs.Messages())
+
+	stop(t, s)
+	require.Len(t, fs.Messages(), 1, "delivered before the exit")
+
+	s = start(t, cfg)
+	code, answer = post(t, s.URL+"/webhook", body)
+	require.Equal(t, http.StatusOK, code, answer)
+	require.Contains(t, answer, `"deduped"`)
+	require.Len(t, fs.Messages(), 1)
+}
+
 func TestReload(t *testing.T) {
 	fs := feishutest.New(t)
 	cfg := setup(t, fs, "oc_before")

@@ -2,6 +2,7 @@ package feishu_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -86,4 +87,15 @@ func TestPacerSetLimitsKeepsBuckets(t *testing.T) {
 		require.NoError(t, p.Wait(ctx, "chat_id oc_1"))
 	}
 	require.GreaterOrEqual(t, time.Since(start), 400*time.Millisecond, "an existing bucket takes the new rate")
+}
+
+// The buckets start full: the first sends of a burst go at once, up to the
+// per-minute bucket's burst, rather than trickling at the per-minute rate.
+func TestPacerStartsWithFullBuckets(t *testing.T) {
+	p, _ := newPacer(t, config.RateLimit{PerAppMinute: 1000})
+	for i := range 100 {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		require.NoError(t, p.Wait(ctx, fmt.Sprintf("chat_id oc_%d", i)), "send %d", i)
+		cancel()
+	}
 }

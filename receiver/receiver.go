@@ -76,10 +76,15 @@ func NewPipeline(cfg *config.Config, m *feishu.Metrics, pacer *feishu.Pacer, log
 type Options struct {
 	Store        state.Store
 	MaxBodyBytes int64
-	// Timeout bounds the handling of one notification, lock wait included.
-	// It runs detached from the request: if Alertmanager gives up first,
-	// the work still completes and Alertmanager's retry finds it done.
-	Timeout    time.Duration
+	// Timeout is how long a request waits for its deliveries before it
+	// answers 503 for those still under way.
+	Timeout time.Duration
+	// MaxDelay bounds one delivery: its wait for the group's lock and for a
+	// send slot under the rate limits, and its retries. A delivery runs
+	// detached from the request that started it, so that a slot is not
+	// given up when the request's Timeout passes: Alertmanager's retries of
+	// the same notification join it, and learn how it went.
+	MaxDelay   time.Duration
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }
@@ -90,8 +95,17 @@ type Handler struct {
 	store    state.Store
 	maxBody  int64
 	timeout  time.Duration
+	maxDelay time.Duration
 	logger   *slog.Logger
 	now      func() time.Time
+
+	// Deliveries under way, by notification key (which names the
+	// receiver): a retry joins the delivery instead of starting another.
+	mu      sync.Mutex
+	running map[string]*delivery
+	wg      sync.WaitGroup
+	base    context.Context // deliveries' parent; cancelled by Shutdown when its grace runs out
+	cancel  context.CancelFunc
 
 	notifications *prometheus.CounterVec
 	failures      *prometheus.CounterVec
@@ -101,11 +115,13 @@ type Handler struct {
 // New returns a handler that delivers with p until SetPipeline replaces it.
 func New(p *Pipeline, o Options) *Handler {
 	h := &Handler{
-		store:   o.Store,
-		maxBody: o.MaxBodyBytes,
-		timeout: o.Timeout,
-		logger:  o.Logger,
-		now:     time.Now,
+		store:    o.Store,
+		maxBody:  o.MaxBodyBytes,
+		timeout:  o.Timeout,
+		maxDelay: max(o.MaxDelay, o.Timeout),
+		logger:   o.Logger,
+		now:      time.Now,
+		running:  map[string]*delivery{},
 		notifications: promauto.With(o.Registerer).NewCounterVec(prometheus.CounterOpts{
 			Name: "alertmanager_feishu_notifications_total",
 			Help: "Notifications handled per receiver: sent, deduped (an exact repeat of one already delivered) or failed.",
@@ -131,8 +147,25 @@ func New(p *Pipeline, o Options) *Handler {
 		}
 		return float64(n)
 	})
+	h.base, h.cancel = context.WithCancel(context.Background())
 	h.pipeline.Store(p)
 	return h
+}
+
+// Shutdown waits for the deliveries under way to finish, until ctx is done;
+// then it cancels the rest and returns ctx's error. Alertmanager has not
+// had a 200 for those, so its retries deliver them after the restart.
+func (h *Handler) Shutdown(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { h.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		h.cancel()
+		<-done
+		return ctx.Err()
+	}
 }
 
 // SetPipeline makes p the pipeline for notifications that arrive from now on.
@@ -191,18 +224,65 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, name string) {
 		}
 	}
 
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.timeout)
-	defer cancel()
 	// Receivers are independent (each has its own chains and dedupe
 	// keys): one waiting for its chat's slot or retrying must not spend
-	// the others' budget.
-	results := make([]result, len(receivers))
-	var wg sync.WaitGroup
+	// the others' time.
+	deliveries := make([]*delivery, len(receivers))
 	for i, rc := range receivers {
-		wg.Go(func() { results[i] = h.deliver(ctx, pl, rc, p) })
+		deliveries[i] = h.start(pl, rc, p)
 	}
-	wg.Wait()
+	wait, cancel := context.WithTimeout(r.Context(), h.timeout)
+	defer cancel()
+	results := make([]result, len(receivers))
+	for i, d := range deliveries {
+		select {
+		case <-d.done:
+			results[i] = d.res
+		case <-wait.Done():
+			results[i] = d.pending()
+		}
+	}
 	h.answer(w, results)
+}
+
+// delivery is one notification on its way to one receiver.
+type delivery struct {
+	receiver string
+	target   feishu.Target
+	done     chan struct{}
+	res      result // set before done is closed
+}
+
+// pending is the result of a delivery still under way.
+func (d *delivery) pending() result {
+	return result{
+		receiver: d.receiver, target: d.target, status: "pending", class: feishu.Transient,
+		err: errors.New("still being delivered (waiting for the group, a send slot under the rate limits, or a retry); a retry of this notification will wait for it"),
+	}
+}
+
+// start begins delivering p to rc, or joins the delivery of the same
+// notification already under way.
+func (h *Handler) start(pl *Pipeline, rc *config.Receiver, p *webhook.Payload) *delivery {
+	key := webhook.NotificationKey(rc.Name, p)
+	kind, id := rc.Target()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if d, ok := h.running[key]; ok {
+		return d
+	}
+	d := &delivery{receiver: rc.Name, target: feishu.Target{Kind: kind, ID: id}, done: make(chan struct{})}
+	h.running[key] = d
+	h.wg.Go(func() {
+		ctx, cancel := context.WithTimeout(h.base, h.maxDelay)
+		d.res = h.deliver(ctx, pl, rc, p)
+		cancel()
+		h.mu.Lock()
+		delete(h.running, key)
+		h.mu.Unlock()
+		close(d.done)
+	})
+	return d
 }
 
 // deliver sends one notification to one receiver unless it was delivered

@@ -2,6 +2,7 @@ package receiver_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -75,10 +76,12 @@ func forAPIs(t *testing.T, test func(t *testing.T, api string)) {
 
 func newEnv(t *testing.T, api, secret string) *env {
 	t.Helper()
-	return newEnvWith(t, api, secret, 5*time.Second)
+	return newEnvWith(t, api, secret, 5*time.Second, 5*time.Second)
 }
 
-func newEnvWith(t *testing.T, api, secret string, timeout time.Duration) *env {
+// newEnvWith makes an env whose requests wait timeout for their deliveries,
+// and whose deliveries take at most maxDelay.
+func newEnvWith(t *testing.T, api, secret string, timeout, maxDelay time.Duration) *env {
 	t.Helper()
 	fs := feishutest.New(t)
 	cfg, err := config.Parse(fmt.Appendf(nil, routing, fs.URL, secret, api))
@@ -94,8 +97,9 @@ func newEnvWith(t *testing.T, api, secret string, timeout time.Duration) *env {
 	require.NoError(t, err)
 	t.Cleanup(func() { store.Close() })
 	h := receiver.New(p, receiver.Options{
-		Store: store, MaxBodyBytes: 64 << 10, Timeout: timeout, Logger: logger, Registerer: reg,
+		Store: store, MaxBodyBytes: 64 << 10, Timeout: timeout, MaxDelay: maxDelay, Logger: logger, Registerer: reg,
 	})
+	t.Cleanup(func() { h.Shutdown(context.Background()) })
 	mux := http.NewServeMux()
 	h.Register(mux)
 	srv := httptest.NewServer(mux)
@@ -304,7 +308,7 @@ func TestTransientFailuresAreRetriedInsideTheBudget(t *testing.T) {
 // back, Alertmanager's retry delivers the notification once.
 func TestFeishuDownPastTheBudgetIs503(t *testing.T) {
 	forAPIs(t, func(t *testing.T, api string) {
-		e := newEnvWith(t, api, feishutest.AppSecret, time.Second)
+		e := newEnvWith(t, api, feishutest.AppSecret, time.Second, time.Second)
 		body := payload(t, "firing-DiskFull-default.json")
 		e.feishu.FailTarget("oc_all", feishutest.Fault{Status: http.StatusServiceUnavailable})
 		code, a := e.post(t, "/webhook", body)
@@ -382,7 +386,7 @@ func TestRecalledRootStartsANewChain(t *testing.T) {
 
 func TestPartialFailureRetriesOnlyTheMissingReceiver(t *testing.T) {
 	forAPIs(t, func(t *testing.T, api string) {
-		e := newEnvWith(t, api, feishutest.AppSecret, time.Second)
+		e := newEnvWith(t, api, feishutest.AppSecret, time.Second, time.Second)
 		body := bytes.ReplaceAll(payload(t, "firing-DiskFull-default.json"), []byte(`"DiskFull"`), []byte(`"Both"`))
 		e.feishu.FailTarget("oc_infra", feishutest.Fault{Status: http.StatusInternalServerError})
 		code, a := e.post(t, "/webhook", body)
@@ -405,7 +409,7 @@ func TestPartialFailureRetriesOnlyTheMissingReceiver(t *testing.T) {
 
 func TestNotificationMetrics(t *testing.T) {
 	forAPIs(t, func(t *testing.T, api string) {
-		e := newEnvWith(t, api, feishutest.AppSecret, time.Second)
+		e := newEnvWith(t, api, feishutest.AppSecret, time.Second, time.Second)
 		body := payload(t, "firing-DiskFull-default.json")
 		e.feishu.FailTarget("oc_all", feishutest.Fault{Status: http.StatusBadGateway})
 		e.post(t, "/webhook", body)
@@ -492,15 +496,15 @@ alertmanager_feishu_root_updates_total{receiver="infra",result="failed"} 1
 `), "alertmanager_feishu_root_updates_total"))
 }
 
-// Feishu accepts a send but the answer never arrives in time: the delivery
-// fails with 503, and Alertmanager's retry must not post a second message.
-// im/v1 resends with the uuid remembered for the attempt, and Feishu hands
-// back the message it has. v4 has no such key: the retry duplicates, which
-// is why im/v1 is the default.
+// Feishu accepts a send but the answer never arrives before the delivery's
+// time is up: the delivery fails with 503, and Alertmanager's retry must
+// not post a second message. im/v1 resends with the uuid remembered for the
+// attempt, and Feishu hands back the message it has. v4 has no such key:
+// the retry duplicates, which is why im/v1 is the default.
 func TestRetryAfterLostAnswer(t *testing.T) {
 	for api, want := range map[string]int{config.APIIMv1: 1, config.APIv4: 2} {
 		t.Run(api, func(t *testing.T) {
-			e := newEnvWith(t, api, feishutest.AppSecret, 300*time.Millisecond)
+			e := newEnvWith(t, api, feishutest.AppSecret, 300*time.Millisecond, 300*time.Millisecond)
 			body := payload(t, "firing-DiskFull-default.json")
 			e.feishu.SetLatency(time.Second)
 			code, _ := e.post(t, "/webhook", body)
@@ -515,4 +519,32 @@ func TestRetryAfterLostAnswer(t *testing.T) {
 			e.requireDeduped(t, body, "catchall", want)
 		})
 	}
+}
+
+// A delivery outlives the request that started it: the request answers 503
+// when its time is up, and Alertmanager's retries join the delivery rather
+// than start another, so that even v4 sends once.
+func TestRetryJoinsTheDeliveryUnderWay(t *testing.T) {
+	forAPIs(t, func(t *testing.T, api string) {
+		e := newEnvWith(t, api, feishutest.AppSecret, 200*time.Millisecond, 5*time.Second)
+		body := payload(t, "firing-DiskFull-default.json")
+		e.feishu.SetLatency(time.Second)
+		code, a := e.post(t, "/webhook", body)
+		require.Equal(t, http.StatusServiceUnavailable, code)
+		require.Equal(t, map[string]string{"catchall": "pending"}, a.Receivers)
+		require.Contains(t, a.Error, "still being delivered")
+		code, _ = e.post(t, "/webhook", body) // joins: still under way
+		require.Equal(t, http.StatusServiceUnavailable, code)
+		require.Equal(t, 1, e.feishu.Sends(), "the retry did not send again")
+
+		require.Eventually(t, func() bool { return len(e.feishu.Messages()) == 1 }, 5*time.Second, 10*time.Millisecond)
+		e.feishu.SetLatency(0)
+		require.Eventually(t, func() bool {
+			code, a = e.post(t, "/webhook", body)
+			return code == http.StatusOK
+		}, 5*time.Second, 50*time.Millisecond)
+		require.Contains(t, []string{"sent", "deduped"}, a.Receivers["catchall"], "joined as it ended, or found it done")
+		require.Len(t, e.feishu.Messages(), 1)
+		require.Equal(t, 1, e.feishu.Sends())
+	})
 }
