@@ -157,6 +157,7 @@ func TestRefusalsSlowThePacer(t *testing.T) {
 	burst(t, s.URL, groups(groupsN, chats, false))
 	requireOncePerGroup(t, fs, groupsN)
 	require.Positive(t, fs.RefusedByApp(), "the gateway's limit was met")
+	require.Less(t, fs.Refused(), groupsN/4, "a refusal slows every send down; the sends waiting do not all try at once")
 	_, metrics := get(t, s.URL+"/metrics")
 	require.Regexp(t, `alertmanager_feishu_feishu_retries_total\{endpoint="im/v1/messages",reason="rate_limited"\} [1-9]`, metrics)
 	require.Regexp(t, `alertmanager_feishu_feishu_requests_total\{code="99991400",endpoint="im/v1/messages"\} [1-9]`, metrics)

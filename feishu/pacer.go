@@ -16,7 +16,8 @@ import (
 // and per minute). A send waits for its slot instead of being refused, but
 // never past its context's deadline. When Feishu refuses a send all the
 // same (other bots in the chat share its limit, other replicas share the
-// app's), Slow pauses the bucket concerned.
+// app's), Slow pauses the bucket concerned and halves its rate, which then
+// recovers step by step.
 //
 // The per-second buckets hold a single token, which spaces sends evenly:
 // Feishu does not say how it counts "5 per second", and an even spacing is
@@ -34,10 +35,61 @@ type Pacer struct {
 	targets map[string]*bucket
 }
 
-// bucket is one limit: its token buckets and the pause Feishu asked for.
+// How a bucket slowed by Feishu's refusals recovers: its rate doubles back
+// every recoverEvery without a refusal, and it is never slowed below
+// minFactor of its configured rate.
+const (
+	recoverEvery = 10 * time.Second
+	minFactor    = 1.0 / 16
+)
+
+// bucket is one limit: its token buckets, the pause Feishu asked for, and
+// how far its per-second rate is slowed.
 type bucket struct {
-	limiters []*rate.Limiter
-	until    time.Time // no send before this
+	limiters  []*rate.Limiter // the first is the per-second one
+	limit     rate.Limit      // the configured per-second rate
+	until     time.Time       // no send before this
+	factor    float64         // of limit, after Feishu's refusals
+	slowedAt  time.Time
+	recoverAt time.Time
+}
+
+func newBucket(limit rate.Limit, more ...*rate.Limiter) *bucket {
+	return &bucket{limiters: append([]*rate.Limiter{rate.NewLimiter(limit, 1)}, more...), limit: limit, factor: 1}
+}
+
+// apply sets the per-second limiter to the configured rate times factor.
+func (b *bucket) apply(now time.Time) {
+	l := b.limit
+	if l != rate.Inf {
+		l *= rate.Limit(b.factor)
+	}
+	b.limiters[0].SetLimitAt(now, l)
+}
+
+// slow records a refusal: a pause of d and, once per round of refusals, a
+// halved rate.
+func (b *bucket) slow(now time.Time, d time.Duration) {
+	if until := now.Add(d); until.After(b.until) {
+		b.until = until
+	}
+	// The sends of one burst are refused together; they are one signal.
+	if now.Sub(b.slowedAt) >= time.Second && b.factor > minFactor {
+		b.factor /= 2
+		b.slowedAt = now
+		b.apply(now)
+	}
+	b.recoverAt = now.Add(recoverEvery)
+}
+
+// recover doubles a slowed rate back once recoverEvery has passed without
+// a refusal.
+func (b *bucket) recover(now time.Time) {
+	if b.factor < 1 && !now.Before(b.recoverAt) {
+		b.factor = min(1, b.factor*2)
+		b.recoverAt = now.Add(recoverEvery)
+		b.apply(now)
+	}
 }
 
 // NewPacer returns a pacer with the given limits.
@@ -49,10 +101,8 @@ func NewPacer(limits config.RateLimit, m *Metrics) *Pacer {
 		now:     time.Now,
 		limits:  limits,
 		targets: map[string]*bucket{},
-		app: &bucket{limiters: []*rate.Limiter{
-			rate.NewLimiter(perSecond(limits.PerApp), 1),
-			rate.NewLimiter(perSecond(limits.PerAppMinute/60), minuteBurst(limits)),
-		}},
+		app: newBucket(perSecond(limits.PerApp),
+			rate.NewLimiter(perSecond(limits.PerAppMinute/60), minuteBurst(limits))),
 	}
 }
 
@@ -77,11 +127,14 @@ func (p *Pacer) SetLimits(l config.RateLimit) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.limits = l
-	p.app.limiters[0].SetLimit(perSecond(l.PerApp))
-	p.app.limiters[1].SetLimit(perSecond(l.PerAppMinute / 60))
-	p.app.limiters[1].SetBurst(minuteBurst(l))
+	now := p.now()
+	p.app.limit = perSecond(l.PerApp)
+	p.app.apply(now)
+	p.app.limiters[1].SetLimitAt(now, perSecond(l.PerAppMinute/60))
+	p.app.limiters[1].SetBurstAt(now, minuteBurst(l))
 	for _, b := range p.targets {
-		b.limiters[0].SetLimit(perSecond(l.PerChat))
+		b.limit = perSecond(l.PerChat)
+		b.apply(now)
 	}
 }
 
@@ -90,7 +143,7 @@ func (p *Pacer) SetLimits(l config.RateLimit) {
 func (p *Pacer) target(target string) *bucket {
 	b, ok := p.targets[target]
 	if !ok {
-		b = &bucket{limiters: []*rate.Limiter{rate.NewLimiter(perSecond(p.limits.PerChat), 1)}}
+		b = newBucket(perSecond(p.limits.PerChat))
 		p.targets[target] = b
 	}
 	return b
@@ -113,18 +166,35 @@ func (e *SlotError) Error() string {
 func (p *Pacer) Wait(ctx context.Context, target string) error {
 	start := p.now()
 	defer func() { p.metrics.RateLimitWait.Observe(p.now().Sub(start).Seconds()) }()
-	deadline, bounded := ctx.Deadline()
-
-	// The slots of every bucket are taken together, under one lock, so that
-	// a send refused for one bucket takes nothing from the others.
-	p.mu.Lock()
-	buckets := []*bucket{p.app}
-	if target != "" {
-		buckets = append(buckets, p.target(target))
+	for {
+		wait, err := p.reserve(ctx, target)
+		if err != nil {
+			return err
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return &SlotError{Target: target}
+		}
+		// Feishu may have refused other sends while this one waited. Its
+		// slot was reckoned before that: take a new one after the pause,
+		// rather than have every waiting send go at once when it ends.
+		if !p.paused(target) {
+			return nil
+		}
 	}
+}
+
+// reserve takes a slot in every bucket of target, after any pause, and
+// returns how long until it comes. The slots are taken together, under one
+// lock, so that a send refused for one bucket takes nothing from the
+// others.
+func (p *Pacer) reserve(ctx context.Context, target string) (time.Duration, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	buckets := p.buckets(target)
 	now := p.now()
 	from := now
 	for _, b := range buckets {
+		b.recover(now)
 		if b.until.After(from) {
 			from = b.until
 		}
@@ -138,44 +208,39 @@ func (p *Pacer) Wait(ctx context.Context, target string) error {
 			wait = max(wait, r.DelayFrom(now))
 		}
 	}
-	if bounded && now.Add(wait).After(deadline) {
+	if deadline, ok := ctx.Deadline(); ok && now.Add(wait).After(deadline) {
 		for _, r := range taken {
 			r.CancelAt(now)
 		}
-		p.mu.Unlock()
-		return &SlotError{Target: target}
+		return 0, &SlotError{Target: target}
 	}
-	p.mu.Unlock()
-	if err := sleep(ctx, wait); err != nil {
-		return &SlotError{Target: target}
-	}
-
-	// Feishu may have refused other sends while this one waited: honour
-	// the pause it asked for too.
-	for {
-		p.mu.Lock()
-		var until time.Time
-		for _, b := range buckets {
-			if b.until.After(until) {
-				until = b.until
-			}
-		}
-		p.mu.Unlock()
-		pause := until.Sub(p.now())
-		if pause <= 0 {
-			return nil
-		}
-		if bounded && until.After(deadline) {
-			return &SlotError{Target: target}
-		}
-		if err := sleep(ctx, pause); err != nil {
-			return &SlotError{Target: target}
-		}
-	}
+	return wait, nil
 }
 
-// Slow pauses sends to target (or, for "", every send) for d, because
-// Feishu said its limit was reached.
+// paused reports whether a bucket of target is paused now.
+func (p *Pacer) paused(target string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.now()
+	for _, b := range p.buckets(target) {
+		if b.until.After(now) {
+			return true
+		}
+	}
+	return false
+}
+
+// buckets are the app's bucket and target's. It is called with p.mu held.
+func (p *Pacer) buckets(target string) []*bucket {
+	if target == "" {
+		return []*bucket{p.app}
+	}
+	return []*bucket{p.app, p.target(target)}
+}
+
+// Slow pauses sends to target (or, for "", every send) for d, and slows
+// them down, because Feishu said its limit was reached. An unlimited
+// bucket is only paused: there is no rate to halve.
 func (p *Pacer) Slow(target string, d time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -183,9 +248,7 @@ func (p *Pacer) Slow(target string, d time.Duration) {
 	if target != "" {
 		b = p.target(target)
 	}
-	if until := p.now().Add(d); until.After(b.until) {
-		b.until = until
-	}
+	b.slow(p.now(), d)
 }
 
 // sleep waits for d or until ctx is done.
