@@ -8,14 +8,15 @@ import (
 )
 
 // Backoff between attempts: exponential with jitter, like Alertmanager's
-// own retrier, but tighter, since every attempt runs inside one webhook
-// request's budget.
+// own retrier, but tighter: Alertmanager waits for the delivery, and
+// retries it itself once this one gives up.
 const (
 	retryInitial     = 250 * time.Millisecond
 	rateLimitInitial = time.Second // Feishu's advice for its business rate-limit codes
 	retryMax         = 4 * time.Second
-	// maxAttempts stops a caller whose context has no deadline from
-	// retrying for ever; with a deadline, the deadline stops it first.
+	// maxAttempts bounds one delivery's calls, whatever its deadline:
+	// during an outage, Alertmanager's retries start a fresh delivery
+	// rather than one call spinning for minutes.
 	maxAttempts = 10
 )
 

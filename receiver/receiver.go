@@ -183,7 +183,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 type result struct {
 	receiver string
 	target   feishu.Target
-	status   string // sent, deduped, failed
+	status   string // sent, deduped, failed; pending if still under way when answered
 	class    feishu.Class
 	err      error
 }
