@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -81,6 +82,8 @@ type Server struct {
 	everyFault    Fault
 	everyCount    int
 	targetFaults  map[string]Fault // answers to every send to a target
+	lookupFault   *Fault           // answer to every contacts lookup
+	lookups       int
 	latency       time.Duration
 	chatLimit     int                      // sends per second per target; 0 = none
 	chatBuckets   map[string]*rate.Limiter // per target, for chatLimit
@@ -162,6 +165,20 @@ func (s *Server) TokenRequests() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.tokenRequests
+}
+
+// FailLookups makes every contacts lookup answer f; nil ends it.
+func (s *Server) FailLookups(f *Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lookupFault = f
+}
+
+// Lookups counts contacts lookup calls.
+func (s *Server) Lookups() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lookups
 }
 
 // AddUser makes an email known to the contacts lookup.
@@ -293,6 +310,26 @@ func (s *Server) Messages() []Message {
 		out[i] = *m
 	}
 	return out
+}
+
+var (
+	textMention = regexp.MustCompile(`<at user_id="([^"]*)">`)
+	cardMention = regexp.MustCompile(`<at id=([^ >]*)>`)
+)
+
+// Mentions lists whom the message mentions, as Feishu reads its markup:
+// <at user_id="…"> in text and posts (whose at nodes Text shows that way),
+// <at id=…> in card markdown. "all" is @all.
+func (m Message) Mentions() []string {
+	re := textMention
+	if m.Type == "interactive" {
+		re = cardMention
+	}
+	var ids []string
+	for _, match := range re.FindAllStringSubmatch(m.Text, -1) {
+		ids = append(ids, match[1])
+	}
+	return ids
 }
 
 // Message returns a copy of the message with that ID.

@@ -364,3 +364,26 @@ func TestIMv1ChatRateLimit(t *testing.T) {
 	_, r = call(t, s, createPath, tok, imBody("oc_2", "text", map[string]string{"text": "x"}, ""))
 	require.Equal(t, 230002, r.Code)
 }
+
+func TestMentionsAndLookupFaults(t *testing.T) {
+	for _, tc := range []struct {
+		typ, text string
+		want      []string
+	}{
+		{"text", `hi <at user_id="ou_a"></at> <at user_id="all"></at> ＜at user_id="ou_x"＞`, []string{"ou_a", "all"}},
+		{"post", `title` + "\n" + `<at user_id="ou_b"></at>`, []string{"ou_b"}},
+		{"interactive", "title\n<at id=ou_c></at> &#60;at id=ou_x&#62;", []string{"ou_c"}},
+	} {
+		require.Equal(t, tc.want, Message{Type: tc.typ, Text: tc.text}.Mentions(), tc.typ)
+	}
+
+	s := New(t)
+	tok := token(t, s)
+	s.FailLookups(&Fault{Status: http.StatusBadRequest, Code: 99991672, Msg: "Access denied."})
+	_, r := call(t, s, "/open-apis/contact/v3/users/batch_get_id?user_id_type=open_id", tok, map[string]any{"emails": []string{"a@x"}})
+	require.Equal(t, 99991672, r.Code)
+	s.FailLookups(nil)
+	_, r = call(t, s, "/open-apis/contact/v3/users/batch_get_id?user_id_type=open_id", tok, map[string]any{"emails": []string{"a@x"}})
+	require.Zero(t, r.Code)
+	require.Equal(t, 2, s.Lookups())
+}

@@ -410,6 +410,13 @@ func readable(msgType string, content json.RawMessage) (string, error) {
 		for _, e := range c.Elements {
 			if e.Text != nil {
 				lines = append(lines, e.Text.Content)
+				// Feishu refuses a card that mentions something other
+				// than an open_id, a user_id or all.
+				for _, m := range cardMention.FindAllStringSubmatch(e.Text.Content, -1) {
+					if id := m[1]; id == "" || strings.ContainsAny(id, "@\"'") {
+						return "", fmt.Errorf("ErrCode: 100290; ErrMsg: invalid at id %q", id)
+					}
+				}
 			}
 			for _, t := range e.Texts {
 				lines = append(lines, t.Content)
@@ -459,7 +466,12 @@ type card struct {
 func (s *Server) batchGetID(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.lookups++
 	if !s.authorized(w, r) {
+		return
+	}
+	if s.lookupFault != nil {
+		answerFault(w, *s.lookupFault)
 		return
 	}
 	if t := r.URL.Query().Get("user_id_type"); t != "" && t != "open_id" {

@@ -1,0 +1,156 @@
+package oncall
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/alertmanager-feishu/alertmanager-feishu/config"
+	"github.com/alertmanager-feishu/alertmanager-feishu/webhook"
+)
+
+// Mentions is whom one notification mentions. Only these become mention
+// markup: nothing in the payload can add to them.
+type Mentions struct {
+	IDs []string // open_ids and user_ids, each once, in policy order
+	All bool     // @all
+	// Unresolved are people given by email whom Feishu could not name an
+	// open_id for: the message names them in plain text instead.
+	Unresolved []Unresolved
+}
+
+// Unresolved is a person who could not be mentioned, and why.
+type Unresolved struct {
+	Email  string
+	Reason string // not_found or lookup_failed
+}
+
+// Policy applies receivers' mention policies.
+type Policy struct {
+	rotations map[string]*Rotation
+	directory *Directory
+	logger    *slog.Logger
+	now       func() time.Time
+}
+
+// NewPolicy reads the rotations of a validated configuration; emails are
+// resolved through lookup.
+func NewPolicy(rotations []*config.Rotation, lookup Lookup, logger *slog.Logger) (*Policy, error) {
+	p := &Policy{rotations: map[string]*Rotation{}, directory: NewDirectory(lookup), logger: logger, now: time.Now}
+	for _, r := range rotations {
+		rot, err := NewRotation(r)
+		if err != nil {
+			return nil, err
+		}
+		p.rotations[r.Name] = rot
+	}
+	return p, nil
+}
+
+// Rotations returns the rotations by name.
+func (p *Policy) Rotations() map[string]*Rotation { return p.rotations }
+
+// lookupTimeout bounds the contacts lookup of one notification: a slow
+// lookup must not hold the alert back.
+const lookupTimeout = 2 * time.Second
+
+var (
+	emailRe  = regexp.MustCompile(`^[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}$`)
+	openIDRe = regexp.MustCompile(`^ou_[0-9A-Za-z]+$`)
+)
+
+// For returns whom p's notification to rc mentions.
+func (p *Policy) For(ctx context.Context, rc *config.Receiver, pl *webhook.Payload) Mentions {
+	var out Mentions
+	m := rc.Mentions
+	if m == nil || (pl.Resolved() && !m.OnResolved) {
+		return out
+	}
+	logger := p.logger.With("receiver", rc.Name, "group_key", pl.GroupKey)
+
+	var people []config.Person
+	now := p.now()
+	for _, name := range m.OnCall {
+		if person, ok := p.rotations[name].At(now); ok {
+			people = append(people, person)
+		}
+	}
+	people = append(people, m.Users...)
+	if m.FromLabel != "" {
+		people = append(people, p.fromLabel(pl.CommonLabels[m.FromLabel], m.FromLabel, logger)...)
+	}
+	if len(m.AllWhenMatchers) > 0 && m.AllWhenMatchers.Matches(pl.CommonLabelSet()) {
+		out.All = true
+	}
+
+	var emails []string
+	seenEmail := map[string]bool{}
+	for _, person := range people {
+		if e := strings.ToLower(person.Email); e != "" && !seenEmail[e] {
+			seenEmail[e] = true
+			emails = append(emails, person.Email)
+		}
+	}
+	resolved := map[string]string{} // by lower-case email
+	if len(emails) > 0 {
+		lctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+		found, err := p.directory.Resolve(lctx, emails)
+		cancel()
+		for e, id := range found {
+			resolved[strings.ToLower(e)] = id
+		}
+		if err != nil {
+			logger.Warn("contacts lookup failed; people it could not resolve are named without a mention", "err", err)
+		}
+		for _, e := range emails {
+			if _, ok := resolved[strings.ToLower(e)]; ok {
+				continue
+			}
+			reason := "not_found"
+			if err != nil {
+				reason = "lookup_failed"
+			}
+			logger.Warn("cannot mention a person: no open_id for the email", "email", e, "reason", reason)
+			out.Unresolved = append(out.Unresolved, Unresolved{Email: e, Reason: reason})
+		}
+	}
+
+	seenID := map[string]bool{}
+	for _, person := range people {
+		id := person.OpenID
+		if id == "" {
+			id = person.UserID
+		}
+		if person.Email != "" {
+			id = resolved[strings.ToLower(person.Email)]
+		}
+		if id != "" && !seenID[id] {
+			seenID[id] = true
+			out.IDs = append(out.IDs, id)
+		}
+	}
+	return out
+}
+
+// fromLabel reads the people a label's value names: comma-separated emails
+// or open_ids. Anything else, and "all", is ignored: a label must not be
+// able to reach everyone or inject markup.
+func (p *Policy) fromLabel(value, label string, logger *slog.Logger) []config.Person {
+	var people []config.Person
+	for _, v := range strings.Split(value, ",") {
+		v = strings.TrimSpace(v)
+		switch {
+		case v == "":
+		case emailRe.MatchString(v):
+			people = append(people, config.Person{Email: v})
+		case openIDRe.MatchString(v):
+			people = append(people, config.Person{OpenID: v})
+		default:
+			logger.Warn("ignoring a value of the mention label: not an email or open_id", "label", label, "value", fmt.Sprintf("%.64q", v))
+		}
+	}
+	return people
+}
