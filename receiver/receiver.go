@@ -23,6 +23,7 @@ import (
 
 	"github.com/alertmanager-feishu/alertmanager-feishu/config"
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
+	"github.com/alertmanager-feishu/alertmanager-feishu/oncall"
 	"github.com/alertmanager-feishu/alertmanager-feishu/render"
 	"github.com/alertmanager-feishu/alertmanager-feishu/route"
 	"github.com/alertmanager-feishu/alertmanager-feishu/state"
@@ -44,6 +45,7 @@ type Pipeline struct {
 	Route    *route.Route
 	Renderer *render.Renderer
 	Sender   Sender
+	Mentions *oncall.Policy
 }
 
 // NewPipeline builds the pipeline of one configuration. Everything that can
@@ -69,7 +71,11 @@ func NewPipeline(cfg *config.Config, m *feishu.Metrics, pacer *feishu.Pacer, log
 	if err != nil {
 		return nil, err
 	}
-	return &Pipeline{Config: cfg, Route: route.New(cfg.Route), Renderer: renderer, Sender: client}, nil
+	mentions, err := oncall.NewPolicy(cfg.OnCall, client, logger)
+	if err != nil {
+		return nil, err
+	}
+	return &Pipeline{Config: cfg, Route: route.New(cfg.Route), Renderer: renderer, Sender: client, Mentions: mentions}, nil
 }
 
 // Options configure a Handler.
@@ -109,6 +115,7 @@ type Handler struct {
 
 	notifications *prometheus.CounterVec
 	failures      *prometheus.CounterVec
+	unresolved    *prometheus.CounterVec
 	rootUpdates   *prometheus.CounterVec
 }
 
@@ -130,6 +137,10 @@ func New(p *Pipeline, o Options) *Handler {
 			Name: "alertmanager_feishu_notification_failures_total",
 			Help: "Notifications not delivered to a receiver, by class: transient (answered 503, Alertmanager retries) or permanent (answered 422, needs the operator).",
 		}, []string{"receiver", "class"}),
+		unresolved: promauto.With(o.Registerer).NewCounterVec(prometheus.CounterOpts{
+			Name: "alertmanager_feishu_mentions_unresolved_total",
+			Help: "People a message should have mentioned but named in plain text instead, per receiver and reason: not_found (Feishu knows no user by that email) or lookup_failed.",
+		}, []string{"receiver", "reason"}),
 		rootUpdates: promauto.With(o.Registerer).NewCounterVec(prometheus.CounterOpts{
 			Name: "alertmanager_feishu_root_updates_total",
 			Help: "Root cards updated in place to show their group resolved, per receiver and result (updated, failed).",
@@ -326,7 +337,11 @@ func (h *Handler) deliver(ctx context.Context, pl *Pipeline, rc *config.Receiver
 		return result{receiver: rc.Name, target: target, status: "deduped"}
 	}
 
-	msg, err := pl.Renderer.Render(p, rc)
+	mentions := pl.Mentions.For(ctx, rc, p)
+	for _, u := range mentions.Unresolved {
+		h.unresolved.WithLabelValues(rc.Name, u.Reason).Inc()
+	}
+	msg, err := pl.Renderer.Render(p, rc, mentions)
 	if err != nil {
 		return fail(feishu.Permanent, err)
 	}

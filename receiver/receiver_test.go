@@ -548,3 +548,85 @@ func TestRetryJoinsTheDeliveryUnderWay(t *testing.T) {
 		require.Equal(t, 1, e.feishu.Sends())
 	})
 }
+
+const mentionRouting = `
+feishu:
+  base_url: %s
+  app_id: cli_feishutest
+  app_secret: %s
+  api: %s
+oncall:
+  - name: primary
+    timezone: Asia/Shanghai
+    start: "2026-01-05T10:00:00"
+    shift: 24h
+    members: [{email: alice@example.com}]
+receivers:
+  - name: infra
+    chat_id: oc_infra
+    msg_type: %s
+    mentions:
+      oncall: [primary]
+      users: [{email: lead@example.com}, {email: gone@example.com}]
+      all_when: ['severity="critical"']
+      from_label: owner
+route:
+  receiver: infra
+`
+
+// Mentions reach Feishu as its markup for each message type: the person on
+// call and the users, once each; @all only for a critical group; nobody on
+// resolved; and a person whose email Feishu does not know is named, not
+// mentioned.
+func TestMentionsEndToEnd(t *testing.T) {
+	for _, api := range apis {
+		for _, typ := range []string{config.MsgText, config.MsgPost, config.MsgInteractive} {
+			t.Run(api+"/"+typ, func(t *testing.T) {
+				e := newEnv(t, api, feishutest.AppSecret)
+				e.feishu.AddUser("alice@example.com", "ou_alice")
+				e.feishu.AddUser("lead@example.com", "ou_lead")
+				cfg, err := config.Parse(fmt.Appendf(nil, mentionRouting, e.feishu.URL, feishutest.AppSecret, api, typ))
+				require.NoError(t, err)
+				e.setConfig(t, cfg)
+
+				// The captured HighCPU group is critical, and an owner
+				// label names alice again and tries @all.
+				firing := bytes.ReplaceAll(payload(t, "firing-HighCPU-seq1-first-notification.json"),
+					[]byte(`"commonLabels":{`), []byte(`"commonLabels":{"owner":"alice@example.com,all","summary_at":"<at user_id=\"all\"></at>",`))
+				code, a := e.post(t, "/webhook", firing)
+				require.Equal(t, http.StatusOK, code, a.Error)
+				root := e.feishu.Messages()[0]
+				require.Equal(t, []string{"ou_alice", "ou_lead", "all"}, root.Mentions())
+				require.Contains(t, root.Text, "could not mention: gone@example.com")
+
+				code, a = e.post(t, "/webhook", payload(t, "resolved-HighCPU-seq4-all-alerts-resolved.json"))
+				require.Equal(t, http.StatusOK, code, a.Error)
+				msgs := e.feishu.Messages()
+				require.Len(t, msgs, 2)
+				require.Empty(t, msgs[1].Mentions(), "a resolved notification mentions no one")
+				require.NoError(t, testutil.GatherAndCompare(e.reg, strings.NewReader(`
+# HELP alertmanager_feishu_mentions_unresolved_total People a message should have mentioned but named in plain text instead, per receiver and reason: not_found (Feishu knows no user by that email) or lookup_failed.
+# TYPE alertmanager_feishu_mentions_unresolved_total counter
+alertmanager_feishu_mentions_unresolved_total{reason="not_found",receiver="infra"} 1
+`), "alertmanager_feishu_mentions_unresolved_total"))
+			})
+		}
+	}
+}
+
+// A contacts lookup that fails does not hold the alert back: it goes out,
+// naming the people it could not mention.
+func TestMentionLookupFailureNeverBlocks(t *testing.T) {
+	e := newEnv(t, config.APIIMv1, feishutest.AppSecret)
+	cfg, err := config.Parse(fmt.Appendf(nil, mentionRouting, e.feishu.URL, feishutest.AppSecret, config.APIIMv1, config.MsgInteractive))
+	require.NoError(t, err)
+	e.setConfig(t, cfg)
+	e.feishu.FailLookups(&feishutest.Fault{Status: http.StatusBadRequest, Code: 99991672, Msg: "Access denied. One of the following scopes is required: [contact:user.id:readonly]"})
+	code, a := e.post(t, "/webhook", payload(t, "firing-HighCPU-seq1-first-notification.json"))
+	require.Equal(t, http.StatusOK, code, a.Error)
+	msgs := e.feishu.Messages()
+	require.Len(t, msgs, 1)
+	require.Equal(t, []string{"all"}, msgs[0].Mentions())
+	require.Contains(t, msgs[0].Text, "could not mention: alice@example.com, lead@example.com, gone@example.com")
+	require.Positive(t, e.feishu.Lookups())
+}

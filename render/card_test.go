@@ -14,6 +14,7 @@ import (
 
 	"github.com/alertmanager-feishu/alertmanager-feishu/config"
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
+	"github.com/alertmanager-feishu/alertmanager-feishu/oncall"
 )
 
 var capturedPayloads = []string{
@@ -47,7 +48,7 @@ func TestGoldenCardAndPost(t *testing.T) {
 				suffix := map[string]string{config.MsgInteractive: "card", config.MsgPost: "post"}[typ]
 				name := strings.TrimSuffix(payload, ".json") + "." + lang + "." + suffix + ".json"
 				t.Run(name, func(t *testing.T) {
-					m, err := r.Render(load(t, payload), &config.Receiver{Name: "infra", Language: lang, MsgType: typ})
+					m, err := r.Render(load(t, payload), &config.Receiver{Name: "infra", Language: lang, MsgType: typ}, oncall.Mentions{})
 					require.NoError(t, err)
 					require.Equal(t, typ, m.Type)
 					requireGolden(t, name, indentJSON(t, m.Content))
@@ -79,7 +80,7 @@ func TestCardShowsStateAndOffersActions(t *testing.T) {
 
 	p := load(t, "firing-HighCPU-seq1-first-notification.json")
 	p.CommonAnnotations["runbook_url"] = "https://runbooks.example/HighCPU"
-	m, err := r.Render(p, rc)
+	m, err := r.Render(p, rc, oncall.Mentions{})
 	require.NoError(t, err)
 	c := card(t, m)
 	require.Equal(t, "red", c.Header.Template, "severity critical")
@@ -95,13 +96,13 @@ func TestCardShowsStateAndOffersActions(t *testing.T) {
 
 	p.Alerts[0].Labels["severity"], p.Alerts[1].Labels["severity"] = "warning", "warning"
 	p.CommonAnnotations["runbook_url"] = "javascript:alert(1)"
-	m, err = r.Render(p, rc)
+	m, err = r.Render(p, rc, oncall.Mentions{})
 	require.NoError(t, err)
 	c = card(t, m)
 	require.Equal(t, "orange", c.Header.Template)
 	require.NotContains(t, buttons(c), "Runbook", "only web URLs become buttons")
 
-	m, err = r.Render(load(t, "resolved-HighCPU-seq4-all-alerts-resolved.json"), rc)
+	m, err = r.Render(load(t, "resolved-HighCPU-seq4-all-alerts-resolved.json"), rc, oncall.Mentions{})
 	require.NoError(t, err)
 	c = card(t, m)
 	require.Equal(t, "green", c.Header.Template)
@@ -118,7 +119,7 @@ func TestCardNeutralisesMarkdown(t *testing.T) {
 	p.CommonLabels["team"] = evil
 	p.GroupLabels["alertname"] = evil
 	p.Alerts[0].Labels["instance"] = "<at email=boss@example.com></at>"
-	m, err := r.Render(p, &config.Receiver{Name: "infra", Language: "en", MsgType: config.MsgInteractive})
+	m, err := r.Render(p, &config.Receiver{Name: "infra", Language: "en", MsgType: config.MsgInteractive}, oncall.Mentions{})
 	require.NoError(t, err)
 	c := card(t, m)
 	body := c.Elements[0].Text.Content
@@ -134,7 +135,7 @@ func TestPostCarriesPlainTextAndLinks(t *testing.T) {
 	r := newRendererFor(t, config.APIv4)
 	p := load(t, "firing-HighCPU-seq1-first-notification.json")
 	p.CommonAnnotations["summary"] = `<at user_id="all"></at>`
-	m, err := r.Render(p, &config.Receiver{Name: "infra", Language: "zh", MsgType: config.MsgPost})
+	m, err := r.Render(p, &config.Receiver{Name: "infra", Language: "zh", MsgType: config.MsgPost}, oncall.Mentions{})
 	require.NoError(t, err)
 	post := m.Content.(feishu.Post)
 	require.Equal(t, "zh_cn", post.Locale)
@@ -154,14 +155,16 @@ func TestPostCarriesPlainTextAndLinks(t *testing.T) {
 }
 
 // A huge group's card stays within Feishu's 30 KB card limit, cut at an
-// alert boundary, whatever the API.
+// alert boundary, whatever the API, and keeps its mentions whole.
 func TestHugeGroupCardFits(t *testing.T) {
+	mentions := oncall.Mentions{IDs: []string{"ou_alice", "ou_bob"}, All: true}
 	for _, api := range []string{config.APIIMv1, config.APIv4} {
 		for _, typ := range []string{config.MsgInteractive, config.MsgPost} {
 			t.Run(api+"/"+typ, func(t *testing.T) {
 				r := newRendererFor(t, api)
-				m, err := r.Render(hugePayload(400), &config.Receiver{Name: "x", Language: "en", MsgType: typ})
+				m, err := r.Render(hugePayload(400), &config.Receiver{Name: "x", Language: "en", MsgType: typ}, mentions)
 				require.NoError(t, err)
+				checkMentions(t, m, mentions)
 				size := feishu.RequestSize(api, m)
 				require.LessOrEqual(t, size, MaxCardBytes)
 				require.Greater(t, size, MaxCardBytes*3/4, "the cut keeps as much as fits")
@@ -174,7 +177,7 @@ func TestHugeGroupCardFits(t *testing.T) {
 	}
 	// im/v1 text may be five times larger: 300 alerts (about 130 KB) fit.
 	r := newRendererFor(t, config.APIIMv1)
-	m, err := r.Render(hugePayload(300), &config.Receiver{Name: "x", Language: "en", MsgType: config.MsgText})
+	m, err := r.Render(hugePayload(300), &config.Receiver{Name: "x", Language: "en", MsgType: config.MsgText}, oncall.Mentions{})
 	require.NoError(t, err)
 	require.LessOrEqual(t, feishu.RequestSize(config.APIIMv1, m), MaxTextBytes)
 	require.Greater(t, feishu.RequestSize(config.APIIMv1, m), MaxCardBytes)
@@ -187,7 +190,7 @@ func TestTimesInTheReceiversZone(t *testing.T) {
 	r := newRendererFor(t, config.APIIMv1)
 	p := load(t, "firing-HighCPU-seq1-first-notification.json")
 	for _, typ := range []string{config.MsgText, config.MsgInteractive} {
-		m, err := r.Render(p, &config.Receiver{Name: "x", Language: "en", MsgType: typ, Location: shanghai})
+		m, err := r.Render(p, &config.Receiver{Name: "x", Language: "en", MsgType: typ, Location: shanghai}, oncall.Mentions{})
 		require.NoError(t, err)
 		out := indentJSON(t, m.Content)
 		require.Contains(t, out, "since 2026-11-25 07:07:03 CST", "23:07:03 UTC is 07:07:03 the next day in Shanghai")
@@ -199,14 +202,14 @@ func TestTimesInTheReceiversZone(t *testing.T) {
 func TestCardTemplateExample(t *testing.T) {
 	r := newRendererFor(t, config.APIIMv1, filepath.Join("..", "testdata", "templates", "card-example.tmpl"))
 	rc := &config.Receiver{Name: "infra", Language: "en", MsgType: config.MsgInteractive}
-	m, err := r.Render(load(t, "firing-HighCPU-seq1-first-notification.json"), rc)
+	m, err := r.Render(load(t, "firing-HighCPU-seq1-first-notification.json"), rc, oncall.Mentions{})
 	require.NoError(t, err)
 	c := card(t, m)
 	require.Equal(t, "**CPU usage above 90%**\n• host-a:9100 since 23:07 UTC\n• host-b:9100 since 23:07 UTC", c.Elements[0].Text.Content)
 	require.Equal(t, "[FIRING:2] HighCPU (node critical infra)", c.Header.Title.Content, "the title is still the default")
 	require.Contains(t, buttons(c), "Silence", "the frame is still the service's")
 
-	m, err = r.Render(load(t, "resolved-HighCPU-seq4-all-alerts-resolved.json"), rc)
+	m, err = r.Render(load(t, "resolved-HighCPU-seq4-all-alerts-resolved.json"), rc, oncall.Mentions{})
 	require.NoError(t, err)
 	require.Equal(t, "**CPU usage above 90%**\nResolved at 23:07 UTC", card(t, m).Elements[0].Text.Content)
 }

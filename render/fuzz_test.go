@@ -2,6 +2,7 @@ package render
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/alertmanager-feishu/alertmanager-feishu/config"
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
+	"github.com/alertmanager-feishu/alertmanager-feishu/oncall"
 )
 
 var entity = regexp.MustCompile(`&#[0-9]+;`)
@@ -40,40 +42,70 @@ func FuzzNoMarkupFromPayload(f *testing.F) {
 		p.Alerts[0].Labels["instance"] = value
 		p.Alerts[0].Labels[name] = value
 		p.Alerts[0].Annotations["summary"] = value + "!"
-		for _, typ := range []string{config.MsgText, config.MsgPost, config.MsgInteractive} {
-			m, err := r.Render(p, &config.Receiver{Name: "x", Language: "en", MsgType: typ})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var parts []string
-			switch c := m.Content.(type) {
-			case feishu.Text:
-				parts = []string{c.Text}
-			case feishu.Post:
-				parts = []string{c.Title}
-				for _, para := range c.Paragraphs {
-					for _, n := range para {
-						if n.Tag == "at" {
-							t.Fatalf("post has a mention: %+v", n)
-						}
-						parts = append(parts, n.Text)
-					}
+		policies := []oncall.Mentions{{}, {IDs: []string{"ou_fuzz", "u_fuzz"}, All: true,
+			Unresolved: []oncall.Unresolved{{Email: "gone@example.com", Reason: "not_found"}}}}
+		for _, mentions := range policies {
+			for _, typ := range []string{config.MsgText, config.MsgPost, config.MsgInteractive} {
+				m, err := r.Render(p, &config.Receiver{Name: "x", Language: "en", MsgType: typ}, mentions)
+				if err != nil {
+					t.Fatal(err)
 				}
-			case feishu.Card:
-				parts = []string{c.Header.Title.Content}
-				body := c.Elements[0].Text.Content
-				// The default card's own markup is ** around headings.
-				own := strings.ReplaceAll(body, "**", "")
-				if bad := strings.ContainsAny(entity.ReplaceAllString(own, ""), "*[]`~&"); bad {
-					t.Fatalf("card markdown has markup from the payload: %q", body)
-				}
-				parts = append(parts, body)
-			}
-			for _, s := range parts {
-				if strings.Contains(s, "<") {
-					t.Fatalf("%s message has '<' from the payload: %q", typ, s)
-				}
+				checkMentions(t, m, mentions)
 			}
 		}
 	})
+}
+
+// checkMentions asserts that m mentions exactly whom the policy said, and
+// that nothing else in it is markup: with the policy's own tags taken out,
+// no '<' is left in text, posts or the card title, and no markdown in the
+// card body.
+func checkMentions(t *testing.T, m feishu.Message, mentions oncall.Mentions) {
+	t.Helper()
+	want := mentions.IDs
+	if mentions.All {
+		want = append(slices.Clone(want), "all")
+	}
+	var parts []string
+	strip := func(s string, tag func(string) string) string {
+		for _, id := range want {
+			if n := strings.Count(s, tag(id)); n != 1 {
+				t.Fatalf("%s: mention of %s appears %d times, want once: %q", m.Type, id, n, s)
+			}
+			s = strings.Replace(s, tag(id), "", 1)
+		}
+		return s
+	}
+	switch c := m.Content.(type) {
+	case feishu.Text:
+		parts = []string{strip(c.Text, textMention)}
+	case feishu.Post:
+		parts = []string{c.Title}
+		var got []string
+		for _, para := range c.Paragraphs {
+			for _, n := range para {
+				if n.Tag == "at" {
+					got = append(got, n.UserID)
+				}
+				parts = append(parts, n.Text)
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("post mentions %v, want %v", got, want)
+		}
+	case feishu.Card:
+		parts = []string{c.Header.Title.Content}
+		body := strip(c.Elements[0].Text.Content, cardMention)
+		// The default card's own markup is ** around headings.
+		own := strings.ReplaceAll(body, "**", "")
+		if bad := strings.ContainsAny(entity.ReplaceAllString(own, ""), "*[]`~&"); bad {
+			t.Fatalf("card markdown has markup from the payload: %q", body)
+		}
+		parts = append(parts, body)
+	}
+	for _, s := range parts {
+		if strings.Contains(s, "<") {
+			t.Fatalf("%s message has '<' from the payload: %q", m.Type, s)
+		}
+	}
 }

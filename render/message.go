@@ -8,6 +8,7 @@ import (
 
 	"github.com/alertmanager-feishu/alertmanager-feishu/config"
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
+	"github.com/alertmanager-feishu/alertmanager-feishu/oncall"
 	"github.com/alertmanager-feishu/alertmanager-feishu/webhook"
 )
 
@@ -19,6 +20,57 @@ type message struct {
 	lang  string
 	links []link
 	color string
+	// mentions are the policy's, the only source of mention markup: they
+	// are added after the templates ran, outside the body that sizing may
+	// cut.
+	mentions oncall.Mentions
+}
+
+// notMentioned introduces the people who could not be mentioned.
+var notMentioned = map[string]string{"en": "could not mention: ", "zh": "无法提及："}
+
+// unresolvedNote names the people who could not be mentioned, escaped by
+// e: their emails come from the configuration or a label.
+func (m message) unresolvedNote(value *strings.Replacer) string {
+	if len(m.mentions.Unresolved) == 0 {
+		return ""
+	}
+	emails := make([]string, len(m.mentions.Unresolved))
+	for i, u := range m.mentions.Unresolved {
+		emails[i] = value.Replace(u.Email)
+	}
+	intro, ok := notMentioned[m.lang]
+	if !ok {
+		intro = notMentioned["en"]
+	}
+	return "(" + intro + strings.Join(emails, ", ") + ")"
+}
+
+// mentionLine is the line of mentions in text or card markdown, tag being
+// the markup of one mention of id.
+func (m message) mentionLine(tag func(id string) string, value *strings.Replacer) string {
+	var parts []string
+	for _, id := range m.mentions.IDs {
+		parts = append(parts, tag(id))
+	}
+	if m.mentions.All {
+		parts = append(parts, tag("all"))
+	}
+	if note := m.unresolvedNote(value); note != "" {
+		parts = append(parts, note)
+	}
+	return strings.Join(parts, " ")
+}
+
+func textMention(id string) string { return `<at user_id="` + id + `"></at>` }
+func cardMention(id string) string { return `<at id=` + id + `></at>` }
+
+// withLine puts line before body, if there is a line.
+func withLine(line, body string) string {
+	if line == "" {
+		return body
+	}
+	return line + "\n" + body
 }
 
 // link is a URL a message offers as a button (card) or link (post).
@@ -31,7 +83,8 @@ func (m message) build() feishu.Message {
 	case config.MsgInteractive:
 		return feishu.Message{Type: m.typ, Content: m.card()}
 	}
-	return feishu.Message{Type: config.MsgText, Content: feishu.Text{Text: strings.TrimSpace(m.title + "\n" + m.body)}}
+	body := withLine(m.mentionLine(textMention, textEscaper.value), m.body)
+	return feishu.Message{Type: config.MsgText, Content: feishu.Text{Text: strings.TrimSpace(m.title + "\n" + body)}}
 }
 
 // post puts each line of the body in a paragraph of its own, as plain text
@@ -40,6 +93,19 @@ func (m message) post() feishu.Post {
 	p := feishu.Post{Locale: "en_us", Title: m.title}
 	if m.lang == "zh" {
 		p.Locale = "zh_cn"
+	}
+	var mentions []feishu.PostNode
+	for _, id := range m.mentions.IDs {
+		mentions = append(mentions, feishu.PostNode{Tag: "at", UserID: id}, feishu.PostNode{Tag: "text", Text: " "})
+	}
+	if m.mentions.All {
+		mentions = append(mentions, feishu.PostNode{Tag: "at", UserID: "all"}, feishu.PostNode{Tag: "text", Text: " "})
+	}
+	if note := m.unresolvedNote(textEscaper.value); note != "" {
+		mentions = append(mentions, feishu.PostNode{Tag: "text", Text: note})
+	}
+	if len(mentions) > 0 {
+		p.Paragraphs = append(p.Paragraphs, mentions)
 	}
 	for line := range strings.SplitSeq(m.body, "\n") {
 		p.Paragraphs = append(p.Paragraphs, []feishu.PostNode{{Tag: "text", Text: line}})
@@ -65,7 +131,7 @@ func (m message) card() feishu.Card {
 		Config: feishu.CardConfig{WideScreenMode: true, UpdateMulti: true},
 		Header: feishu.CardHeader{Template: m.color, Title: feishu.CardText{Tag: "plain_text", Content: m.title}},
 		Elements: []feishu.CardElement{
-			{Tag: "div", Text: &feishu.CardText{Tag: "lark_md", Content: m.body}},
+			{Tag: "div", Text: &feishu.CardText{Tag: "lark_md", Content: withLine(m.mentionLine(cardMention, markdownEscaper.value), m.body)}},
 		},
 	}
 	if len(m.links) == 0 {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/alertmanager-feishu/alertmanager-feishu/config"
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
+	"github.com/alertmanager-feishu/alertmanager-feishu/oncall"
 	"github.com/alertmanager-feishu/alertmanager-feishu/webhook"
 )
 
@@ -93,7 +94,7 @@ func New(globs []string, api string, logger *slog.Logger) (*Renderer, error) {
 // template that cannot execute is found when the configuration is loaded
 // rather than when the first alert arrives.
 func (r *Renderer) Check(rc *config.Receiver, sample *webhook.Payload) error {
-	_, err := r.Render(sample, rc)
+	_, err := r.Render(sample, rc, oncall.Mentions{})
 	return err
 }
 
@@ -110,7 +111,7 @@ func (v views) keep(all template.Alerts, truncated uint64, n int) {
 // Render returns the message for one receiver. If the message would be over
 // Feishu's size limit, alerts are dropped from the end of the list and counted
 // in "and N more" until it fits; the title still describes the whole group.
-func (r *Renderer) Render(p *webhook.Payload, rc *config.Receiver) (feishu.Message, error) {
+func (r *Renderer) Render(p *webhook.Payload, rc *config.Receiver, mentions oncall.Mentions) (feishu.Message, error) {
 	loc := rc.Location
 	if loc == nil {
 		loc = time.UTC
@@ -131,7 +132,7 @@ func (r *Renderer) Render(p *webhook.Payload, rc *config.Receiver) (feishu.Messa
 		return feishu.Message{}, err
 	}
 	title = strings.TrimSpace(title)
-	m := message{typ: msgType, title: title, lang: rc.Language, links: links(p, rc.Language), color: color(p)}
+	m := message{typ: msgType, title: title, lang: rc.Language, links: links(p, rc.Language), color: color(p), mentions: mentions}
 	body := func() (string, error) {
 		s, err := r.execute("text", bodyTmpl, v.markdown)
 		return strings.TrimSpace(s), err

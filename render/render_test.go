@@ -16,6 +16,7 @@ import (
 
 	"github.com/alertmanager-feishu/alertmanager-feishu/config"
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
+	"github.com/alertmanager-feishu/alertmanager-feishu/oncall"
 	"github.com/alertmanager-feishu/alertmanager-feishu/webhook"
 )
 
@@ -56,7 +57,7 @@ func TestGolden(t *testing.T) {
 		for _, lang := range []string{"en", "zh"} {
 			name := strings.TrimSuffix(payload, ".json") + "." + lang + ".txt"
 			t.Run(name, func(t *testing.T) {
-				m, err := r.Render(load(t, payload), &config.Receiver{Name: "infra", Language: lang})
+				m, err := r.Render(load(t, payload), &config.Receiver{Name: "infra", Language: lang}, oncall.Mentions{})
 				require.NoError(t, err)
 				requireGolden(t, name, text(t, m))
 			})
@@ -80,7 +81,7 @@ func requireGolden(t *testing.T, name, got string) {
 func TestMessagesSayWhatHappened(t *testing.T) {
 	r := newRenderer(t)
 	render := func(name string) string {
-		m, err := r.Render(load(t, name), &config.Receiver{Name: "infra", Language: "en"})
+		m, err := r.Render(load(t, name), &config.Receiver{Name: "infra", Language: "en"}, oncall.Mentions{})
 		require.NoError(t, err)
 		return text(t, m)
 	}
@@ -115,7 +116,7 @@ func TestPayloadCannotInjectMarkup(t *testing.T) {
 	p.Alerts[0].Labels["instance"] = evil
 	p.Alerts[0].Annotations["summary"] = "<b>bold</b>"
 	p.ExternalURL = `http://am"><at user_id="all">`
-	m, err := r.Render(p, &config.Receiver{Name: "infra", Language: "en"})
+	m, err := r.Render(p, &config.Receiver{Name: "infra", Language: "en"}, oncall.Mentions{})
 	require.NoError(t, err)
 	out := text(t, m)
 	require.NotContains(t, out, "<")
@@ -132,7 +133,7 @@ func TestRouteLabelsAreNotExecuted(t *testing.T) {
 	r := newRenderer(t, filepath.Join(dir, "*.tmpl"))
 	p := load(t, "firing-HighCPU-seq1-first-notification.json")
 	p.RouteLabels = template.KV{"team": `{{ "injected" | toUpper }}`}
-	m, err := r.Render(p, &config.Receiver{Name: "x", Templates: config.ReceiverTemplates{Text: `{{ template "custom" . }}`}})
+	m, err := r.Render(p, &config.Receiver{Name: "x", Templates: config.ReceiverTemplates{Text: `{{ template "custom" . }}`}}, oncall.Mentions{})
 	require.NoError(t, err)
 	require.Contains(t, text(t, m), `route={{ "injected" | toUpper }}`)
 	require.NotContains(t, text(t, m), "INJECTED")
@@ -143,13 +144,13 @@ func TestUserTemplatesOverrideDefaults(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "mine.tmpl"), []byte(
 		`{{ define "feishu.en.title" }}ALERT {{ .CommonLabels.alertname }}{{ end }}`), 0o644))
 	r := newRenderer(t, filepath.Join(dir, "*.tmpl"), filepath.Join(dir, "none-*.tmpl"))
-	m, err := r.Render(load(t, "firing-HighCPU-seq1-first-notification.json"), &config.Receiver{Name: "x", Language: "en"})
+	m, err := r.Render(load(t, "firing-HighCPU-seq1-first-notification.json"), &config.Receiver{Name: "x", Language: "en"}, oncall.Mentions{})
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(text(t, m), "ALERT HighCPU\n"), text(t, m))
 
 	// Per receiver templates.
 	m, err = r.Render(load(t, "firing-HighCPU-seq1-first-notification.json"), &config.Receiver{Name: "x", Language: "en",
-		Templates: config.ReceiverTemplates{Title: `{{ .Status }}`, Text: `{{ len .Alerts }} alerts`}})
+		Templates: config.ReceiverTemplates{Title: `{{ .Status }}`, Text: `{{ len .Alerts }} alerts`}}, oncall.Mentions{})
 	require.NoError(t, err)
 	require.Equal(t, "firing\n2 alerts", text(t, m))
 }
@@ -170,7 +171,7 @@ func TestBrokenTemplateIsAnError(t *testing.T) {
 func TestHugeGroupIsCutAtAnAlertBoundary(t *testing.T) {
 	r := newRenderer(t)
 	p := hugePayload(400)
-	m, err := r.Render(p, &config.Receiver{Name: "x", Language: "en"})
+	m, err := r.Render(p, &config.Receiver{Name: "x", Language: "en"}, oncall.Mentions{})
 	require.NoError(t, err)
 	out := text(t, m)
 	require.LessOrEqual(t, feishu.RequestSize(config.APIv4, m), MaxCardBytes, "v4 keeps everything under 30 KB")
@@ -188,7 +189,7 @@ func TestHugeCommonAnnotationIsCut(t *testing.T) {
 	r := newRenderer(t)
 	p := hugePayload(2)
 	p.CommonAnnotations["description"] = strings.Repeat("磁盘已满", 20000)
-	m, err := r.Render(p, &config.Receiver{Name: "x", Language: "zh"})
+	m, err := r.Render(p, &config.Receiver{Name: "x", Language: "zh"}, oncall.Mentions{})
 	require.NoError(t, err)
 	require.LessOrEqual(t, feishu.RequestSize(config.APIv4, m), MaxCardBytes)
 	out := text(t, m)
