@@ -29,6 +29,7 @@ import (
 
 	"github.com/alertmanager-feishu/alertmanager-feishu/config"
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
+	"github.com/alertmanager-feishu/alertmanager-feishu/oncall"
 	"github.com/alertmanager-feishu/alertmanager-feishu/receiver"
 	"github.com/alertmanager-feishu/alertmanager-feishu/state"
 
@@ -53,7 +54,12 @@ func run() int {
 	promslogflag.AddFlags(app, logCfg)
 	app.Version(version.Print(name))
 	app.HelpFlag.Short('h')
-	kingpin.MustParse(app.Parse(os.Args[1:]))
+	app.Command("serve", "Receive Alertmanager's webhooks and deliver them to Feishu (the default).").Default()
+	oncallCmd := app.Command("oncall", "Show who is on call in each rotation, and whom each receiver would mention, at a time.")
+	oncallAt := oncallCmd.Flag("at", "The time, RFC 3339, e.g. 2026-02-10T12:00:00+08:00; default now.").String()
+	if kingpin.MustParse(app.Parse(os.Args[1:])) == oncallCmd.FullCommand() {
+		return previewOnCall(*configFile, *oncallAt)
+	}
 
 	logger := promslog.New(logCfg)
 	logger.Info("Starting "+name, "version", version.Info())
@@ -195,6 +201,28 @@ func run() int {
 			return 0
 		}
 	}
+}
+
+// previewOnCall prints the on-call preview of the configuration file at a
+// time.
+func previewOnCall(file, at string) int {
+	cfg, err := config.Load(file)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	t := time.Now()
+	if at != "" {
+		if t, err = time.Parse(time.RFC3339, at); err != nil {
+			fmt.Fprintf(os.Stderr, "--at %q: want RFC 3339 time like 2026-02-10T12:00:00+08:00\n", at)
+			return 1
+		}
+	}
+	if err := oncall.Preview(os.Stdout, cfg, t); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
 }
 
 // checkCredentials proves the app ID and secret in the background, so that

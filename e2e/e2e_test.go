@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -425,4 +426,19 @@ func TestKilledMidSendThenRetried(t *testing.T) {
 			require.Equal(t, msgs[want-1].ID, msgs[want].RootID, "the chain goes on from the recorded root")
 		})
 	}
+}
+
+// The on-call preview reads the configuration and says who is on call and
+// whom each receiver would mention, without starting the service.
+func TestOnCallPreviewCommand(t *testing.T) {
+	out, err := exec.Command(bin, "oncall", "--config.file="+filepath.Join("..", "routing.yaml"), "--at=2026-02-10T12:00:00+08:00").CombinedOutput()
+	require.NoError(t, err, string(out))
+	require.Equal(t, "at 2026-02-10T12:00:00+08:00\n"+
+		"rotation infra-primary: carol@example.com\n"+
+		`receiver infra mentions: carol@example.com, lead@example.com; @all when severity="critical"; and whoever the label owner names`+"\n",
+		string(out))
+
+	out, err = exec.Command(bin, "oncall", "--config.file="+filepath.Join("..", "routing.yaml"), "--at=tomorrow").CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(out), "want RFC 3339 time")
 }

@@ -1,0 +1,77 @@
+package oncall
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/alertmanager-feishu/alertmanager-feishu/config"
+)
+
+// Preview writes who is on call in each rotation at t, and whom each
+// receiver's policy would mention in a firing notification then, as the
+// configuration names them (emails are not looked up).
+func Preview(w io.Writer, cfg *config.Config, t time.Time) error {
+	fmt.Fprintf(w, "at %s\n", t.Format(time.RFC3339))
+	rotations := map[string]*Rotation{}
+	for _, r := range cfg.OnCall {
+		rot, err := NewRotation(r)
+		if err != nil {
+			return err
+		}
+		rotations[r.Name] = rot
+		who := "nobody (before its start)"
+		if p, ok := rot.At(t); ok {
+			who = person(p)
+		}
+		fmt.Fprintf(w, "rotation %s: %s\n", r.Name, who)
+	}
+	for _, rc := range cfg.Receivers {
+		m := rc.Mentions
+		if m == nil {
+			continue
+		}
+		var people []string
+		seen := map[string]bool{}
+		add := func(p config.Person) {
+			if s := person(p); !seen[strings.ToLower(s)] {
+				seen[strings.ToLower(s)] = true
+				people = append(people, s)
+			}
+		}
+		for _, name := range m.OnCall {
+			if p, ok := rotations[name].At(t); ok {
+				add(p)
+			}
+		}
+		for _, p := range m.Users {
+			add(p)
+		}
+		line := "nobody"
+		if len(people) > 0 {
+			line = strings.Join(people, ", ")
+		}
+		if len(m.AllWhen) > 0 {
+			line += "; @all when " + strings.Join(m.AllWhen, ", ")
+		}
+		if m.FromLabel != "" {
+			line += "; and whoever the label " + m.FromLabel + " names"
+		}
+		if m.OnResolved {
+			line += "; on resolved too"
+		}
+		fmt.Fprintf(w, "receiver %s mentions: %s\n", rc.Name, line)
+	}
+	return nil
+}
+
+func person(p config.Person) string {
+	switch {
+	case p.Email != "":
+		return p.Email
+	case p.OpenID != "":
+		return p.OpenID
+	}
+	return "user_id " + p.UserID
+}
