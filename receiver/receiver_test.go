@@ -14,7 +14,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
+	"github.com/prometheus/alertmanager/template"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/promslog"
@@ -25,6 +27,7 @@ import (
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishutest"
 	"github.com/alertmanager-feishu/alertmanager-feishu/receiver"
 	"github.com/alertmanager-feishu/alertmanager-feishu/state"
+	"github.com/alertmanager-feishu/alertmanager-feishu/webhook"
 )
 
 const routing = `
@@ -97,7 +100,7 @@ func newEnvWith(t *testing.T, api, secret string, timeout, maxDelay time.Duratio
 	require.NoError(t, err)
 	t.Cleanup(func() { store.Close() })
 	h := receiver.New(p, receiver.Options{
-		Store: store, MaxBodyBytes: 64 << 10, Timeout: timeout, MaxDelay: maxDelay, Logger: logger, Registerer: reg,
+		Store: store, MaxBodyBytes: 1 << 20, Timeout: timeout, MaxDelay: maxDelay, Logger: logger, Registerer: reg,
 	})
 	t.Cleanup(func() { h.Shutdown(context.Background()) })
 	mux := http.NewServeMux()
@@ -253,7 +256,7 @@ func TestBadInputSendsNothing(t *testing.T) {
 func TestOversizedBody(t *testing.T) {
 	forAPIs(t, func(t *testing.T, api string) {
 		e := newEnv(t, api, feishutest.AppSecret)
-		big := bytes.Repeat([]byte(" "), 65<<10)
+		big := bytes.Repeat([]byte(" "), 1<<20+1)
 		code, a := e.post(t, "/webhook", big)
 		require.Equal(t, http.StatusRequestEntityTooLarge, code)
 		require.Contains(t, a.Error, "limit")
@@ -629,4 +632,56 @@ func TestMentionLookupFailureNeverBlocks(t *testing.T) {
 	require.Equal(t, []string{"all"}, msgs[0].Mentions())
 	require.Contains(t, msgs[0].Text, "could not mention: alice@example.com, lead@example.com, gone@example.com")
 	require.Positive(t, e.feishu.Lookups())
+}
+
+// A 400-alert group with long multi-byte descriptions is delivered in every
+// message type and API, cut at an alert boundary to Feishu's size limit,
+// with its mentions whole.
+func TestHugeGroupIsDelivered(t *testing.T) {
+	var alerts template.Alerts
+	start := time.Date(2026, 11, 24, 23, 0, 0, 0, time.UTC)
+	for i := range 400 {
+		alerts = append(alerts, template.Alert{
+			Status:      "firing",
+			Labels:      template.KV{"alertname": "DiskFull", "severity": "critical", "instance": fmt.Sprintf("db-%03d:9100", i)},
+			Annotations: template.KV{"summary": strings.Repeat("磁盘 /var/lib/postgres 使用率超过 95%，", 4), "description": strings.Repeat("数据库磁盘即将写满，请立即清理。", 6)},
+			StartsAt:    start,
+			Fingerprint: fmt.Sprintf("%016x", i),
+		})
+	}
+	body, err := json.Marshal(webhook.Payload{Data: template.Data{
+		Receiver: "feishu", Status: "firing", Alerts: alerts,
+		GroupLabels:  template.KV{"alertname": "DiskFull"},
+		CommonLabels: template.KV{"alertname": "DiskFull", "severity": "critical"}, CommonAnnotations: template.KV{}, RouteLabels: template.KV{},
+		ExternalURL: "http://alertmanager.example",
+	}, Version: "4", GroupKey: `{}:{alertname="DiskFull"}`})
+	require.NoError(t, err)
+	require.Greater(t, len(body), 250<<10, "far over any message limit")
+
+	for _, api := range apis {
+		for _, typ := range []string{config.MsgText, config.MsgPost, config.MsgInteractive} {
+			t.Run(api+"/"+typ, func(t *testing.T) {
+				e := newEnv(t, api, feishutest.AppSecret)
+				e.feishu.AddUser("alice@example.com", "ou_alice")
+				e.feishu.AddUser("lead@example.com", "ou_lead")
+				cfg, err := config.Parse(fmt.Appendf(nil, mentionRouting, e.feishu.URL, feishutest.AppSecret, api, typ))
+				require.NoError(t, err)
+				e.setConfig(t, cfg)
+				code, a := e.post(t, "/webhook", body)
+				require.Equal(t, http.StatusOK, code, a.Error)
+				msgs := e.feishu.Messages()
+				require.Len(t, msgs, 1)
+				require.Equal(t, []string{"ou_alice", "ou_lead", "all"}, msgs[0].Mentions())
+				require.Contains(t, msgs[0].Text, "[FIRING:400] DiskFull")
+				// The stand-in refuses a message over its type's limit;
+				// im/v1 text (150 KB) holds the whole group.
+				if api == config.APIIMv1 && typ == config.MsgText {
+					require.Contains(t, msgs[0].Text, "db-399:9100")
+				} else {
+					require.Regexp(t, `\d+ more alerts`, msgs[0].Text)
+				}
+				require.True(t, utf8.ValidString(msgs[0].Text))
+			})
+		}
+	}
 }
