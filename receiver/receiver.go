@@ -277,16 +277,17 @@ func (d *delivery) pending() result {
 func (h *Handler) start(pl *Pipeline, rc *config.Receiver, p *webhook.Payload) *delivery {
 	key := webhook.NotificationKey(rc.Name, p)
 	kind, id := rc.Target()
+	target := feishu.Target{Kind: kind, ID: id}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if d, ok := h.running[key]; ok {
 		return d
 	}
-	d := &delivery{receiver: rc.Name, target: feishu.Target{Kind: kind, ID: id}, done: make(chan struct{})}
+	d := &delivery{receiver: rc.Name, target: target, done: make(chan struct{})}
 	h.running[key] = d
 	h.wg.Go(func() {
 		ctx, cancel := context.WithTimeout(h.base, h.maxDelay)
-		d.res = h.deliver(ctx, pl, rc, p)
+		d.res = h.deliver(ctx, pl, rc, p, key, target)
 		cancel()
 		h.mu.Lock()
 		delete(h.running, key)
@@ -296,13 +297,10 @@ func (h *Handler) start(pl *Pipeline, rc *config.Receiver, p *webhook.Payload) *
 	return d
 }
 
-// deliver sends one notification to one receiver unless it was delivered
-// already, keeping the group's reply chain.
-func (h *Handler) deliver(ctx context.Context, pl *Pipeline, rc *config.Receiver, p *webhook.Payload) (res result) {
-	kind, id := rc.Target()
-	target := feishu.Target{Kind: kind, ID: id}
+// deliver sends notification key, p to rc's target, unless it was
+// delivered already, keeping the group's reply chain.
+func (h *Handler) deliver(ctx context.Context, pl *Pipeline, rc *config.Receiver, p *webhook.Payload, key string, target feishu.Target) (res result) {
 	chain := state.ChainKey(rc.Name, target.String(), p.GroupKey)
-	key := webhook.NotificationKey(rc.Name, p)
 	logger := h.logger.With("receiver", rc.Name, "group_key", p.GroupKey, "status", p.Status)
 	defer func() {
 		h.notifications.WithLabelValues(rc.Name, res.status).Inc()
