@@ -39,19 +39,37 @@ type Policy struct {
 // NewPolicy reads the rotations of a validated configuration; emails are
 // resolved through lookup.
 func NewPolicy(rotations []*config.Rotation, lookup Lookup, logger *slog.Logger) (*Policy, error) {
-	p := &Policy{rotations: map[string]*Rotation{}, directory: NewDirectory(lookup), logger: logger, now: time.Now}
+	rots, err := newRotations(rotations)
+	if err != nil {
+		return nil, err
+	}
+	return &Policy{rotations: rots, directory: NewDirectory(lookup), logger: logger, now: time.Now}, nil
+}
+
+// newRotations reads rotations, by name.
+func newRotations(rotations []*config.Rotation) (map[string]*Rotation, error) {
+	out := map[string]*Rotation{}
 	for _, r := range rotations {
 		rot, err := NewRotation(r)
 		if err != nil {
 			return nil, err
 		}
-		p.rotations[r.Name] = rot
+		out[r.Name] = rot
 	}
-	return p, nil
+	return out, nil
 }
 
-// Rotations returns the rotations by name.
-func (p *Policy) Rotations() map[string]*Rotation { return p.rotations }
+// scheduled are the people m names whatever the group: the current member
+// of each of its rotations at t, then its users.
+func scheduled(rotations map[string]*Rotation, m *config.Mentions, t time.Time) []config.Person {
+	var people []config.Person
+	for _, name := range m.OnCall {
+		if person, ok := rotations[name].At(t); ok {
+			people = append(people, person)
+		}
+	}
+	return append(people, m.Users...)
+}
 
 // lookupTimeout bounds the contacts lookup of one notification: a slow
 // lookup must not hold the alert back.
@@ -71,14 +89,7 @@ func (p *Policy) For(ctx context.Context, rc *config.Receiver, pl *webhook.Paylo
 	}
 	logger := p.logger.With("receiver", rc.Name, "group_key", pl.GroupKey)
 
-	var people []config.Person
-	now := p.now()
-	for _, name := range m.OnCall {
-		if person, ok := p.rotations[name].At(now); ok {
-			people = append(people, person)
-		}
-	}
-	people = append(people, m.Users...)
+	people := scheduled(p.rotations, m, p.now())
 	if m.FromLabel != "" {
 		people = append(people, p.fromLabel(pl.CommonLabels[m.FromLabel], m.FromLabel, logger)...)
 	}

@@ -14,15 +14,13 @@ import (
 // configuration names them (emails are not looked up).
 func Preview(w io.Writer, cfg *config.Config, t time.Time) error {
 	fmt.Fprintf(w, "at %s\n", t.Format(time.RFC3339))
-	rotations := map[string]*Rotation{}
+	rotations, err := newRotations(cfg.OnCall)
+	if err != nil {
+		return err
+	}
 	for _, r := range cfg.OnCall {
-		rot, err := NewRotation(r)
-		if err != nil {
-			return err
-		}
-		rotations[r.Name] = rot
 		who := "nobody (before its start)"
-		if p, ok := rot.At(t); ok {
+		if p, ok := rotations[r.Name].At(t); ok {
 			who = person(p)
 		}
 		fmt.Fprintf(w, "rotation %s: %s\n", r.Name, who)
@@ -34,19 +32,11 @@ func Preview(w io.Writer, cfg *config.Config, t time.Time) error {
 		}
 		var people []string
 		seen := map[string]bool{}
-		add := func(p config.Person) {
+		for _, p := range scheduled(rotations, m, t) {
 			if s := person(p); !seen[strings.ToLower(s)] {
 				seen[strings.ToLower(s)] = true
 				people = append(people, s)
 			}
-		}
-		for _, name := range m.OnCall {
-			if p, ok := rotations[name].At(t); ok {
-				add(p)
-			}
-		}
-		for _, p := range m.Users {
-			add(p)
 		}
 		line := "nobody"
 		if len(people) > 0 {
