@@ -2,6 +2,7 @@ package render
 
 import (
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/prometheus/alertmanager/pkg/labels"
@@ -46,15 +47,20 @@ func (m message) unresolvedNote(value *strings.Replacer) string {
 	return "(" + intro + strings.Join(emails, ", ") + ")"
 }
 
+// mentioned are the IDs the message mentions, "all" for @all last.
+func (m message) mentioned() []string {
+	if !m.mentions.All {
+		return m.mentions.IDs
+	}
+	return append(slices.Clone(m.mentions.IDs), "all")
+}
+
 // mentionLine is the line of mentions in text or card markdown, tag being
 // the markup of one mention of id.
 func (m message) mentionLine(tag func(id string) string, value *strings.Replacer) string {
 	var parts []string
-	for _, id := range m.mentions.IDs {
+	for _, id := range m.mentioned() {
 		parts = append(parts, tag(id))
-	}
-	if m.mentions.All {
-		parts = append(parts, tag("all"))
 	}
 	if note := m.unresolvedNote(value); note != "" {
 		parts = append(parts, note)
@@ -95,11 +101,8 @@ func (m message) post() feishu.Post {
 		p.Locale = "zh_cn"
 	}
 	var mentions []feishu.PostNode
-	for _, id := range m.mentions.IDs {
+	for _, id := range m.mentioned() {
 		mentions = append(mentions, feishu.PostNode{Tag: "at", UserID: id}, feishu.PostNode{Tag: "text", Text: " "})
-	}
-	if m.mentions.All {
-		mentions = append(mentions, feishu.PostNode{Tag: "at", UserID: "all"}, feishu.PostNode{Tag: "text", Text: " "})
 	}
 	if note := m.unresolvedNote(textEscaper.value); note != "" {
 		mentions = append(mentions, feishu.PostNode{Tag: "text", Text: note})
