@@ -106,15 +106,8 @@ func New(cfg config.Feishu, secret string, m *Metrics, p *Pacer, logger *slog.Lo
 func (c *Client) Send(ctx context.Context, m Message) (string, error) {
 	start := c.now()
 	defer func() { c.metrics.SendDuration.Observe(time.Since(start).Seconds()) }()
-	endpoint := EndpointV4
-	if c.api == config.APIIMv1 {
-		endpoint = EndpointCreate
-		if m.RootID != "" {
-			endpoint = EndpointReply
-		}
-	}
 	var id string
-	err := c.retry(ctx, endpoint, m.Target.String(), func(tok string) (err error) {
+	err := c.retry(ctx, c.endpoint(m), m.Target.String(), func(tok string) (err error) {
 		if c.api == config.APIIMv1 {
 			id, err = c.sendIM(ctx, tok, m)
 		} else {
@@ -123,6 +116,17 @@ func (c *Client) Send(ctx context.Context, m Message) (string, error) {
 		return err
 	})
 	return id, err
+}
+
+// endpoint is the API endpoint that sends m.
+func (c *Client) endpoint(m Message) string {
+	switch {
+	case c.api != config.APIIMv1:
+		return EndpointV4
+	case m.RootID != "":
+		return EndpointReply
+	}
+	return EndpointCreate
 }
 
 type v4Request struct {

@@ -23,10 +23,7 @@ type imReplyRequest struct {
 
 // sendIM creates a message, or replies to m.RootID, through im/v1.
 func (c *Client) sendIM(ctx context.Context, tok string, m Message) (string, error) {
-	endpoint := EndpointCreate
-	if m.RootID != "" {
-		endpoint = EndpointReply
-	}
+	endpoint := c.endpoint(m)
 	if len(m.UUID) > MaxUUIDLen {
 		return "", badRequest(endpoint, "uuid is longer than %d characters", MaxUUIDLen)
 	}
