@@ -7,15 +7,11 @@ package amtest
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/prometheus/alertmanager/template"
@@ -36,13 +32,6 @@ func Group(n int, labels map[string]string, resolved bool) []byte {
 	if resolved {
 		status, end = "resolved", start.Add(10*time.Minute)
 	}
-	fp := sha256.Sum256([]byte(fmt.Sprint(kv)))
-	names := kv.Names()
-	sort.Strings(names)
-	var key []string
-	for _, name := range names {
-		key = append(key, fmt.Sprintf("%s=%q", name, kv[name]))
-	}
 	p := webhook.Payload{
 		Data: template.Data{
 			Receiver: "feishu",
@@ -54,7 +43,6 @@ func Group(n int, labels map[string]string, resolved bool) []byte {
 				StartsAt:     start,
 				EndsAt:       end,
 				GeneratorURL: "http://prometheus.example/graph",
-				Fingerprint:  hex.EncodeToString(fp[:8]),
 			}},
 			GroupLabels:       kv,
 			CommonLabels:      kv,
@@ -62,9 +50,13 @@ func Group(n int, labels map[string]string, resolved bool) []byte {
 			RouteLabels:       template.KV{},
 			ExternalURL:       "http://alertmanager.example",
 		},
-		Version:  "4",
-		GroupKey: "{}:{" + strings.Join(key, ", ") + "}",
+		Version: "4",
 	}
+	// As Alertmanager makes them: the root route's key and the group's
+	// labels, and the alert's fingerprint from its labels.
+	ls := p.CommonLabelSet()
+	p.GroupKey = "{}:" + ls.String()
+	p.Alerts[0].Fingerprint = ls.Fingerprint().String()
 	b, err := json.Marshal(p)
 	if err != nil {
 		panic(err) // a Payload of strings and times always encodes
