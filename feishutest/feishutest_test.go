@@ -54,25 +54,37 @@ func tokenReply(t *testing.T, s *Server, path string) reply {
 
 func token(t *testing.T, s *Server) string { return tokenReply(t, s, tokenPath).Token }
 
-func TestTokenReissueRule(t *testing.T) {
+// clock is a stand-in's time, which moves only when told to.
+type clock struct{ now time.Time }
+
+func (c *clock) advance(d time.Duration) { c.now = c.now.Add(d) }
+
+// newFrozen starts a stand-in whose time stands still until advanced.
+func newFrozen(t *testing.T) (*Server, *clock) {
+	t.Helper()
 	s := New(t)
-	now := time.Now()
-	s.now = func() time.Time { return now }
+	c := &clock{now: time.Now()}
+	s.now = func() time.Time { return c.now }
+	return s, c
+}
+
+func TestTokenReissueRule(t *testing.T) {
+	s, clock := newFrozen(t)
 	first := token(t, s)
 	require.True(t, strings.HasPrefix(first, "t-"))
 
-	now = now.Add(time.Hour)             // 1 h left: the same token comes back
+	clock.advance(time.Hour)             // 1 h left: the same token comes back
 	r := tokenReply(t, s, tokenPath+"/") // clients also use the trailing slash
 	require.Equal(t, first, r.Token)
 	require.Equal(t, 3600, r.Exp)
 
-	now = now.Add(40 * time.Minute) // 20 min left: a new one, the old still valid
+	clock.advance(40 * time.Minute) // 20 min left: a new one, the old still valid
 	second := token(t, s)
 	require.NotEqual(t, first, second)
 	code, _ := call(t, s, "/open-apis/message/v4/send/", first, textBody("oc_1", ""))
 	require.Equal(t, http.StatusOK, code)
 
-	now = now.Add(21 * time.Minute) // the first has expired
+	clock.advance(21 * time.Minute) // the first has expired
 	code, r = call(t, s, "/open-apis/message/v4/send/", first, textBody("oc_1", ""))
 	require.Equal(t, http.StatusBadRequest, code)
 	require.Equal(t, 99991663, r.Code)
@@ -131,9 +143,7 @@ func TestV4Validation(t *testing.T) {
 }
 
 func TestChatRateLimit(t *testing.T) {
-	s := New(t)
-	now := time.Now()
-	s.now = func() time.Time { return now }
+	s, clock := newFrozen(t)
 	tok := token(t, s)
 	s.SetChatRateLimit(5)
 	for i := range 7 {
@@ -146,7 +156,7 @@ func TestChatRateLimit(t *testing.T) {
 	}
 	_, r := call(t, s, "/open-apis/message/v4/send/", tok, textBody("oc_2", ""))
 	require.Zero(t, r.Code, "the limit is per chat")
-	now = now.Add(time.Second)
+	clock.advance(time.Second)
 	_, r = call(t, s, "/open-apis/message/v4/send/", tok, textBody("oc_1", ""))
 	require.Zero(t, r.Code, "the window moves on")
 	require.Equal(t, 2, s.Refused())
@@ -155,15 +165,13 @@ func TestChatRateLimit(t *testing.T) {
 
 // A sender that spaces its sends evenly at the limit is never refused.
 func TestChatRateLimitAcceptsAnEvenPace(t *testing.T) {
-	s := New(t)
-	now := time.Now()
-	s.now = func() time.Time { return now }
+	s, clock := newFrozen(t)
 	tok := token(t, s)
 	s.SetChatRateLimit(5)
 	for range 50 {
 		_, r := call(t, s, createPath, tok, imBody("oc_1", "text", map[string]string{"text": "x"}, ""))
 		require.Zero(t, r.Code)
-		now = now.Add(200 * time.Millisecond)
+		clock.advance(200 * time.Millisecond)
 	}
 	require.Zero(t, s.Refused())
 }
@@ -171,9 +179,7 @@ func TestChatRateLimitAcceptsAnEvenPace(t *testing.T) {
 // The per-app limit is the gateway's: HTTP 429, 99991400 and the reset
 // header, whatever the chat.
 func TestAppRateLimit(t *testing.T) {
-	s := New(t)
-	now := time.Now()
-	s.now = func() time.Time { return now }
+	s, clock := newFrozen(t)
 	tok := token(t, s)
 	s.SetAppRateLimit(3)
 	send := func(chat string) (*http.Response, reply) {
@@ -197,7 +203,7 @@ func TestAppRateLimit(t *testing.T) {
 	require.Equal(t, 99991400, r.Code)
 	require.Equal(t, "3", resp.Header.Get("x-ogw-ratelimit-limit"))
 	require.Equal(t, "1", resp.Header.Get("x-ogw-ratelimit-reset"), "a third of a second, in whole seconds")
-	now = now.Add(400 * time.Millisecond)
+	clock.advance(400 * time.Millisecond)
 	_, r = send("oc_9")
 	require.Zero(t, r.Code, "the refused send took no quota")
 	require.Equal(t, 1, s.RefusedByApp())
@@ -286,9 +292,7 @@ func TestIMv1Validation(t *testing.T) {
 // A uuid succeeds once an hour: the same uuid within the hour answers with
 // the message it made; after the hour it makes a new one.
 func TestIMv1UUIDWindow(t *testing.T) {
-	s := New(t)
-	now := time.Now()
-	s.now = func() time.Time { return now }
+	s, clock := newFrozen(t)
 	tok := token(t, s)
 	id := func() string {
 		_, r := call(t, s, createPath, tok, imBody("oc_1", "text", map[string]string{"text": "x"}, "u-1"))
@@ -300,18 +304,16 @@ func TestIMv1UUIDWindow(t *testing.T) {
 		return d.MessageID
 	}
 	first := id()
-	now = now.Add(59 * time.Minute)
+	clock.advance(59 * time.Minute)
 	require.Equal(t, first, id())
 	require.Len(t, s.Messages(), 1)
-	now = now.Add(2 * time.Minute)
+	clock.advance(2 * time.Minute)
 	require.NotEqual(t, first, id())
 	require.Len(t, s.Messages(), 2)
 }
 
 func TestIMv1ReplyAndPatch(t *testing.T) {
-	s := New(t)
-	now := time.Now()
-	s.now = func() time.Time { return now }
+	s, clock := newFrozen(t)
 	tok := token(t, s)
 	card := func(title string) map[string]any {
 		return map[string]any{"config": map[string]any{"update_multi": true},
@@ -343,16 +345,14 @@ func TestIMv1ReplyAndPatch(t *testing.T) {
 	require.True(t, strings.HasPrefix(got.Text, "resolved"))
 	require.Equal(t, 230001, patch(first.ID, card("x")).Code, "only cards can be updated")
 
-	now = now.Add(15 * 24 * time.Hour)
+	clock.advance(15 * 24 * time.Hour)
 	tok = token(t, s)
 	require.Equal(t, 230031, patch(root, card("late")).Code, "14 days at most")
 }
 
 // The per-chat limit answers im/v1 with 230020, v4 with 11233.
 func TestIMv1ChatRateLimit(t *testing.T) {
-	s := New(t)
-	now := time.Now()
-	s.now = func() time.Time { return now }
+	s, _ := newFrozen(t)
 	tok := token(t, s)
 	s.SetChatRateLimit(1)
 	_, r := call(t, s, createPath, tok, imBody("oc_1", "text", map[string]string{"text": "x"}, ""))
