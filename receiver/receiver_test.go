@@ -77,6 +77,15 @@ func forAPIs(t *testing.T, test func(t *testing.T, api string)) {
 	}
 }
 
+// forAPIsAndTypes runs test for each API and each message type.
+func forAPIsAndTypes(t *testing.T, test func(t *testing.T, api, msgType string)) {
+	forAPIs(t, func(t *testing.T, api string) {
+		for _, typ := range []string{config.MsgText, config.MsgPost, config.MsgInteractive} {
+			t.Run(typ, func(t *testing.T) { test(t, api, typ) })
+		}
+	})
+}
+
 func newEnv(t *testing.T, api, secret string) *env {
 	t.Helper()
 	return newEnvWith(t, api, secret, 5*time.Second, 5*time.Second)
@@ -439,32 +448,28 @@ func TestNotificationMetrics(t *testing.T) {
 
 // Each message type goes out through both APIs, and is the type asked for.
 func TestEveryMessageType(t *testing.T) {
-	forAPIs(t, func(t *testing.T, api string) {
-		for _, typ := range []string{config.MsgText, config.MsgPost, config.MsgInteractive} {
-			t.Run(typ, func(t *testing.T) {
-				e := newEnv(t, api, feishutest.AppSecret)
-				cfg := *e.pipeline.Config
-				rc := *cfg.Receiver("infra")
-				rc.MsgType = typ
-				cfg.Receivers = []*config.Receiver{&rc}
-				e.setConfig(t, &cfg)
-				for _, name := range []string{"firing-HighCPU-seq1-first-notification.json", "resolved-HighCPU-seq4-all-alerts-resolved.json"} {
-					code, a := e.post(t, "/webhook/infra", payload(t, name))
-					require.Equal(t, http.StatusOK, code, a.Error)
-				}
-				msgs := e.feishu.Messages()
-				require.Len(t, msgs, 2)
-				for _, m := range msgs {
-					require.Equal(t, typ, m.Type)
-					require.Equal(t, api, m.API)
-				}
-				require.Equal(t, msgs[0].ID, msgs[1].RootID)
-				require.Contains(t, msgs[1].Text, "[RESOLVED] HighCPU")
-				if api == config.APIIMv1 {
-					require.NotEmpty(t, msgs[0].UUID)
-					require.NotEqual(t, msgs[0].UUID, msgs[1].UUID)
-				}
-			})
+	forAPIsAndTypes(t, func(t *testing.T, api, typ string) {
+		e := newEnv(t, api, feishutest.AppSecret)
+		cfg := *e.pipeline.Config
+		rc := *cfg.Receiver("infra")
+		rc.MsgType = typ
+		cfg.Receivers = []*config.Receiver{&rc}
+		e.setConfig(t, &cfg)
+		for _, name := range []string{"firing-HighCPU-seq1-first-notification.json", "resolved-HighCPU-seq4-all-alerts-resolved.json"} {
+			code, a := e.post(t, "/webhook/infra", payload(t, name))
+			require.Equal(t, http.StatusOK, code, a.Error)
+		}
+		msgs := e.feishu.Messages()
+		require.Len(t, msgs, 2)
+		for _, m := range msgs {
+			require.Equal(t, typ, m.Type)
+			require.Equal(t, api, m.API)
+		}
+		require.Equal(t, msgs[0].ID, msgs[1].RootID)
+		require.Contains(t, msgs[1].Text, "[RESOLVED] HighCPU")
+		if api == config.APIIMv1 {
+			require.NotEmpty(t, msgs[0].UUID)
+			require.NotEqual(t, msgs[0].UUID, msgs[1].UUID)
 		}
 	})
 }
@@ -577,53 +582,54 @@ route:
   receiver: infra
 `
 
+// newMentionEnv is an env configured with mentionRouting for api and a
+// receiver sending msgType.
+func newMentionEnv(t *testing.T, api, msgType string) *env {
+	t.Helper()
+	e := newEnv(t, api, feishutest.AppSecret)
+	cfg, err := config.Parse(fmt.Appendf(nil, mentionRouting, e.feishu.URL, feishutest.AppSecret, api, msgType))
+	require.NoError(t, err)
+	e.setConfig(t, cfg)
+	return e
+}
+
 // Mentions reach Feishu as its markup for each message type: the person on
 // call and the users, once each; @all only for a critical group; nobody on
 // resolved; and a person whose email Feishu does not know is named, not
 // mentioned.
 func TestMentionsEndToEnd(t *testing.T) {
-	for _, api := range apis {
-		for _, typ := range []string{config.MsgText, config.MsgPost, config.MsgInteractive} {
-			t.Run(api+"/"+typ, func(t *testing.T) {
-				e := newEnv(t, api, feishutest.AppSecret)
-				e.feishu.AddUser("alice@example.com", "ou_alice")
-				e.feishu.AddUser("lead@example.com", "ou_lead")
-				cfg, err := config.Parse(fmt.Appendf(nil, mentionRouting, e.feishu.URL, feishutest.AppSecret, api, typ))
-				require.NoError(t, err)
-				e.setConfig(t, cfg)
+	forAPIsAndTypes(t, func(t *testing.T, api, typ string) {
+		e := newMentionEnv(t, api, typ)
+		e.feishu.AddUser("alice@example.com", "ou_alice")
+		e.feishu.AddUser("lead@example.com", "ou_lead")
 
-				// The captured HighCPU group is critical, and an owner
-				// label names alice again and tries @all.
-				firing := bytes.ReplaceAll(payload(t, "firing-HighCPU-seq1-first-notification.json"),
-					[]byte(`"commonLabels":{`), []byte(`"commonLabels":{"owner":"alice@example.com,all","summary_at":"<at user_id=\"all\"></at>",`))
-				code, a := e.post(t, "/webhook", firing)
-				require.Equal(t, http.StatusOK, code, a.Error)
-				root := e.feishu.Messages()[0]
-				require.Equal(t, []string{"ou_alice", "ou_lead", "all"}, root.Mentions())
-				require.Contains(t, root.Text, "could not mention: gone@example.com")
+		// The captured HighCPU group is critical, and an owner
+		// label names alice again and tries @all.
+		firing := bytes.ReplaceAll(payload(t, "firing-HighCPU-seq1-first-notification.json"),
+			[]byte(`"commonLabels":{`), []byte(`"commonLabels":{"owner":"alice@example.com,all","summary_at":"<at user_id=\"all\"></at>",`))
+		code, a := e.post(t, "/webhook", firing)
+		require.Equal(t, http.StatusOK, code, a.Error)
+		root := e.feishu.Messages()[0]
+		require.Equal(t, []string{"ou_alice", "ou_lead", "all"}, root.Mentions())
+		require.Contains(t, root.Text, "could not mention: gone@example.com")
 
-				code, a = e.post(t, "/webhook", payload(t, "resolved-HighCPU-seq4-all-alerts-resolved.json"))
-				require.Equal(t, http.StatusOK, code, a.Error)
-				msgs := e.feishu.Messages()
-				require.Len(t, msgs, 2)
-				require.Empty(t, msgs[1].Mentions(), "a resolved notification mentions no one")
-				require.NoError(t, testutil.GatherAndCompare(e.reg, strings.NewReader(`
+		code, a = e.post(t, "/webhook", payload(t, "resolved-HighCPU-seq4-all-alerts-resolved.json"))
+		require.Equal(t, http.StatusOK, code, a.Error)
+		msgs := e.feishu.Messages()
+		require.Len(t, msgs, 2)
+		require.Empty(t, msgs[1].Mentions(), "a resolved notification mentions no one")
+		require.NoError(t, testutil.GatherAndCompare(e.reg, strings.NewReader(`
 # HELP alertmanager_feishu_mentions_unresolved_total People a message should have mentioned but named in plain text instead, per receiver and reason: not_found (Feishu knows no user by that email) or lookup_failed.
 # TYPE alertmanager_feishu_mentions_unresolved_total counter
 alertmanager_feishu_mentions_unresolved_total{reason="not_found",receiver="infra"} 1
 `), "alertmanager_feishu_mentions_unresolved_total"))
-			})
-		}
-	}
+	})
 }
 
 // A contacts lookup that fails does not hold the alert back: it goes out,
 // naming the people it could not mention.
 func TestMentionLookupFailureNeverBlocks(t *testing.T) {
-	e := newEnv(t, config.APIIMv1, feishutest.AppSecret)
-	cfg, err := config.Parse(fmt.Appendf(nil, mentionRouting, e.feishu.URL, feishutest.AppSecret, config.APIIMv1, config.MsgInteractive))
-	require.NoError(t, err)
-	e.setConfig(t, cfg)
+	e := newMentionEnv(t, config.APIIMv1, config.MsgInteractive)
 	e.feishu.FailLookups(&feishutest.Fault{Status: http.StatusBadRequest, Code: 99991672, Msg: "Access denied. One of the following scopes is required: [contact:user.id:readonly]"})
 	code, a := e.post(t, "/webhook", payload(t, "firing-HighCPU-seq1-first-notification.json"))
 	require.Equal(t, http.StatusOK, code, a.Error)
@@ -658,30 +664,23 @@ func TestHugeGroupIsDelivered(t *testing.T) {
 	require.NoError(t, err)
 	require.Greater(t, len(body), 250<<10, "far over any message limit")
 
-	for _, api := range apis {
-		for _, typ := range []string{config.MsgText, config.MsgPost, config.MsgInteractive} {
-			t.Run(api+"/"+typ, func(t *testing.T) {
-				e := newEnv(t, api, feishutest.AppSecret)
-				e.feishu.AddUser("alice@example.com", "ou_alice")
-				e.feishu.AddUser("lead@example.com", "ou_lead")
-				cfg, err := config.Parse(fmt.Appendf(nil, mentionRouting, e.feishu.URL, feishutest.AppSecret, api, typ))
-				require.NoError(t, err)
-				e.setConfig(t, cfg)
-				code, a := e.post(t, "/webhook", body)
-				require.Equal(t, http.StatusOK, code, a.Error)
-				msgs := e.feishu.Messages()
-				require.Len(t, msgs, 1)
-				require.Equal(t, []string{"ou_alice", "ou_lead", "all"}, msgs[0].Mentions())
-				require.Contains(t, msgs[0].Text, "[FIRING:400] DiskFull")
-				// The stand-in refuses a message over its type's limit;
-				// im/v1 text (150 KB) holds the whole group.
-				if api == config.APIIMv1 && typ == config.MsgText {
-					require.Contains(t, msgs[0].Text, "db-399:9100")
-				} else {
-					require.Regexp(t, `\d+ more alerts`, msgs[0].Text)
-				}
-				require.True(t, utf8.ValidString(msgs[0].Text))
-			})
+	forAPIsAndTypes(t, func(t *testing.T, api, typ string) {
+		e := newMentionEnv(t, api, typ)
+		e.feishu.AddUser("alice@example.com", "ou_alice")
+		e.feishu.AddUser("lead@example.com", "ou_lead")
+		code, a := e.post(t, "/webhook", body)
+		require.Equal(t, http.StatusOK, code, a.Error)
+		msgs := e.feishu.Messages()
+		require.Len(t, msgs, 1)
+		require.Equal(t, []string{"ou_alice", "ou_lead", "all"}, msgs[0].Mentions())
+		require.Contains(t, msgs[0].Text, "[FIRING:400] DiskFull")
+		// The stand-in refuses a message over its type's limit;
+		// im/v1 text (150 KB) holds the whole group.
+		if api == config.APIIMv1 && typ == config.MsgText {
+			require.Contains(t, msgs[0].Text, "db-399:9100")
+		} else {
+			require.Regexp(t, `\d+ more alerts`, msgs[0].Text)
 		}
-	}
+		require.True(t, utf8.ValidString(msgs[0].Text))
+	})
 }
