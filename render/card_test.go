@@ -213,3 +213,20 @@ func TestCardTemplateExample(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "**CPU usage above 90%**\nResolved at 23:07 UTC", card(t, m).Elements[0].Text.Content)
 }
+
+// A group label of kilobytes of invalid UTF-8 (each byte grows sixfold when
+// encoded) once made the title alone exceed the limit, and the cutting of
+// the body never ended. The title is capped; every type fits.
+func TestHugeTitleFits(t *testing.T) {
+	p := SamplePayload()
+	huge := "&00&" + strings.Repeat("\xc0", 16000)
+	p.GroupLabels["team"], p.CommonLabels["team"] = huge, huge
+	for _, api := range []string{config.APIIMv1, config.APIv4} {
+		for _, typ := range []string{config.MsgText, config.MsgPost, config.MsgInteractive} {
+			r := newRendererFor(t, api)
+			m, err := r.Render(p, &config.Receiver{Name: "x", Language: "en", MsgType: typ}, oncall.Mentions{IDs: []string{"ou_a"}})
+			require.NoError(t, err, api+"/"+typ)
+			require.LessOrEqual(t, feishu.RequestSize(api, m), MaxBytes(api, typ), api+"/"+typ)
+		}
+	}
+}

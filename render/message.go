@@ -173,6 +173,9 @@ func color(p *webhook.Payload) string {
 	return colorFiring
 }
 
+// maxURLBytes is the longest URL a message links to.
+const maxURLBytes = 2048
+
 var linkTexts = map[string][4]string{
 	"en": {"Alertmanager", "Silence", "Runbook", "Source"},
 	"zh": {"查看告警", "静默", "处理手册", "告警来源"},
@@ -182,7 +185,9 @@ var linkTexts = map[string][4]string{
 // silence pre-filled with the group's labels while it fires, the runbook
 // (annotation runbook_url) and the source of the first alert
 // (generatorURL). They come from the payload unescaped, as URLs and never
-// as markup, and only http and https URLs are kept.
+// as markup, and only http and https URLs of at most maxURLBytes are kept:
+// a silence link built from kilobytes of labels would crowd out the
+// message, and no browser wants it.
 func links(p *webhook.Payload, lang string) []link {
 	texts, ok := linkTexts[lang]
 	if !ok {
@@ -190,7 +195,7 @@ func links(p *webhook.Payload, lang string) []link {
 	}
 	var out []link
 	add := func(text, u string) {
-		if isWebURL(u) {
+		if isWebURL(u) && len(u) <= maxURLBytes {
 			out = append(out, link{text: text, url: u})
 		}
 	}

@@ -37,6 +37,8 @@ const (
 const (
 	MaxTextBytes = 150 * 1024
 	MaxCardBytes = 30 * 1024
+	// MaxTitleBytes bounds a message's title, before encoding.
+	MaxTitleBytes = 1024
 )
 
 // MaxBytes is the request size limit of a message of msgType sent through
@@ -131,7 +133,9 @@ func (r *Renderer) Render(p *webhook.Payload, rc *config.Receiver, mentions onca
 	if err != nil {
 		return feishu.Message{}, err
 	}
-	title = strings.TrimSpace(title)
+	// A title is one line in a header; a group label of kilobytes must not
+	// crowd the body out of the size limit, or the title alone exceed it.
+	title = truncateBytes(strings.TrimSpace(title), MaxTitleBytes)
 	m := message{typ: msgType, title: title, lang: rc.Language, links: links(p, rc.Language), color: color(p), mentions: mentions}
 	body := func() (string, error) {
 		s, err := r.execute("text", bodyTmpl, v.markdown)
@@ -171,8 +175,12 @@ func (r *Renderer) Render(p *webhook.Payload, rc *config.Receiver, mentions onca
 	// Not even the group without its alert list fits: the common annotations
 	// are huge. Cut the body itself. Encoding makes the request at least as
 	// long as the body, so cutting the excess from the body shrinks the
-	// request by at least as much, and the loop ends.
+	// request by at least as much. Once the body is gone, what is left (the
+	// title, mentions, links) cannot shrink: refuse rather than loop.
 	for size := r.size(m); size > limit; size = r.size(m) {
+		if m.body == "" {
+			return feishu.Message{}, fmt.Errorf("render: message is %d bytes over Feishu's limit of %d without any body", size-limit, limit)
+		}
 		m.body = truncateBytes(m.body, len(m.body)-(size-limit))
 		if msgType == config.MsgInteractive {
 			m.body = dropPartialEntity(m.body)
