@@ -70,10 +70,7 @@ func run() int {
 		logger.Error("Loading configuration failed", "file", *configFile, "err", err)
 		return 1
 	}
-	store, err := state.OpenFile(cfg.State.Path, state.Options{
-		ChainTTL:     time.Duration(cfg.State.ChainTTL),
-		DedupeWindow: time.Duration(cfg.State.DedupeWindow),
-	}, logger)
+	store, err := state.Open(cfg.State, logger)
 	if err != nil {
 		logger.Error("Opening state failed", "err", err)
 		return 1

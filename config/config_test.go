@@ -206,6 +206,18 @@ func TestParseErrorsNameLineAndThing(t *testing.T) {
 			yaml: minimal + "oncall:\n  - name: r\n    timezone: Mars/Olympus\n    start: tomorrow\n    shift: 0s\n    members: [{email: a@b.c, open_id: ou_x}]\n",
 			want: []string{"line 11", "timezone", "start", "shift must be positive", "exactly one of email"},
 		},
+		"redis without address": {
+			yaml: minimal + "state:\n  backend: redis\n",
+			want: []string{"state.redis.addresses: at least one address"},
+		},
+		"redis cluster with a db": {
+			yaml: minimal + "state:\n  backend: redis\n  redis:\n    addresses: [a:1, b:2]\n    db: 3\n",
+			want: []string{"Redis Cluster", "db 0"},
+		},
+		"redis address without port": {
+			yaml: minimal + "state:\n  backend: redis\n  redis:\n    addresses: [redis]\n",
+			want: []string{`"redis" is not host:port`},
+		},
 		"unsupported msg_type": {
 			yaml: strings.Replace(minimal, "    chat_id: oc_infra\n", "    chat_id: oc_infra\n    msg_type: video\n", 1),
 			want: []string{"line 6", "msg_type"},
@@ -243,6 +255,14 @@ route:
 		"line 7: route: receiver \"b\" is not defined",
 	} {
 		require.Contains(t, msg, w)
+	}
+}
+
+func TestRedisBackendAccepted(t *testing.T) {
+	for _, addrs := range []string{"[redis:6379]", "[s1:26379, s2:26379]\n    master_name: mymaster\n    db: 2", "[n1:6379, n2:6379, n3:6379]"} {
+		c, err := Parse([]byte(minimal + "state:\n  backend: redis\n  redis:\n    addresses: " + addrs + "\n"))
+		require.NoError(t, err, addrs)
+		require.Equal(t, "amfeishu:", c.State.Redis.KeyPrefix)
 	}
 }
 

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -99,7 +100,18 @@ func (c *Config) validateState(p *problems) {
 			p.add(0, "state.path is required for the file backend")
 		}
 	case "redis":
-		p.add(0, "state.backend %q: not available in this release yet, use file", s.Backend)
+		r := &s.Redis
+		switch {
+		case len(r.Addresses) == 0:
+			p.add(0, "state.redis.addresses: at least one address is required for the redis backend")
+		case len(r.Addresses) > 1 && r.MasterName == "" && r.DB != 0:
+			p.add(0, "state.redis.db: Redis Cluster (several addresses without master_name) has only db 0")
+		}
+		for _, a := range r.Addresses {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				p.add(0, "state.redis.addresses: %q is not host:port", a)
+			}
+		}
 	default:
 		p.add(0, "state.backend %q: must be file or redis", s.Backend)
 	}

@@ -351,7 +351,7 @@ func (h *Handler) deliver(ctx context.Context, pl *Pipeline, rc *config.Receiver
 		msg.UUID = rec.Attempt
 		if msg.UUID == "" {
 			msg.UUID = attemptUUID(key)
-			if err := h.store.Begin(ctx, key, msg.UUID, h.now()); err != nil {
+			if err := h.store.Begin(ctx, chain, key, msg.UUID, h.now()); err != nil {
 				return fail(feishu.Transient, err)
 			}
 		}

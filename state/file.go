@@ -112,7 +112,7 @@ func (f *File) Load(_ context.Context, chain, notification string) (Record, erro
 }
 
 // Begin implements Store.
-func (f *File) Begin(_ context.Context, notification, attempt string, at time.Time) error {
+func (f *File) Begin(_ context.Context, _, notification, attempt string, at time.Time) error {
 	err := f.db.Batch(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketAttempts).Put([]byte(notification), append(encodeTime(at), attempt...))
 	})

@@ -45,9 +45,11 @@ type Store interface {
 	// Begin records that notification is about to be sent with the
 	// idempotency key attempt, so that a retry after a crash or a timeout
 	// sends with the same key.
-	Begin(ctx context.Context, notification, attempt string, at time.Time) error
+	Begin(ctx context.Context, chain, notification, attempt string, at time.Time) error
 	// Commit records a delivery atomically: the notification as delivered
-	// (its attempt forgotten) and the chain as it now is.
+	// (its attempt forgotten) and the chain as it now is. The caller holds
+	// the chain's lock; a store shared by replicas refuses the commit if
+	// that lock was lost meanwhile.
 	Commit(ctx context.Context, d Delivery) error
 	// Chains counts the open chains.
 	Chains(ctx context.Context) (int, error)
