@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/alertmanager-feishu/alertmanager-feishu/internal/freeport"
 )
 
 // Server is one redis-server process. It keeps its data in an append-only
@@ -33,7 +35,7 @@ func Start(t testing.TB) *Server {
 	s := &Server{dir: t.TempDir()}
 	var err error
 	for range 5 { // another process may take a port between the probe and the bind
-		if s.port, err = freePort(); err != nil {
+		if s.port, err = freeport.Get(); err != nil {
 			continue
 		}
 		if err = s.start(); err == nil {
@@ -127,13 +129,4 @@ func ping(port int) error {
 		return fmt.Errorf("PING answered %q", line)
 	}
 	return nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

@@ -48,6 +48,19 @@ var listening = regexp.MustCompile(`msg="Listening on" address=(\S+)`)
 // Start runs bin with args, listening on a free loopback port, and waits
 // until it answers /-/ready.
 func Start(bin string, args ...string) (*Service, error) {
+	s, err := StartNotReady(bin, args...)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.waitReady(10 * time.Second); err != nil {
+		s.Kill()
+		return nil, err
+	}
+	return s, nil
+}
+
+// StartNotReady runs bin with args and waits only until it listens.
+func StartNotReady(bin string, args ...string) (*Service, error) {
 	cmd := exec.Command(bin, append([]string{"--web.listen-address=127.0.0.1:0"}, args...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -86,10 +99,6 @@ func Start(bin string, args ...string) (*Service, error) {
 	case <-time.After(10 * time.Second):
 		s.Kill()
 		return nil, fmt.Errorf("service did not start listening\n%s", s.Logs())
-	}
-	if err := s.waitReady(10 * time.Second); err != nil {
-		s.Kill()
-		return nil, err
 	}
 	return s, nil
 }
