@@ -33,6 +33,7 @@ const (
 // Config is the whole of routing.yaml.
 type Config struct {
 	Feishu    Feishu      `yaml:"feishu"`
+	Intake    Intake      `yaml:"intake"`
 	State     State       `yaml:"state"`
 	Templates []string    `yaml:"templates"`
 	Language  string      `yaml:"language"`
@@ -51,6 +52,13 @@ type Feishu struct {
 	API           string                     `yaml:"api"`
 	RateLimit     RateLimit                  `yaml:"rate_limit"`
 	HTTPConfig    commoncfg.HTTPClientConfig `yaml:"http_config"`
+}
+
+// Intake is what a webhook must carry to be accepted: the bearer token that
+// Alertmanager sends from its receiver's http_config.authorization.
+type Intake struct {
+	BearerToken     commoncfg.Secret `yaml:"bearer_token"`
+	BearerTokenFile string           `yaml:"bearer_token_file"`
 }
 
 // RateLimit is how fast the service lets itself send; 0 means unlimited.
@@ -255,6 +263,7 @@ func (c *Config) resolvePaths(dir string) {
 	}
 	c.Feishu.AppSecretFile = commoncfg.JoinDir(dir, c.Feishu.AppSecretFile)
 	c.Feishu.HTTPConfig.SetDirectory(dir)
+	c.Intake.BearerTokenFile = commoncfg.JoinDir(dir, c.Intake.BearerTokenFile)
 	c.State.Path = commoncfg.JoinDir(dir, c.State.Path)
 	c.State.Redis.PasswordFile = commoncfg.JoinDir(dir, c.State.Redis.PasswordFile)
 	if c.State.Redis.TLSConfig != nil {
@@ -265,16 +274,34 @@ func (c *Config) resolvePaths(dir string) {
 // Secret returns the app secret, reading app_secret_file if that is how
 // it was given.
 func (f *Feishu) Secret() (string, error) {
-	if f.AppSecretFile == "" {
-		return string(f.AppSecret), nil
+	return readSecret(f.AppSecret, f.AppSecretFile, "feishu.app_secret_file")
+}
+
+// Token returns the bearer token webhooks must carry, "" when none is
+// required.
+func (i *Intake) Token() (string, error) {
+	return readSecret(i.BearerToken, i.BearerTokenFile, "intake.bearer_token_file")
+}
+
+// Secret returns the Redis password, reading password_file if that is how
+// it was given.
+func (r *Redis) Secret() (string, error) {
+	return readSecret(r.Password, r.PasswordFile, "state.redis.password_file")
+}
+
+// readSecret returns value, or the trimmed content of file when that is how
+// the secret was given. The error names key, never the secret.
+func readSecret(value commoncfg.Secret, file, key string) (string, error) {
+	if file == "" {
+		return string(value), nil
 	}
-	b, err := os.ReadFile(f.AppSecretFile)
+	b, err := os.ReadFile(file)
 	if err != nil {
-		return "", fmt.Errorf("read feishu.app_secret_file: %w", err)
+		return "", fmt.Errorf("read %s: %w", key, err)
 	}
 	s := strings.TrimSpace(string(b))
 	if s == "" {
-		return "", fmt.Errorf("feishu.app_secret_file %s is empty", f.AppSecretFile)
+		return "", fmt.Errorf("%s %s is empty", key, file)
 	}
 	return s, nil
 }

@@ -206,6 +206,10 @@ func TestParseErrorsNameLineAndThing(t *testing.T) {
 			yaml: minimal + "oncall:\n  - name: r\n    timezone: Mars/Olympus\n    start: tomorrow\n    shift: 0s\n    members: [{email: a@b.c, open_id: ou_x}]\n",
 			want: []string{"line 11", "timezone", "start", "shift must be positive", "exactly one of email"},
 		},
+		"bearer token twice": {
+			yaml: minimal + "intake: {bearer_token: a, bearer_token_file: b}\n",
+			want: []string{"intake: bearer_token and bearer_token_file are mutually exclusive"},
+		},
 		"redis without address": {
 			yaml: minimal + "state:\n  backend: redis\n",
 			want: []string{"state.redis.addresses: at least one address"},

@@ -29,6 +29,7 @@ func (p *problems) add(line int, format string, args ...any) {
 func (c *Config) validate() error {
 	var p problems
 	c.validateFeishu(&p)
+	c.validateIntake(&p)
 	c.validateState(&p)
 	if !validLanguage(c.Language) {
 		p.add(0, "language %q: must be en or zh", c.Language)
@@ -89,6 +90,12 @@ func (c *Config) validateFeishu(p *problems) {
 		p.add(0, "feishu: one of app_secret or app_secret_file is required")
 	case f.AppSecret != "" && f.AppSecretFile != "":
 		p.add(0, "feishu: app_secret and app_secret_file are mutually exclusive")
+	}
+}
+
+func (c *Config) validateIntake(p *problems) {
+	if c.Intake.BearerToken != "" && c.Intake.BearerTokenFile != "" {
+		p.add(0, "intake: bearer_token and bearer_token_file are mutually exclusive")
 	}
 }
 

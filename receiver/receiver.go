@@ -7,6 +7,7 @@ package receiver
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -46,6 +47,8 @@ type Pipeline struct {
 	Renderer *render.Renderer
 	Sender   Sender
 	Mentions *oncall.Policy
+	// Token is the bearer token a webhook must carry; "" accepts any.
+	Token string
 }
 
 // NewPipeline builds the pipeline of one configuration. Everything that can
@@ -67,6 +70,10 @@ func NewPipeline(cfg *config.Config, m *feishu.Metrics, pacer *feishu.Pacer, log
 	if err != nil {
 		return nil, err
 	}
+	token, err := cfg.Intake.Token()
+	if err != nil {
+		return nil, err
+	}
 	client, err := feishu.New(cfg.Feishu, secret, m, pacer, logger)
 	if err != nil {
 		return nil, err
@@ -75,7 +82,7 @@ func NewPipeline(cfg *config.Config, m *feishu.Metrics, pacer *feishu.Pacer, log
 	if err != nil {
 		return nil, err
 	}
-	return &Pipeline{Config: cfg, Route: route.New(cfg.Route), Renderer: renderer, Sender: client, Mentions: mentions}, nil
+	return &Pipeline{Config: cfg, Route: route.New(cfg.Route), Renderer: renderer, Sender: client, Mentions: mentions, Token: token}, nil
 }
 
 // Options configure a Handler.
@@ -200,6 +207,13 @@ type result struct {
 }
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, name string) {
+	pl := h.pipeline.Load()
+	if !authorized(r, pl.Token) {
+		h.logger.Warn("rejected webhook: missing or wrong bearer token", "remote", r.RemoteAddr)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="alertmanager-feishu"`)
+		writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
+		return
+	}
 	if r.ContentLength > h.maxBody {
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes is over the limit of %d", r.ContentLength, h.maxBody))
 		return
@@ -220,7 +234,6 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, name string) {
 		return
 	}
 
-	pl := h.pipeline.Load()
 	var receivers []*config.Receiver
 	if name != "" {
 		rc := pl.Config.Receiver(name)
@@ -464,6 +477,16 @@ type failure struct {
 	Code     int    `json:"code,omitempty"`
 	Msg      string `json:"msg,omitempty"`
 	Error    string `json:"error"`
+}
+
+// authorized reports whether r carries token as its bearer token, comparing
+// in constant time so that the answer's timing tells nothing of the token.
+func authorized(r *http.Request, token string) bool {
+	if token == "" {
+		return true
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {

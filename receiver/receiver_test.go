@@ -684,3 +684,39 @@ func TestHugeGroupIsDelivered(t *testing.T) {
 		require.True(t, utf8.ValidString(msgs[0].Text))
 	})
 }
+
+// With a bearer token configured, a webhook without it, or with another, is
+// answered 401 and nothing is sent; with it, the notification is delivered.
+func TestBearerToken(t *testing.T) {
+	e := newEnv(t, config.APIIMv1, feishutest.AppSecret)
+	cfg, err := config.Parse(fmt.Appendf(nil, routing+"intake: {bearer_token: s3cret-token}\n", e.feishu.URL, feishutest.AppSecret, config.APIIMv1))
+	require.NoError(t, err)
+	e.setConfig(t, cfg)
+	body := payload(t, "firing-DiskFull-default.json")
+
+	for _, auth := range []string{"", "Bearer wrong", "Basic s3cret-token", "Bearer s3cret-token-and-more", "bearer s3cret-token"} {
+		req, err := http.NewRequest(http.MethodPost, e.server.URL+"/webhook", bytes.NewReader(body))
+		require.NoError(t, err)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		var a answer
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&a))
+		resp.Body.Close()
+		require.Equal(t, http.StatusUnauthorized, resp.StatusCode, auth)
+		require.Equal(t, "missing or wrong bearer token", a.Error)
+		require.NotContains(t, resp.Header.Get("WWW-Authenticate"), "s3cret")
+	}
+	require.Empty(t, e.feishu.Messages())
+
+	req, err := http.NewRequest(http.MethodPost, e.server.URL+"/webhook", bytes.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer s3cret-token")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Len(t, e.feishu.Messages(), 1)
+}

@@ -5,8 +5,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
-	"os"
-	"strings"
 	"time"
 
 	commoncfg "github.com/prometheus/common/config"
@@ -25,17 +23,12 @@ func Open(cfg config.State, logger *slog.Logger) (Store, error) {
 		return OpenFile(cfg.Path, opts, logger)
 	}
 	rc := cfg.Redis
-	password := string(rc.Password)
-	if rc.PasswordFile != "" {
-		b, err := os.ReadFile(rc.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("state.redis.password_file: %w", err)
-		}
-		password = strings.TrimSpace(string(b))
+	password, err := rc.Secret()
+	if err != nil {
+		return nil, err
 	}
 	var tlsConfig *tls.Config
 	if rc.TLSConfig != nil {
-		var err error
 		if tlsConfig, err = commoncfg.NewTLSConfig(rc.TLSConfig); err != nil {
 			return nil, fmt.Errorf("state.redis.tls_config: %w", err)
 		}
