@@ -1,13 +1,23 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/alertmanager-feishu/alertmanager-feishu/config"
+	"github.com/alertmanager-feishu/alertmanager-feishu/route"
 
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishutest"
 	"github.com/alertmanager-feishu/alertmanager-feishu/internal/amtest"
@@ -139,4 +149,199 @@ func metric(t *testing.T, url, series string) float64 {
 		}
 	}
 	return 0
+}
+
+// waitMessages waits until the stand-in holds n messages and returns them.
+func waitMessages(t *testing.T, fs *feishutest.Server, n int, within time.Duration) []feishutest.Message {
+	t.Helper()
+	require.Eventually(t, func() bool { return len(fs.Messages()) >= n }, within, 20*time.Millisecond,
+		"%d messages expected", n)
+	msgs := fs.Messages()
+	require.Len(t, msgs, n)
+	return msgs
+}
+
+func hostAlert(host string, since time.Time, resolved bool) amtest.Alert {
+	a := amtest.Alert{
+		Labels:      map[string]string{"alertname": "HighCPU", "instance": host + ":9100", "job": "node", "severity": "critical", "team": "infra"},
+		Annotations: map[string]string{"summary": "CPU usage above 90%"},
+		StartsAt:    since,
+	}
+	if resolved {
+		a.EndsAt = time.Now().Add(-time.Second)
+	}
+	return a
+}
+
+// A group's whole life through a real Alertmanager, the pinned release and
+// Debian's older one (whose payloads lack routeLabels and other newer
+// fields): first notification, new alerts, some resolved, all resolved,
+// one chain.
+func TestAlertmanagerGroupLifecycle(t *testing.T) {
+	for name, bin := range map[string]func(*testing.T) string{
+		amtest.Version: alertmanagerBinary,
+		"debian":       func(*testing.T) string { return amtest.DebianAlertmanager },
+	} {
+		t.Run(name, func(t *testing.T) {
+			fs := feishutest.New(t)
+			s := start(t, setup(t, fs, "oc_infra"))
+			am := amtest.Run(t, amtest.Options{Binary: bin(t), Config: amConfig("alertname", s.URL+"/webhook")})
+			// Alerts that start now: Alertmanager v0.34 flushes a group
+			// of older alerts at once, before it may have all of them.
+			since := time.Now()
+
+			require.NoError(t, am.PostAlerts(hostAlert("host-a", since, false), hostAlert("host-b", since, false)))
+			msgs := waitMessages(t, fs, 1, 5*time.Second)
+			require.Contains(t, msgs[0].Text, "[FIRING:2] HighCPU")
+
+			require.NoError(t, am.PostAlerts(hostAlert("host-c", since, false)))
+			msgs = waitMessages(t, fs, 2, 5*time.Second)
+			require.Contains(t, msgs[1].Text, "[FIRING:3] HighCPU")
+
+			require.NoError(t, am.PostAlerts(hostAlert("host-a", since, true)))
+			msgs = waitMessages(t, fs, 3, 5*time.Second)
+			require.Contains(t, msgs[2].Text, "1 resolved, 2 still firing")
+
+			require.NoError(t, am.PostAlerts(hostAlert("host-b", since, true), hostAlert("host-c", since, true)))
+			msgs = waitMessages(t, fs, 4, 5*time.Second)
+			require.Contains(t, msgs[3].Text, "[RESOLVED] HighCPU")
+			for _, m := range msgs {
+				require.Equal(t, "oc_infra", m.TargetID)
+			}
+			for _, m := range msgs[1:] {
+				require.Equal(t, msgs[0].ID, m.RootID, "one chain")
+			}
+		})
+	}
+}
+
+// max_alerts: Alertmanager sends the first alerts and the count of the
+// rest, and the message says how many are not shown.
+func TestAlertmanagerMaxAlerts(t *testing.T) {
+	fs := feishutest.New(t)
+	s := start(t, setup(t, fs, "oc_infra"))
+	amcfg := amConfig("alertname", s.URL+"/webhook") + "        max_alerts: 1\n"
+	am := amtest.Run(t, amtest.Options{Binary: alertmanagerBinary(t), Config: amcfg})
+	// As in TestAlertmanagerGroupLifecycle: alerts that start now.
+	since := time.Now()
+	require.NoError(t, am.PostAlerts(hostAlert("host-a", since, false), hostAlert("host-b", since, false), hostAlert("host-c", since, false)))
+	msgs := waitMessages(t, fs, 1, 5*time.Second)
+	require.Contains(t, msgs[0].Text, "[FIRING:1] HighCPU")
+	require.Contains(t, msgs[0].Text, "and 2 more alerts not shown")
+}
+
+// Alertmanager authenticating: a bearer token from http_config's
+// authorization (checked by the service), and basic auth (checked by
+// exporter-toolkit through --web.config.file). Without them: 401, nothing
+// sent.
+func TestAlertmanagerAuthenticates(t *testing.T) {
+	t.Run("bearer", func(t *testing.T) {
+		fs := feishutest.New(t)
+		cfg := setup(t, fs, "oc_infra")
+		dir := filepath.Dir(cfg)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "token"), []byte("am-token-123\n"), 0o600))
+		appendConfig(t, cfg, "intake: {bearer_token_file: token}\n")
+		s := start(t, cfg)
+
+		code, body := post(t, s.URL+"/webhook", payload(t, "firing-DiskFull-default.json"))
+		require.Equal(t, http.StatusUnauthorized, code, body)
+
+		amcfg := amConfig("alertname", s.URL+"/webhook") + "        http_config:\n          authorization: {credentials: am-token-123}\n"
+		am := amtest.Run(t, amtest.Options{Binary: alertmanagerBinary(t), Config: amcfg})
+		require.NoError(t, am.PostAlerts(hostAlert("host-a", time.Now(), false)))
+		waitMessages(t, fs, 1, 5*time.Second)
+	})
+	t.Run("basic", func(t *testing.T) {
+		fs := feishutest.New(t)
+		cfg := setup(t, fs, "oc_infra")
+		hash, err := bcrypt.GenerateFromPassword([]byte("am-password"), bcrypt.MinCost)
+		require.NoError(t, err)
+		webcfg := filepath.Join(filepath.Dir(cfg), "web.yml")
+		require.NoError(t, os.WriteFile(webcfg, fmt.Appendf(nil, "basic_auth_users:\n  alertmanager: %s\n", hash), 0o600))
+		s, err := servicetest.StartNotReady(bin, "--config.file="+cfg, "--web.config.file="+webcfg)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = s.Stop(context.Background()) })
+
+		code, body := post(t, s.URL+"/webhook", payload(t, "firing-DiskFull-default.json"))
+		require.Equal(t, http.StatusUnauthorized, code, body)
+
+		amcfg := amConfig("alertname", s.URL+"/webhook") + "        http_config:\n          basic_auth: {username: alertmanager, password: am-password}\n"
+		am := amtest.Run(t, amtest.Options{Binary: alertmanagerBinary(t), Config: amcfg})
+		require.NoError(t, am.PostAlerts(hostAlert("host-a", time.Now(), false)))
+		waitMessages(t, fs, 1, 5*time.Second)
+	})
+}
+
+func appendConfig(t *testing.T, path, more string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, append(b, more...), 0o600))
+}
+
+// Feishu down (502 on every send) for a while: the service's retries and
+// then Alertmanager's end in exactly one message once Feishu is back.
+func TestAlertmanagerThroughFeishuOutage(t *testing.T) {
+	fs := feishutest.New(t)
+	fs.FailTarget("oc_infra", feishutest.Fault{Status: http.StatusBadGateway})
+	// Short bounds, so that the service gives up inside the outage and
+	// Alertmanager's own retries are exercised too.
+	s := start(t, setup(t, fs, "oc_infra"), "--delivery.timeout=500ms", "--delivery.max-delay=1s")
+	am := amtest.Run(t, amtest.Options{Binary: alertmanagerBinary(t), Config: amConfig("alertname", s.URL+"/webhook")})
+	require.NoError(t, am.PostAlerts(hostAlert("host-a", time.Now(), false)))
+
+	require.Eventually(t, func() bool {
+		return metric(t, s.URL, `alertmanager_feishu_notifications_total{receiver="infra",status="failed"}`) >= 2
+	},
+		15*time.Second, 50*time.Millisecond, "Alertmanager tried more than once during the outage")
+	require.Empty(t, fs.Messages())
+	fs.ClearTarget("oc_infra")
+
+	waitMessages(t, fs, 1, 20*time.Second)
+	// Alertmanager records the success and stops; the quiet that follows
+	// is a few group intervals long.
+	time.Sleep(3 * time.Second)
+	require.Len(t, fs.Messages(), 1)
+	t.Logf("%d send attempts for 1 message", fs.Sends())
+}
+
+// The route tree means what Alertmanager means: for a table of label sets,
+// the receivers it reaches agree with amtool's answer on an equivalent
+// alertmanager.yml.
+func TestRoutesAgreeWithAmtool(t *testing.T) {
+	dir, err := amtest.Binaries()
+	require.NoError(t, err)
+	cfg, err := config.Load(filepath.Join("..", "testdata", "routes", "routing.yaml"))
+	require.NoError(t, err)
+	tree := route.New(cfg.Route)
+	amYML := filepath.Join("..", "testdata", "routes", "alertmanager.yml")
+
+	for _, labels := range []map[string]string{
+		{"alertname": "X"},
+		{"alertname": "X", "team": "infra"},
+		{"alertname": "X", "team": "infra", "service": "db"},
+		{"alertname": "X", "team": "infra", "service": "db", "env": "dev"},
+		{"alertname": "X", "team": "infra", "severity": "critical"},
+		{"alertname": "X", "team": "dba", "severity": "page"},
+		{"alertname": "X", "severity": "pager"},
+		{"alertname": "DiskFull"},
+		{"alertname": "DiskFull", "team": "infra"},
+		{"alertname": "DiskFull", "team": "dba"},
+		{"alertname": "Disk", "team": "net"},
+		{"service.name": "checkout"},
+		{"service.name": "checkout", "severity": "critical", "team": "infra"},
+		{"alertname": "Latency", "service.name": "checkout-v2"},
+		{"alertname": "Ünïcode", "team": "ïnfra"},
+	} {
+		args := []string{"config", "routes", "test", "--config.file=" + amYML}
+		ls := model.LabelSet{}
+		for k, v := range labels {
+			args = append(args, fmt.Sprintf("%s=%q", k, v))
+			ls[model.LabelName(k)] = model.LabelValue(v)
+		}
+		out, err := exec.Command(filepath.Join(dir, "amtool"), args...).Output()
+		require.NoError(t, err, "amtool %v", args)
+		want := strings.TrimSpace(string(out))
+		require.Equal(t, want, strings.Join(tree.Receivers(ls), ","), "labels %v", labels)
+	}
 }
