@@ -60,7 +60,7 @@ type env struct {
 }
 
 // setConfig swaps in a pipeline built from cfg, as a reload does.
-func (e *env) setConfig(t *testing.T, cfg *config.Config) {
+func (e *env) setConfig(t testing.TB, cfg *config.Config) {
 	t.Helper()
 	p, err := receiver.NewPipeline(cfg, e.metrics, e.pacer, promslog.NewNopLogger())
 	require.NoError(t, err)
@@ -86,14 +86,14 @@ func forAPIsAndTypes(t *testing.T, test func(t *testing.T, api, msgType string))
 	})
 }
 
-func newEnv(t *testing.T, api, secret string) *env {
+func newEnv(t testing.TB, api, secret string) *env {
 	t.Helper()
 	return newEnvWith(t, api, secret, 5*time.Second, 5*time.Second)
 }
 
 // newEnvWith makes an env whose requests wait timeout for their deliveries,
 // and whose deliveries take at most maxDelay.
-func newEnvWith(t *testing.T, api, secret string, timeout, maxDelay time.Duration) *env {
+func newEnvWith(t testing.TB, api, secret string, timeout, maxDelay time.Duration) *env {
 	t.Helper()
 	fs := feishutest.New(t)
 	cfg, err := config.Parse(fmt.Appendf(nil, routing, fs.URL, secret, api))

@@ -19,25 +19,25 @@ import (
 // that may use a file.
 type backend struct {
 	name     string
-	replicas func(t *testing.T, opts Options) (Store, Store)
+	replicas func(t testing.TB, opts Options) (Store, Store)
 }
 
 func backends() []backend {
 	return []backend{
-		{"file", func(t *testing.T, opts Options) (Store, Store) {
+		{"file", func(t testing.TB, opts Options) (Store, Store) {
 			f, err := OpenFile(filepath.Join(t.TempDir(), "state.db"), opts, promslog.NewNopLogger())
 			require.NoError(t, err)
 			t.Cleanup(func() { f.Close() })
 			return f, f
 		}},
-		{"redis", func(t *testing.T, opts Options) (Store, Store) {
+		{"redis", func(t testing.TB, opts Options) (Store, Store) {
 			srv := redistest.Start(t)
 			return openRedis(t, srv.Addr, opts), openRedis(t, srv.Addr, opts)
 		}},
 	}
 }
 
-func openRedis(t *testing.T, addr string, opts Options) *Redis {
+func openRedis(t testing.TB, addr string, opts Options) *Redis {
 	t.Helper()
 	r, err := OpenRedis(RedisOptions{Addresses: []string{addr}, KeyPrefix: "test:", LockTTL: time.Second},
 		opts, promslog.NewNopLogger())

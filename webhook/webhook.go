@@ -76,7 +76,7 @@ func Decode(r io.Reader) (*Payload, error) {
 		a := &p.Alerts[i]
 		if a.Fingerprint == "" {
 			// Very old Alertmanagers omit it; it is the hash of the labels.
-			a.Fingerprint = labelSet(a.Labels).Fingerprint().String()
+			a.Fingerprint = LabelSet(a.Labels).Fingerprint().String()
 		}
 	}
 	return &p, nil
@@ -112,9 +112,10 @@ func validStatus(s string) bool {
 func (p *Payload) Resolved() bool { return p.Status == string(model.AlertResolved) }
 
 // CommonLabelSet is the group's common label set, which routing matches on.
-func (p *Payload) CommonLabelSet() model.LabelSet { return labelSet(p.Data.CommonLabels) }
+func (p *Payload) CommonLabelSet() model.LabelSet { return LabelSet(p.Data.CommonLabels) }
 
-func labelSet(kv template.KV) model.LabelSet {
+// LabelSet is kv as a label set: alerts' fingerprints are the label set's.
+func LabelSet(kv template.KV) model.LabelSet {
 	ls := make(model.LabelSet, len(kv))
 	for k, v := range kv {
 		ls[model.LabelName(k)] = model.LabelValue(v)

@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func readPayload(t *testing.T, name string) []byte {
+func readPayload(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "testdata", "alertmanager", name))
 	require.NoError(t, err)

@@ -12,6 +12,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/alertmanager/template"
@@ -23,40 +24,79 @@ import (
 // given extra labels (which the group is also grouped by), firing or, with
 // resolved, resolved.
 func Group(n int, labels map[string]string, resolved bool) []byte {
+	return GroupOf(n, 1, labels, resolved)
+}
+
+// GroupOf is Group with k alerts, told apart by their instance label.
+func GroupOf(n, k int, labels map[string]string, resolved bool) []byte {
+	return groupOf(fmt.Sprint(n), k, labels, resolved)
+}
+
+// stamp stands for the group number in a Stamper's body.
+const stamp = "#GROUP#"
+
+// Stamper makes the bodies of many groups cheaply, for load: one body is
+// encoded once and each group's number is stamped into it. The alerts'
+// fingerprints are then the same in every group, which Alertmanager would
+// not do but which changes nothing here: a notification's key is made with
+// its group key.
+type Stamper struct{ parts [][]byte }
+
+// NewStamper makes groups of k alerts with the given extra labels.
+func NewStamper(k int, labels map[string]string, resolved bool) *Stamper {
+	return &Stamper{parts: bytes.Split(groupOf(stamp, k, labels, resolved), []byte(stamp))}
+}
+
+// Group returns the body of group n.
+func (s *Stamper) Group(n int) []byte {
+	return bytes.Join(s.parts, strconv.AppendInt(nil, int64(n), 10))
+}
+
+func groupOf(id string, k int, labels map[string]string, resolved bool) []byte {
 	start := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
-	kv := template.KV{"alertname": "Storm", "group": fmt.Sprint(n), "severity": "warning"}
+	group := template.KV{"alertname": "Storm", "group": id, "severity": "warning"}
 	for k, v := range labels {
-		kv[k] = v
+		group[k] = v
 	}
 	status, end := "firing", time.Time{}
 	if resolved {
 		status, end = "resolved", start.Add(10*time.Minute)
 	}
+	alerts := make(template.Alerts, k)
+	for i := range alerts {
+		kv := group
+		if k > 1 {
+			kv = template.KV{"instance": fmt.Sprintf("host-%d:9100", i)}
+			for name, v := range group {
+				kv[name] = v
+			}
+		}
+		alerts[i] = template.Alert{
+			Status:       status,
+			Labels:       kv,
+			Annotations:  template.KV{"summary": "storm group " + id},
+			StartsAt:     start,
+			EndsAt:       end,
+			GeneratorURL: "http://prometheus.example/graph",
+			// As Alertmanager makes it: from the alert's labels.
+			Fingerprint: webhook.LabelSet(kv).Fingerprint().String(),
+		}
+	}
 	p := webhook.Payload{
 		Data: template.Data{
-			Receiver: "feishu",
-			Status:   status,
-			Alerts: template.Alerts{{
-				Status:       status,
-				Labels:       kv,
-				Annotations:  template.KV{"summary": fmt.Sprintf("storm group %d", n)},
-				StartsAt:     start,
-				EndsAt:       end,
-				GeneratorURL: "http://prometheus.example/graph",
-			}},
-			GroupLabels:       kv,
-			CommonLabels:      kv,
-			CommonAnnotations: template.KV{},
+			Receiver:          "feishu",
+			Status:            status,
+			Alerts:            alerts,
+			GroupLabels:       group,
+			CommonLabels:      group,
+			CommonAnnotations: template.KV{"summary": "storm group " + id},
 			RouteLabels:       template.KV{},
 			ExternalURL:       "http://alertmanager.example",
 		},
 		Version: "4",
 	}
-	// As Alertmanager makes them: the root route's key and the group's
-	// labels, and the alert's fingerprint from its labels.
-	ls := p.CommonLabelSet()
-	p.GroupKey = "{}:" + ls.String()
-	p.Alerts[0].Fingerprint = ls.Fingerprint().String()
+	// As Alertmanager makes it: the root route's key and the group's labels.
+	p.GroupKey = "{}:" + p.CommonLabelSet().String()
 	b, err := json.Marshal(p)
 	if err != nil {
 		panic(err) // a Payload of strings and times always encodes

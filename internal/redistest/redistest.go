@@ -1,6 +1,6 @@
 // Package redistest runs a real redis-server on a free loopback port for
-// tests. A machine without redis-server fails the test with what to install:
-// the Redis backend is never quietly left untested.
+// tests and load runs. A machine without redis-server fails the test with
+// what to install: the Redis backend is never quietly left untested.
 package redistest
 
 import (
@@ -22,17 +22,31 @@ import (
 // file, so a restart on the same port finds what was written before, as a
 // production Redis with persistence would.
 type Server struct {
-	Addr string
-	dir  string
-	port int
-	cmd  *exec.Cmd
-	done chan struct{}
+	Addr  string
+	dir   string
+	port  int
+	extra []string
+	cmd   *exec.Cmd
+	done  chan struct{}
 }
 
 // Start runs a redis-server for the test and stops it when the test ends.
-func Start(t testing.TB) *Server {
+// Every write is synced to its append-only file before Redis answers, so a
+// Stop loses nothing; extra arguments (such as "--appendfsync", "everysec"
+// for benchmarks) override that and other settings.
+func Start(t testing.TB, extra ...string) *Server {
 	t.Helper()
-	s := &Server{dir: t.TempDir()}
+	s, err := Run(t.TempDir(), extra...)
+	if err != nil {
+		t.Fatalf("redis-server: %v", err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Run starts a redis-server keeping its files in dir; the caller stops it.
+func Run(dir string, extra ...string) (*Server, error) {
+	s := &Server{dir: dir, extra: extra}
 	var err error
 	for range 5 { // another process may take a port between the probe and the bind
 		if s.port, err = freeport.Get(); err != nil {
@@ -43,11 +57,10 @@ func Start(t testing.TB) *Server {
 		}
 	}
 	if err != nil {
-		t.Fatalf("redis-server: %v", err)
+		return nil, err
 	}
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
-	t.Cleanup(s.Stop)
-	return s
+	return s, nil
 }
 
 func (s *Server) start() error {
@@ -55,11 +68,12 @@ func (s *Server) start() error {
 	if err != nil {
 		return fmt.Errorf("not found (install Debian's redis-server package; .ci/run does): %w", err)
 	}
-	s.cmd = exec.Command(bin,
+	args := []string{
 		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
 		"--dir", s.dir, "--save", "", "--appendonly", "yes", "--appendfsync", "always",
 		"--daemonize", "no", "--loglevel", "warning",
-	)
+	}
+	s.cmd = exec.Command(bin, append(args, s.extra...)...)
 	logf, err := os.Create(filepath.Join(s.dir, "redis.log"))
 	if err != nil {
 		return err
