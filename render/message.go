@@ -79,6 +79,33 @@ func withLine(line, body string) string {
 	return line + "\n" + body
 }
 
+// Bounds of the request that carries a message, used to skip measuring it
+// (an encoding of the whole request) when it is far below the limit:
+// encoding a byte of text into the content JSON and that into the request
+// JSON makes at most 7 bytes ("<" becomes \u003c, then \\u003c); escaping a
+// value for text or markdown at most triples it; the rest of a request
+// (structure, button labels, IDs, a mention's tag) is far below skeleton.
+const (
+	jsonGrowth    = 7
+	escapeGrowth  = 3
+	skeletonBytes = 4096
+	mentionBytes  = 64
+)
+
+// sizeBound is more than the size of any request carrying m.
+func (m message) sizeBound() int {
+	n := len(m.title) + len(m.body) + len(m.lang) + len(m.color)
+	for _, l := range m.links {
+		n += len(l.text) + len(l.url)
+	}
+	n += mentionBytes * (len(m.mentions.IDs) + 1)
+	for _, u := range m.mentions.Unresolved {
+		n += escapeGrowth*len(u.Email) + 2
+	}
+	n += len(notMentioned["en"]) + len(notMentioned["zh"])
+	return jsonGrowth*n + skeletonBytes
+}
+
 // link is a URL a message offers as a button (card) or link (post).
 type link struct{ text, url string }
 

@@ -7,8 +7,11 @@ package render
 import (
 	"embed"
 	"fmt"
+	tmplhtml "html/template"
 	"log/slog"
 	"strings"
+	"sync"
+	tmpltext "text/template"
 	"time"
 	"unicode/utf8"
 
@@ -63,16 +66,23 @@ type Data struct {
 
 // Renderer renders messages for one API from one parsed template set.
 type Renderer struct {
-	tmpl   *template.Template
+	// set is the parsed templates: Alertmanager's, the project's and the
+	// user's, with Alertmanager's functions.
+	set    *tmpltext.Template
 	api    string
 	logger *slog.Logger
+	// compiled holds each template string of the configuration parsed
+	// against set. Alertmanager's ExecuteTextString clones the whole set
+	// and parses the string on every call, which was a third of a render.
+	compiled sync.Map // string -> *tmpltext.Template
 }
 
 // New parses Alertmanager's default templates, then the project's, then the
 // user's template files matching globs, so that a later definition of a name
 // overrides an earlier one. Messages are sized for api.
 func New(globs []string, api string, logger *slog.Logger) (*Renderer, error) {
-	t, err := template.FromGlobs(nil)
+	var set *tmpltext.Template
+	t, err := template.FromGlobs(nil, func(text *tmpltext.Template, _ *tmplhtml.Template) { set = text })
 	if err != nil {
 		return nil, fmt.Errorf("load alertmanager templates: %w", err)
 	}
@@ -89,7 +99,7 @@ func New(globs []string, api string, logger *slog.Logger) (*Renderer, error) {
 			return nil, fmt.Errorf("parse templates %s: %w", g, err)
 		}
 	}
-	return &Renderer{tmpl: t, api: api, logger: logger}, nil
+	return &Renderer{set: set, api: api, logger: logger}, nil
 }
 
 // Check renders a receiver's templates against a sample payload, so that a
@@ -146,7 +156,7 @@ func (r *Renderer) Render(p *webhook.Payload, rc *config.Receiver, mentions onca
 	if m.body, err = body(); err != nil {
 		return feishu.Message{}, err
 	}
-	if r.size(m) <= limit {
+	if m.sizeBound() <= limit || r.size(m) <= limit {
 		return m.build(), nil
 	}
 	// Binary search for the most alerts that fit.
@@ -196,11 +206,38 @@ func (r *Renderer) size(m message) int {
 }
 
 func (r *Renderer) execute(field, text string, d *Data) (string, error) {
-	s, err := r.tmpl.ExecuteTextString(text, d)
-	if err != nil {
-		return "", fmt.Errorf("render %s: %w", field, err)
+	if text == "" {
+		return "", nil
 	}
-	return s, nil
+	t, err := r.compile(text)
+	if err == nil {
+		var b strings.Builder
+		err = t.Execute(&b, d)
+		if err == nil {
+			return b.String(), nil
+		}
+	}
+	return "", fmt.Errorf("render %s: %w", field, err)
+}
+
+// compile parses text against the template set once, as Alertmanager's
+// ExecuteTextString would on each call. Its routeLabels function renders
+// nothing: route labels are in .RouteLabels already.
+func (r *Renderer) compile(text string) (*tmpltext.Template, error) {
+	if t, ok := r.compiled.Load(text); ok {
+		return t.(*tmpltext.Template), nil
+	}
+	t, err := r.set.Clone()
+	if err != nil {
+		return nil, err
+	}
+	noRouteLabels := tmpltext.FuncMap{"routeLabels": func(string) (string, error) { return "", nil }}
+	t, err = t.New("").Option("missingkey=zero").Funcs(noRouteLabels).Parse(text)
+	if err != nil {
+		return nil, err
+	}
+	r.compiled.Store(text, t)
+	return t, nil
 }
 
 func orDefault(s, def string) string {
