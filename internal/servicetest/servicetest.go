@@ -146,3 +146,6 @@ func (s *Service) Kill() {
 	_ = s.cmd.Process.Kill()
 	<-s.done
 }
+
+// Pid is the process's ID, for reading its CPU time and memory from /proc.
+func (s *Service) Pid() int { return s.cmd.Process.Pid }
