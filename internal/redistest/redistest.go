@@ -46,6 +46,9 @@ func Start(t testing.TB, extra ...string) *Server {
 
 // Run starts a redis-server keeping its files in dir; the caller stops it.
 func Run(dir string, extra ...string) (*Server, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
 	s := &Server{dir: dir, extra: extra}
 	var err error
 	for range 5 { // another process may take a port between the probe and the bind
