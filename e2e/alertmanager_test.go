@@ -242,14 +242,7 @@ func TestAlertmanagerAuthenticates(t *testing.T) {
 		require.NoError(t, os.WriteFile(filepath.Join(dir, "token"), []byte("am-token-123\n"), 0o600))
 		appendConfig(t, cfg, "intake: {bearer_token_file: token}\n")
 		s := start(t, cfg)
-
-		code, body := post(t, s.URL+"/webhook", payload(t, "firing-DiskFull-default.json"))
-		require.Equal(t, http.StatusUnauthorized, code, body)
-
-		amcfg := amConfig("alertname", s.URL+"/webhook") + "        http_config:\n          authorization: {credentials: am-token-123}\n"
-		am := amtest.Run(t, amtest.Options{Binary: alertmanagerBinary(t), Config: amcfg})
-		require.NoError(t, am.PostAlerts(hostAlert("host-a", time.Now(), false)))
-		waitMessages(t, fs, 1, 5*time.Second)
+		requireOnlyWith(t, fs, s.URL, "authorization: {credentials: am-token-123}")
 	})
 	t.Run("basic", func(t *testing.T) {
 		fs := feishutest.New(t)
@@ -261,15 +254,22 @@ func TestAlertmanagerAuthenticates(t *testing.T) {
 		s, err := servicetest.StartNotReady(bin, "--config.file="+cfg, "--web.config.file="+webcfg)
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = s.Stop(context.Background()) })
-
-		code, body := post(t, s.URL+"/webhook", payload(t, "firing-DiskFull-default.json"))
-		require.Equal(t, http.StatusUnauthorized, code, body)
-
-		amcfg := amConfig("alertname", s.URL+"/webhook") + "        http_config:\n          basic_auth: {username: alertmanager, password: am-password}\n"
-		am := amtest.Run(t, amtest.Options{Binary: alertmanagerBinary(t), Config: amcfg})
-		require.NoError(t, am.PostAlerts(hostAlert("host-a", time.Now(), false)))
-		waitMessages(t, fs, 1, 5*time.Second)
+		requireOnlyWith(t, fs, s.URL, "basic_auth: {username: alertmanager, password: am-password}")
 	})
+}
+
+// requireOnlyWith checks that a webhook to the service at url without
+// credentials is refused, and that an Alertmanager whose http_config holds
+// credentials (one YAML line) gets its notification delivered.
+func requireOnlyWith(t *testing.T, fs *feishutest.Server, url, credentials string) {
+	t.Helper()
+	code, body := post(t, url+"/webhook", payload(t, "firing-DiskFull-default.json"))
+	require.Equal(t, http.StatusUnauthorized, code, body)
+
+	amcfg := amConfig("alertname", url+"/webhook") + "        http_config:\n          " + credentials + "\n"
+	am := amtest.Run(t, amtest.Options{Binary: alertmanagerBinary(t), Config: amcfg})
+	require.NoError(t, am.PostAlerts(hostAlert("host-a", time.Now(), false)))
+	waitMessages(t, fs, 1, 5*time.Second)
 }
 
 func appendConfig(t *testing.T, path, more string) {

@@ -7,6 +7,7 @@ package receiver
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
@@ -479,14 +480,20 @@ type failure struct {
 	Error    string `json:"error"`
 }
 
-// authorized reports whether r carries token as its bearer token, comparing
-// in constant time so that the answer's timing tells nothing of the token.
+// authorized reports whether r carries token as its bearer token (the
+// scheme's name in any case, as HTTP has it). The two are compared as
+// hashes in constant time, so that the answer's timing tells nothing of the
+// token, its length included.
 func authorized(r *http.Request, token string) bool {
 	if token == "" {
 		return true
 	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1
+	scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	want, have := sha256.Sum256([]byte(token)), sha256.Sum256([]byte(got))
+	return subtle.ConstantTimeCompare(have[:], want[:]) == 1
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {

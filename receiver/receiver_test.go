@@ -694,7 +694,7 @@ func TestBearerToken(t *testing.T) {
 	e.setConfig(t, cfg)
 	body := payload(t, "firing-DiskFull-default.json")
 
-	for _, auth := range []string{"", "Bearer wrong", "Basic s3cret-token", "Bearer s3cret-token-and-more", "bearer s3cret-token"} {
+	for _, auth := range []string{"", "Bearer wrong", "Basic s3cret-token", "Bearer s3cret-token-and-more", "Bearer  s3cret-token", "s3cret-token"} {
 		req, err := http.NewRequest(http.MethodPost, e.server.URL+"/webhook", bytes.NewReader(body))
 		require.NoError(t, err)
 		if auth != "" {
@@ -713,7 +713,7 @@ func TestBearerToken(t *testing.T) {
 
 	req, err := http.NewRequest(http.MethodPost, e.server.URL+"/webhook", bytes.NewReader(body))
 	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer s3cret-token")
+	req.Header.Set("Authorization", "bearer s3cret-token") // the scheme's case does not matter
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	resp.Body.Close()

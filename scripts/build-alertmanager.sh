@@ -10,7 +10,7 @@
 set -euo pipefail
 
 version=${ALERTMANAGER_VERSION:-v0.34.2}
-cache=${ALERTMANAGER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/alertmanager-feishu}
+cache=${ALERTMANAGER_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/alertmanager-feishu}
 out="$cache/alertmanager-$version"
 
 if [ -x "$out/alertmanager" ] && [ -x "$out/amtool" ]; then
