@@ -34,13 +34,30 @@ func backends() []backend {
 			srv := redistest.Start(t)
 			return openRedis(t, srv.Addr, opts), openRedis(t, srv.Addr, opts)
 		}},
+		// Through a Sentinel: the client asks it for the master.
+		{"redis-sentinel", func(t testing.TB, opts Options) (Store, Store) {
+			sentinel := redistest.StartSentinel(t, redistest.Start(t))
+			ro := RedisOptions{Addresses: []string{sentinel.Addr}, MasterName: "mymaster"}
+			return openRedisWith(t, ro, opts), openRedisWith(t, ro, opts)
+		}},
+		// On a Cluster of three masters: a chain's keys must share a slot
+		// for Commit's script, or Redis refuses it (CROSSSLOT).
+		{"redis-cluster", func(t testing.TB, opts Options) (Store, Store) {
+			ro := RedisOptions{Addresses: redistest.StartCluster(t, 3)}
+			return openRedisWith(t, ro, opts), openRedisWith(t, ro, opts)
+		}},
 	}
 }
 
 func openRedis(t testing.TB, addr string, opts Options) *Redis {
 	t.Helper()
-	r, err := OpenRedis(RedisOptions{Addresses: []string{addr}, KeyPrefix: "test:", LockTTL: time.Second},
-		opts, promslog.NewNopLogger())
+	return openRedisWith(t, RedisOptions{Addresses: []string{addr}}, opts)
+}
+
+func openRedisWith(t testing.TB, ro RedisOptions, opts Options) *Redis {
+	t.Helper()
+	ro.KeyPrefix, ro.LockTTL = "test:", time.Second
+	r, err := OpenRedis(ro, opts, promslog.NewNopLogger())
 	require.NoError(t, err)
 	t.Cleanup(func() { r.Close() })
 	return r

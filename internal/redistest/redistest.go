@@ -26,8 +26,10 @@ type Server struct {
 	dir   string
 	port  int
 	extra []string
-	cmd   *exec.Cmd
-	done  chan struct{}
+	// sentinel is the configuration file of a Sentinel; "" for a server.
+	sentinel string
+	cmd      *exec.Cmd
+	done     chan struct{}
 }
 
 // Start runs a redis-server for the test and stops it when the test ends.
@@ -76,6 +78,10 @@ func (s *Server) start() error {
 		"--dir", s.dir, "--save", "", "--appendonly", "yes", "--appendfsync", "always",
 		"--daemonize", "no", "--loglevel", "warning",
 	}
+	if s.sentinel != "" {
+		// A Sentinel's file comes first, and it keeps no data.
+		args = []string{s.sentinel, "--sentinel", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--loglevel", "warning"}
+	}
 	s.cmd = exec.Command(bin, append(args, s.extra...)...)
 	logf, err := os.Create(filepath.Join(s.dir, "redis.log"))
 	if err != nil {
@@ -107,6 +113,62 @@ func (s *Server) start() error {
 	}
 	s.Stop()
 	return fmt.Errorf("not answering PING on port %d", s.port)
+}
+
+// StartSentinel runs a Sentinel that watches master under the name
+// "mymaster", and stops it when the test ends.
+func StartSentinel(t testing.TB, master *Server) *Server {
+	t.Helper()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "sentinel.conf")
+	text := fmt.Sprintf("sentinel monitor mymaster 127.0.0.1 %d 1\nsentinel down-after-milliseconds mymaster 1000\n", master.port)
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{dir: dir, sentinel: conf}
+	var err error
+	for range 5 {
+		if s.port, err = freeport.Get(); err != nil {
+			continue
+		}
+		if err = s.start(); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("redis sentinel: %v", err)
+	}
+	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// StartCluster runs a Redis Cluster of n masters (no replicas) and returns
+// their addresses once the cluster answers that its state is ok.
+func StartCluster(t testing.TB, n int) []string {
+	t.Helper()
+	var addrs []string
+	for range n {
+		s := Start(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000")
+		addrs = append(addrs, s.Addr)
+	}
+	args := append([]string{"--cluster", "create"}, addrs...)
+	out, err := exec.Command("redis-cli", append(args, "--cluster-replicas", "0", "--cluster-yes")...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	host, port, _ := net.SplitHostPort(addrs[0])
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		info, err := exec.Command("redis-cli", "-h", host, "-p", port, "cluster", "info").Output()
+		if err == nil && strings.Contains(string(info), "cluster_state:ok") {
+			return addrs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redis cluster not ok: %v\n%s", err, info)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // Stop ends the server at once, as a crash or a network cut would appear.
