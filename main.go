@@ -29,9 +29,9 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	webflag "github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
+	"github.com/alertmanager-feishu/alertmanager-feishu/cli"
 	"github.com/alertmanager-feishu/alertmanager-feishu/config"
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
-	"github.com/alertmanager-feishu/alertmanager-feishu/oncall"
 	"github.com/alertmanager-feishu/alertmanager-feishu/receiver"
 	"github.com/alertmanager-feishu/alertmanager-feishu/state"
 
@@ -57,13 +57,53 @@ func run() int {
 	app.Version(version.Print(name))
 	app.HelpFlag.Short('h')
 	app.Command("serve", "Receive Alertmanager's webhooks and deliver them to Feishu (the default).").Default()
+	checkCmd := app.Command("check-config", "Check routing.yaml as serve would load it, templates and secret files included; print a summary or every problem.")
+	routeCmd := app.Command("route", "Routing tools.").Command("test", "Print the receivers a group with these labels reaches, as amtool config routes test does.")
+	routeLabels := routeCmd.Arg("labels", "name=value pairs").Strings()
+	routeVerify := routeCmd.Flag("verify.receivers", "Fail unless the receivers are exactly these, comma-separated.").String()
+	renderCmd := app.Command("render", "Print the request each receiver would send to Feishu for a webhook body; sends nothing.")
+	renderPayload := renderCmd.Flag("payload", "A webhook body as Alertmanager posts it.").Required().ExistingFile()
+	renderReceiver := renderCmd.Flag("receiver", "Only this receiver, without routing.").String()
 	oncallCmd := app.Command("oncall", "Show who is on call in each rotation, and whom each receiver would mention, at a time.")
 	oncallAt := oncallCmd.Flag("at", "The time, RFC 3339, e.g. 2026-02-10T12:00:00+08:00; default now.").String()
-	if kingpin.MustParse(app.Parse(os.Args[1:])) == oncallCmd.FullCommand() {
-		return previewOnCall(*configFile, *oncallAt)
+	var tool error
+	switch kingpin.MustParse(app.Parse(os.Args[1:])) {
+	case checkCmd.FullCommand():
+		if tool = cli.CheckConfig(os.Stdout, *configFile); tool != nil {
+			fmt.Fprintf(os.Stderr, "Checking '%s'  FAILED:\n", *configFile)
+		}
+	case routeCmd.FullCommand():
+		tool = cli.RouteTest(os.Stdout, *configFile, *routeLabels, *routeVerify)
+	case renderCmd.FullCommand():
+		tool = cli.Render(os.Stdout, *configFile, *renderPayload, *renderReceiver)
+	case oncallCmd.FullCommand():
+		tool = cli.OnCall(os.Stdout, *configFile, *oncallAt)
+	default:
+		return serve(serveOptions{
+			configFile: *configFile, maxBody: int64(*maxBody), timeout: *timeout, maxDelay: *maxDelay,
+			grace: *grace, web: webCfg, log: logCfg,
+		})
 	}
+	if tool != nil {
+		fmt.Fprintln(os.Stderr, tool)
+		return 1
+	}
+	return 0
+}
 
-	logger := promslog.New(logCfg)
+// serveOptions are serve's flags.
+type serveOptions struct {
+	configFile               string
+	maxBody                  int64
+	timeout, maxDelay, grace time.Duration
+	web                      *web.FlagConfig
+	log                      *promslog.Config
+}
+
+// serve runs the service until a signal ends it.
+func serve(o serveOptions) int {
+
+	logger := promslog.New(o.log)
 	if os.Getenv("GOGC") == "" {
 		// Each notification allocates a few hundred short-lived objects
 		// (decode, templates, JSON); at Go's default the collector took a
@@ -74,9 +114,9 @@ func run() int {
 	logger.Info("Starting "+name, "version", version.Info())
 	logger.Info("Build context", "build_context", version.BuildContext())
 
-	cfg, err := config.Load(*configFile)
+	cfg, err := config.Load(o.configFile)
 	if err != nil {
-		logger.Error("Loading configuration failed", "file", *configFile, "err", err)
+		logger.Error("Loading configuration failed", "file", o.configFile, "err", err)
 		return 1
 	}
 	store, err := state.Open(cfg.State, logger)
@@ -103,7 +143,7 @@ func run() int {
 	pacer := feishu.NewPacer(cfg.Feishu.RateLimit, feishuMetrics)
 	pipeline, err := receiver.NewPipeline(cfg, feishuMetrics, pacer, logger)
 	if err != nil {
-		logger.Error("Loading configuration failed", "file", *configFile, "err", err)
+		logger.Error("Loading configuration failed", "file", o.configFile, "err", err)
 		return 1
 	}
 	reloadOK.Set(1)
@@ -111,9 +151,9 @@ func run() int {
 
 	handler := receiver.New(pipeline, receiver.Options{
 		Store:        store,
-		MaxBodyBytes: int64(*maxBody),
-		Timeout:      *timeout,
-		MaxDelay:     *maxDelay,
+		MaxBodyBytes: o.maxBody,
+		Timeout:      o.timeout,
+		MaxDelay:     o.maxDelay,
 		Logger:       logger,
 		Registerer:   reg,
 	})
@@ -122,7 +162,7 @@ func run() int {
 	reload := func() error {
 		reloadMu.Lock()
 		defer reloadMu.Unlock()
-		next, err := config.Load(*configFile)
+		next, err := config.Load(o.configFile)
 		if err == nil && !reflect.DeepEqual(next.State, cfg.State) {
 			logger.Warn("state settings changed; they take effect on restart")
 		}
@@ -132,13 +172,13 @@ func run() int {
 		}
 		if err != nil {
 			reloadOK.Set(0)
-			logger.Error("Reloading configuration failed, keeping the previous one", "file", *configFile, "err", err)
+			logger.Error("Reloading configuration failed, keeping the previous one", "file", o.configFile, "err", err)
 			return err
 		}
 		handler.SetPipeline(p)
 		pacer.SetLimits(next.Feishu.RateLimit)
 		reloadOK.Set(1)
-		logger.Info("Configuration reloaded", "file", *configFile)
+		logger.Info("Configuration reloaded", "file", o.configFile)
 		return nil
 	}
 
@@ -180,7 +220,7 @@ func run() int {
 
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- web.ListenAndServe(srv, webCfg, logger) }()
+	go func() { serveErr <- web.ListenAndServe(srv, o.web, logger) }()
 
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
@@ -197,8 +237,8 @@ func run() int {
 				_ = reload()
 				continue
 			}
-			logger.Info("Received signal, finishing in-flight notifications", "signal", sig, "grace_period", *grace)
-			ctx, cancel := context.WithTimeout(context.Background(), *grace)
+			logger.Info("Received signal, finishing in-flight notifications", "signal", sig, "grace_period", o.grace)
+			ctx, cancel := context.WithTimeout(context.Background(), o.grace)
 			err := srv.Shutdown(ctx)
 			if err == nil {
 				err = handler.Shutdown(ctx)
@@ -216,26 +256,6 @@ func run() int {
 
 // previewOnCall prints the on-call preview of the configuration file at a
 // time.
-func previewOnCall(file, at string) int {
-	cfg, err := config.Load(file)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	t := time.Now()
-	if at != "" {
-		if t, err = time.Parse(time.RFC3339, at); err != nil {
-			fmt.Fprintf(os.Stderr, "--at %q: want RFC 3339 time like 2026-02-10T12:00:00+08:00\n", at)
-			return 1
-		}
-	}
-	if err := oncall.Preview(os.Stdout, cfg, t); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return 0
-}
-
 // checkCredentials proves the app ID and secret in the background, so that
 // a wrong secret shows in the log at start rather than at the first alert.
 func checkCredentials(p *receiver.Pipeline, logger *slog.Logger) {

@@ -125,24 +125,35 @@ var (
 // content through api, whatever its target and root: the number Feishu's
 // size limits apply to.
 func RequestSize(api string, m Message) int {
-	var body any
-	if api == config.APIIMv1 {
-		content, err := imContent(m.Content)
-		if err != nil {
-			return 0
-		}
-		body = imCreateRequest{ReceiveID: sizeID, MsgType: m.Type, Content: content, UUID: sizeUUID}
-	} else {
-		m.Target, m.RootID = Target{Kind: "chat_id", ID: sizeID}, sizeID
-		r, err := newV4Request(m)
-		if err != nil {
-			return 0
-		}
-		body = r
+	m.Target, m.UUID = Target{Kind: config.TargetChatID, ID: sizeID}, sizeUUID
+	if api != config.APIIMv1 {
+		m.RootID = sizeID // v4 carries the root in the body; im/v1 in the path
 	}
-	b, err := marshal(body)
+	_, b, err := Preview(api, m)
 	if err != nil {
 		return 0
 	}
 	return len(b)
+}
+
+// Preview is the request that sending m as a new message through api would
+// make, without the token: its path and its JSON body. The render command
+// prints it; nothing is sent.
+func Preview(api string, m Message) (path string, body []byte, err error) {
+	var req any
+	if api == config.APIIMv1 {
+		content, err := imContent(m.Content)
+		if err != nil {
+			return "", nil, err
+		}
+		path = "/open-apis/im/v1/messages?receive_id_type=" + m.Target.Kind
+		req = imCreateRequest{ReceiveID: m.Target.ID, MsgType: m.Type, Content: content, UUID: m.UUID}
+	} else {
+		path = "/open-apis/message/v4/send/"
+		if req, err = newV4Request(m); err != nil {
+			return "", nil, err
+		}
+	}
+	body, err = marshal(req)
+	return path, body, err
 }

@@ -1,0 +1,192 @@
+// Package cli holds the operator's commands besides serve, in the manner of
+// amtool: check-config, route test, render and oncall. Each reads
+// routing.yaml, writes to the given writer, and sends nothing anywhere: none
+// needs Feishu credentials or a network.
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/alertmanager/matcher/parse"
+	"github.com/prometheus/alertmanager/pkg/labels"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/common/promslog"
+
+	"github.com/alertmanager-feishu/alertmanager-feishu/config"
+	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
+	"github.com/alertmanager-feishu/alertmanager-feishu/oncall"
+	"github.com/alertmanager-feishu/alertmanager-feishu/render"
+	"github.com/alertmanager-feishu/alertmanager-feishu/route"
+	"github.com/alertmanager-feishu/alertmanager-feishu/webhook"
+)
+
+// CheckConfig loads file as serve would: the schema, every matcher, the
+// templates of every receiver executed against a sample group, and the
+// secret files. It prints a summary, or returns every problem found, each
+// with its YAML line. No secret is printed.
+func CheckConfig(w io.Writer, file string) error {
+	cfg, err := config.Load(file)
+	if err != nil {
+		return err
+	}
+	var problems []error
+	renderer, err := render.New(cfg.Templates, cfg.Feishu.API, promslog.NewNopLogger())
+	if err != nil {
+		problems = append(problems, err)
+	} else {
+		sample := render.SamplePayload()
+		for _, rc := range cfg.Receivers {
+			if err := renderer.Check(rc, sample); err != nil {
+				problems = append(problems, fmt.Errorf("receiver %q: %w", rc.Name, err))
+			}
+		}
+	}
+	if _, err := cfg.Feishu.Secret(); err != nil {
+		problems = append(problems, err)
+	}
+	if _, err := cfg.Intake.Token(); err != nil {
+		problems = append(problems, err)
+	}
+	if cfg.State.Backend == "redis" {
+		if _, err := cfg.State.Redis.Secret(); err != nil {
+			problems = append(problems, err)
+		}
+	}
+	if len(problems) > 0 {
+		return errors.Join(problems...)
+	}
+	fmt.Fprintf(w, "Checking '%s'  SUCCESS\nFound:\n - %d receivers\n - %d routes\n - %d on-call rotations\n - %d template globs\n - state: %s\n - feishu api: %s\n",
+		file, len(cfg.Receivers), countRoutes(cfg.Route), len(cfg.OnCall), len(cfg.Templates), cfg.State.Backend, cfg.Feishu.API)
+	return nil
+}
+
+func countRoutes(r *config.Route) int {
+	n := 1
+	for _, c := range r.Routes {
+		n += countRoutes(c)
+	}
+	return n
+}
+
+// RouteTest prints the receivers that a group with the given labels
+// reaches, comma-separated, as amtool config routes test does. Each label is
+// name=value or name="value". With verify, the answer must be exactly those
+// receivers, or RouteTest fails.
+func RouteTest(w io.Writer, file string, labelArgs []string, verify string) error {
+	cfg, err := config.Load(file)
+	if err != nil {
+		return err
+	}
+	ls := model.LabelSet{}
+	for _, arg := range labelArgs {
+		m, err := parse.Matcher(arg)
+		if err != nil || m.Type != labels.MatchEqual {
+			return fmt.Errorf("label %q: want name=value or name=\"value\"", arg)
+		}
+		ls[model.LabelName(m.Name)] = model.LabelValue(m.Value)
+	}
+	got := strings.Join(route.New(cfg.Route).Receivers(ls), ",")
+	fmt.Fprintln(w, got)
+	if verify != "" && verify != got {
+		return fmt.Errorf("receivers %q, want %q", got, verify)
+	}
+	return nil
+}
+
+// Render prints, per receiver, the request that the notification in
+// payloadFile would send to Feishu as the first message of its group: the
+// receivers it is routed to, or only the one named. People named by email
+// are not looked up (that needs Feishu): they show as could-not-mention.
+func Render(w io.Writer, file, payloadFile, receiver string) error {
+	cfg, err := config.Load(file)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(payloadFile)
+	if err != nil {
+		return fmt.Errorf("payload: %w", err)
+	}
+	defer f.Close()
+	p, err := webhook.Decode(f)
+	if err != nil {
+		return fmt.Errorf("payload %s: %w", payloadFile, err)
+	}
+	var names []string
+	if receiver != "" {
+		if cfg.Receiver(receiver) == nil {
+			return fmt.Errorf("no receiver %q", receiver)
+		}
+		names = []string{receiver}
+	} else {
+		names = route.New(cfg.Route).Receivers(p.CommonLabelSet())
+	}
+	logger := promslog.NewNopLogger()
+	renderer, err := render.New(cfg.Templates, cfg.Feishu.API, logger)
+	if err != nil {
+		return err
+	}
+	mentions, err := oncall.NewPolicy(cfg.OnCall, noLookups{}, logger)
+	if err != nil {
+		return err
+	}
+	for i, name := range names {
+		rc := cfg.Receiver(name)
+		msg, err := renderer.Render(p, rc, mentions.For(context.Background(), rc, p))
+		if err != nil {
+			return fmt.Errorf("receiver %q: %w", name, err)
+		}
+		kind, id := rc.Target()
+		msg.Target = feishu.Target{Kind: kind, ID: id}
+		if cfg.Feishu.API == config.APIIMv1 {
+			msg.UUID = "<uuid of the attempt>"
+		}
+		path, body, err := feishu.Preview(cfg.Feishu.API, msg)
+		if err != nil {
+			return fmt.Errorf("receiver %q: %w", name, err)
+		}
+		var pretty bytes.Buffer
+		if err := json.Indent(&pretty, body, "", "  "); err != nil {
+			return err
+		}
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "# receiver %s: %s %s, %s\nPOST %s%s\n%s\n", name, kind, id, msg.Type, cfg.Feishu.BaseURL, path, pretty.String())
+	}
+	if len(names) == 0 {
+		fmt.Fprintln(w, "# no receiver")
+	}
+	return nil
+}
+
+// noLookups answers every email lookup with an error: render and oncall
+// run without Feishu.
+type noLookups struct{}
+
+func (noLookups) LookupEmails(context.Context, []string) (map[string]string, error) {
+	return nil, errors.New("emails are not looked up without Feishu")
+}
+
+// OnCall prints who is on call in each rotation at the RFC 3339 time at
+// (now when empty), and whom each receiver would mention.
+func OnCall(w io.Writer, file, at string) error {
+	cfg, err := config.Load(file)
+	if err != nil {
+		return err
+	}
+	t := time.Now()
+	if at != "" {
+		if t, err = time.Parse(time.RFC3339, at); err != nil {
+			return fmt.Errorf("--at %q: want RFC 3339 time like 2026-02-10T12:00:00+08:00", at)
+		}
+	}
+	return oncall.Preview(w, cfg, t)
+}

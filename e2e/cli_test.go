@@ -1,0 +1,101 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// run runs the binary with args and returns its output and exit code.
+func run(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	out, err := exec.Command(bin, args...).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return string(out), ee.ExitCode()
+	}
+	require.NoError(t, err)
+	return string(out), 0
+}
+
+// The operator's commands, as a process: check-config passes a good file
+// and lists every problem of a bad one without printing its secret; route
+// test answers as amtool does; render prints the request without sending
+// or needing credentials.
+func TestCommands(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	require.NoError(t, os.WriteFile(good, []byte(`
+feishu: {app_id: cli_x, app_secret: s3cr3t-value-0042}
+oncall:
+  - {name: primary, timezone: UTC, start: "2026-01-01T00:00:00", shift: 24h, members: [{email: alice@example.com}]}
+receivers:
+  - {name: infra, chat_id: oc_infra, mentions: {oncall: [primary]}}
+  - {name: catchall, open_id: ou_catchall, msg_type: text}
+route:
+  receiver: catchall
+  routes:
+    - {matchers: ['team="infra"'], receiver: infra}
+`), 0o600))
+	out, code := run(t, "check-config", "--config.file="+good)
+	require.Equal(t, 0, code, out)
+	require.Contains(t, out, "SUCCESS")
+	require.Contains(t, out, "2 receivers")
+	require.NotContains(t, out, "s3cr3t")
+
+	bad := filepath.Join(dir, "bad.yaml")
+	require.NoError(t, os.WriteFile(bad, []byte(`
+feishu: {app_id: cli_x, app_secret: s3cr3t-value-0042}
+receivers:
+  - {name: infra, chat_id: oc_infra}
+  - {name: infra, chat_id: oc_other}
+route:
+  receiver: nobody
+  routes:
+    - {matchers: ['team=~"("'], receiver: infra}
+`), 0o600))
+	out, code = run(t, "check-config", "--config.file="+bad)
+	require.Equal(t, 1, code, out)
+	for _, want := range []string{"FAILED", `line 5: receiver "infra": duplicate receiver name`, `line 7: route: receiver "nobody" is not defined`, `line 9: route: matcher "team=~\"(\""`} {
+		require.Contains(t, out, want)
+	}
+	require.NotContains(t, out, "s3cr3t")
+
+	badTemplate := strings.Replace(string(mustRead(t, good)), "{name: catchall, open_id: ou_catchall, msg_type: text}",
+		"{name: catchall, open_id: ou_catchall, templates: {text: '{{ template \"nope\" . }}'}}", 1)
+	require.NoError(t, os.WriteFile(bad, []byte(badTemplate), 0o600))
+	out, code = run(t, "check-config", "--config.file="+bad)
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, `receiver "catchall"`)
+	require.Contains(t, out, `template "nope" not defined`)
+
+	routes := filepath.Join("..", "testdata", "routes", "routing.yaml")
+	out, code = run(t, "route", "test", "--config.file="+routes, "team=infra", `service="db"`, "severity=critical")
+	require.Equal(t, 0, code, out)
+	require.Equal(t, "pager,infra-db\n", out)
+	out, code = run(t, "route", "test", "--config.file="+routes, "--verify.receivers=pager", "team=infra")
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, `receivers "infra", want "pager"`)
+
+	out, code = run(t, "render", "--config.file="+good, "--payload="+filepath.Join("..", "testdata", "alertmanager", "firing-HighCPU-seq1-first-notification.json"))
+	require.Equal(t, 0, code, out)
+	require.Contains(t, out, "# receiver infra: chat_id oc_infra, interactive\nPOST https://open.feishu.cn/open-apis/im/v1/messages?receive_id_type=chat_id\n")
+	require.Contains(t, out, `"receive_id": "oc_infra"`)
+	require.Contains(t, out, `[FIRING:2] HighCPU`)
+	require.Contains(t, out, "could not mention: alice@example.com", "emails are not looked up")
+	require.NotContains(t, out, "s3cr3t")
+
+	out, code = run(t, "render", "--config.file="+good, "--receiver=catchall", "--payload="+filepath.Join("..", "testdata", "alertmanager", "firing-DiskFull-default.json"))
+	require.Equal(t, 0, code, out)
+	require.Contains(t, out, "# receiver catchall: open_id ou_catchall, text\nPOST https://open.feishu.cn/open-apis/im/v1/messages?receive_id_type=open_id\n")
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	return b
+}
