@@ -35,7 +35,7 @@ var (
 // outside the repository (a minute cold, nothing once cached).
 func Binaries() (string, error) {
 	buildOnce.Do(func() {
-		root, err := moduleRoot()
+		root, err := repoRoot()
 		if err != nil {
 			buildErr = err
 			return
@@ -54,16 +54,23 @@ func Binaries() (string, error) {
 	return buildDir, buildErr
 }
 
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
+// repoRoot is the nearest folder above the working directory that holds
+// the build script: the repository, from its own module or the deploy one.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
 	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
+		return "", err
 	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", fmt.Errorf("not inside the module")
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "scripts", "build-alertmanager.sh")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("scripts/build-alertmanager.sh not found above the working directory")
+		}
+		dir = parent
 	}
-	return filepath.Dir(gomod), nil
 }
 
 // Alertmanager is one running Alertmanager process.
