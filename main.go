@@ -260,7 +260,7 @@ func serve(o serveOptions) int {
 // a wrong secret shows in the log at start rather than at the first alert.
 func checkCredentials(p *receiver.Pipeline, logger *slog.Logger) {
 	client, ok := p.Sender.(*feishu.Client)
-	if !ok {
+	if !ok || p.Config.Feishu.AppID == "" { // custom bots alone need no app
 		return
 	}
 	go func() {

@@ -145,10 +145,19 @@ func Render(w io.Writer, file, payloadFile, receiver string) error {
 		}
 		kind, id := rc.Target()
 		msg.Target = feishu.Target{Kind: kind, ID: id}
-		if cfg.Feishu.API == config.APIIMv1 {
+		api := cfg.Feishu.API
+		switch {
+		case rc.IsBot():
+			// The webhook URL and secret are credentials, not shown; a
+			// signed request shows where its signature goes.
+			api = feishu.APIBot
+			if rc.Secret != "" || rc.SecretFile != "" {
+				msg.Webhook.Secret = "<secret>"
+			}
+		case api == config.APIIMv1:
 			msg.UUID = "<uuid of the attempt>"
 		}
-		path, body, err := feishu.Preview(cfg.Feishu.API, msg)
+		path, body, err := feishu.Preview(api, msg)
 		if err != nil {
 			return fmt.Errorf("receiver %q: %w", name, err)
 		}
@@ -159,7 +168,10 @@ func Render(w io.Writer, file, payloadFile, receiver string) error {
 		if i > 0 {
 			fmt.Fprintln(w)
 		}
-		fmt.Fprintf(w, "# receiver %s: %s %s, %s\nPOST %s%s\n%s\n", name, kind, id, msg.Type, cfg.Feishu.BaseURL, path, pretty.String())
+		if !rc.IsBot() {
+			path = cfg.Feishu.BaseURL + path
+		}
+		fmt.Fprintf(w, "# receiver %s: %s %s, %s\nPOST %s\n%s\n", name, kind, id, msg.Type, path, pretty.String())
 	}
 	if len(names) == 0 {
 		fmt.Fprintln(w, "# no receiver")

@@ -67,6 +67,8 @@ type RateLimit struct {
 	PerChat      float64 `yaml:"per_chat"`       // sends per second to one chat or user
 	PerApp       float64 `yaml:"per_app"`        // sends per second for the whole app
 	PerAppMinute float64 `yaml:"per_app_minute"` // sends per minute for the whole app
+	PerBot       float64 `yaml:"per_bot"`        // sends per second through one custom bot
+	PerBotMinute float64 `yaml:"per_bot_minute"` // sends per minute through one custom bot
 }
 
 // State is where chains and dedupe keys are kept.
@@ -118,16 +120,22 @@ type Person struct {
 
 // Receiver is one Feishu destination and how its messages look.
 type Receiver struct {
-	Name      string            `yaml:"name"`
-	ChatID    string            `yaml:"chat_id"`
-	OpenID    string            `yaml:"open_id"`
-	UserID    string            `yaml:"user_id"`
-	Email     string            `yaml:"email"`
-	MsgType   string            `yaml:"msg_type"`
-	Language  string            `yaml:"language"`
-	Timezone  string            `yaml:"timezone"`
-	Mentions  *Mentions         `yaml:"mentions"`
-	Templates ReceiverTemplates `yaml:"templates"`
+	Name   string `yaml:"name"`
+	ChatID string `yaml:"chat_id"`
+	OpenID string `yaml:"open_id"`
+	UserID string `yaml:"user_id"`
+	Email  string `yaml:"email"`
+	// A group's custom bot instead of the app: its webhook URL (a secret:
+	// the URL is the credential) and optional signing secret.
+	WebhookURL     commoncfg.Secret  `yaml:"webhook_url"`
+	WebhookURLFile string            `yaml:"webhook_url_file"`
+	Secret         commoncfg.Secret  `yaml:"secret"`
+	SecretFile     string            `yaml:"secret_file"`
+	MsgType        string            `yaml:"msg_type"`
+	Language       string            `yaml:"language"`
+	Timezone       string            `yaml:"timezone"`
+	Mentions       *Mentions         `yaml:"mentions"`
+	Templates      ReceiverTemplates `yaml:"templates"`
 
 	// Location is Timezone loaded: where the receiver's times are shown.
 	Location *time.Location `yaml:"-"`
@@ -158,6 +166,9 @@ const (
 	TargetOpenID = "open_id"
 	TargetUserID = "user_id"
 	TargetEmail  = "email"
+	// TargetWebhook is a group's custom bot. Its ID is the receiver's name:
+	// the webhook URL is a secret and never shown.
+	TargetWebhook = "webhook"
 )
 
 // Target returns the kind and value of the receiver's single target.
@@ -173,10 +184,33 @@ func (r *Receiver) Target() (kind, id string) {
 type target struct{ kind, id string }
 
 func (r *Receiver) targets() []target {
+	webhook := ""
+	if r.WebhookURL != "" || r.WebhookURLFile != "" {
+		webhook = r.Name
+	}
 	return []target{
 		{TargetChatID, r.ChatID}, {TargetOpenID, r.OpenID},
 		{TargetUserID, r.UserID}, {TargetEmail, r.Email},
+		{TargetWebhook, webhook},
 	}
+}
+
+// IsBot reports whether the receiver posts through a group's custom bot.
+func (r *Receiver) IsBot() bool {
+	kind, _ := r.Target()
+	return kind == TargetWebhook
+}
+
+// Webhook returns a custom bot receiver's URL and signing secret ("" when
+// requests are not signed), reading the *_file variants.
+func (r *Receiver) Webhook() (url, secret string, err error) {
+	if url, err = readSecret(r.WebhookURL, r.WebhookURLFile, "receiver "+r.Name+" webhook_url_file"); err != nil {
+		return "", "", err
+	}
+	if secret, err = readSecret(r.Secret, r.SecretFile, "receiver "+r.Name+" secret_file"); err != nil {
+		return "", "", err
+	}
+	return url, secret, nil
 }
 
 // Route is a node of the route tree, as written.
@@ -196,7 +230,7 @@ var Default = Config{
 	Feishu: Feishu{
 		BaseURL:    "https://open.feishu.cn",
 		API:        APIIMv1,
-		RateLimit:  RateLimit{PerChat: 5, PerApp: 50, PerAppMinute: 1000},
+		RateLimit:  RateLimit{PerChat: 5, PerApp: 50, PerAppMinute: 1000, PerBot: 5, PerBotMinute: 100},
 		HTTPConfig: commoncfg.DefaultHTTPClientConfig,
 	},
 	State: State{
@@ -264,6 +298,10 @@ func (c *Config) resolvePaths(dir string) {
 	c.Feishu.AppSecretFile = commoncfg.JoinDir(dir, c.Feishu.AppSecretFile)
 	c.Feishu.HTTPConfig.SetDirectory(dir)
 	c.Intake.BearerTokenFile = commoncfg.JoinDir(dir, c.Intake.BearerTokenFile)
+	for _, r := range c.Receivers {
+		r.WebhookURLFile = commoncfg.JoinDir(dir, r.WebhookURLFile)
+		r.SecretFile = commoncfg.JoinDir(dir, r.SecretFile)
+	}
 	c.State.Path = commoncfg.JoinDir(dir, c.State.Path)
 	c.State.Redis.PasswordFile = commoncfg.JoinDir(dir, c.State.Redis.PasswordFile)
 	if c.State.Redis.TLSConfig != nil {

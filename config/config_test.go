@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
 )
 
 const minimal = `
@@ -26,7 +27,7 @@ func TestParseMinimalAppliesDefaults(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "https://open.feishu.cn", c.Feishu.BaseURL)
 	require.Equal(t, APIIMv1, c.Feishu.API)
-	require.Equal(t, RateLimit{PerChat: 5, PerApp: 50, PerAppMinute: 1000}, c.Feishu.RateLimit)
+	require.Equal(t, RateLimit{PerChat: 5, PerApp: 50, PerAppMinute: 1000, PerBot: 5, PerBotMinute: 100}, c.Feishu.RateLimit)
 	require.True(t, c.Feishu.HTTPConfig.FollowRedirects)
 	require.Equal(t, "file", c.State.Backend)
 	require.Equal(t, 168*time.Hour, time.Duration(c.State.ChainTTL))
@@ -210,6 +211,18 @@ func TestParseErrorsNameLineAndThing(t *testing.T) {
 			yaml: minimal + "intake: {bearer_token: a, bearer_token_file: b}\n",
 			want: []string{"intake: bearer_token and bearer_token_file are mutually exclusive"},
 		},
+		"webhook and chat": {
+			yaml: strings.Replace(minimal, "    chat_id: oc_infra\n", "    chat_id: oc_infra\n    webhook_url: https://open.feishu.cn/open-apis/bot/v2/hook/x\n", 1),
+			want: []string{"line 6", `receiver "infra": exactly one of chat_id, open_id, user_id, email or webhook_url`},
+		},
+		"secret without webhook": {
+			yaml: strings.Replace(minimal, "    chat_id: oc_infra\n", "    chat_id: oc_infra\n    secret: x\n", 1),
+			want: []string{"line 6", "secret is for a custom bot's webhook_url"},
+		},
+		"webhook not a URL": {
+			yaml: strings.Replace(minimal, "    chat_id: oc_infra\n", "    webhook_url: not-a-url-token-123\n", 1),
+			want: []string{"line 6", "webhook_url must be an http or https URL"},
+		},
 		"redis without address": {
 			yaml: minimal + "state:\n  backend: redis\n",
 			want: []string{"state.redis.addresses: at least one address"},
@@ -268,6 +281,36 @@ func TestRedisBackendAccepted(t *testing.T) {
 		require.NoError(t, err, addrs)
 		require.Equal(t, "amfeishu:", c.State.Redis.KeyPrefix)
 	}
+}
+
+// Custom bots alone need no Feishu app, and their URL and secret are
+// secrets: redacted when printed, read from files when given so.
+func TestBotReceiversNeedNoApp(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "hook"), []byte("https://open.feishu.cn/open-apis/bot/v2/hook/tok-123\n"), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "routing.yaml"), []byte(`
+receivers:
+  - {name: a, webhook_url: "https://open.feishu.cn/open-apis/bot/v2/hook/inline-456", secret: s3cret}
+  - {name: b, webhook_url_file: hook}
+route: {receiver: a}
+`), 0o600))
+	c, err := Load(filepath.Join(dir, "routing.yaml"))
+	require.NoError(t, err)
+	require.True(t, c.Receivers[0].IsBot())
+	kind, id := c.Receivers[1].Target()
+	require.Equal(t, TargetWebhook, kind)
+	require.Equal(t, "b", id, "a bot's target is named by its receiver, never its URL")
+	url, secret, err := c.Receivers[1].Webhook()
+	require.NoError(t, err)
+	require.Equal(t, "https://open.feishu.cn/open-apis/bot/v2/hook/tok-123", url)
+	require.Empty(t, secret)
+	out, err := yaml.Marshal(c)
+	require.NoError(t, err)
+	require.NotContains(t, string(out), "inline-456")
+	require.NotContains(t, string(out), "s3cret")
+
+	_, err = Parse([]byte("receivers: [{name: a, chat_id: oc_x}, {name: b, webhook_url: 'https://x/hook/y'}]\nroute: {receiver: a}\n"))
+	require.ErrorContains(t, err, "feishu.app_id is missing", "an app receiver still needs the app")
 }
 
 func TestSecretIsRedactedWhenPrinted(t *testing.T) {

@@ -71,25 +71,50 @@ func (c *Config) validateFeishu(p *problems) {
 	default:
 		p.add(0, "feishu.api %q: must be %s or %s", f.API, APIv4, APIIMv1)
 	}
-	if f.RateLimit.PerChat < 0 || f.RateLimit.PerApp < 0 || f.RateLimit.PerAppMinute < 0 {
+	if l := f.RateLimit; l.PerChat < 0 || l.PerApp < 0 || l.PerAppMinute < 0 || l.PerBot < 0 || l.PerBotMinute < 0 {
 		p.add(0, "feishu.rate_limit: values must not be negative")
 	}
 	if err := f.HTTPConfig.Validate(); err != nil {
 		p.add(0, "feishu.http_config: %v", err)
 	}
-	// Every receiver is an app target, so the app's credentials are needed
-	// as soon as there is one.
-	if len(c.Receivers) == 0 {
-		return
+	// The app's credentials are needed as soon as a receiver is an app
+	// target; a configuration of custom bots alone needs no app.
+	needsApp := false
+	for _, r := range c.Receivers {
+		needsApp = needsApp || !r.IsBot()
 	}
-	if f.AppID == "" {
-		p.add(0, "feishu.app_id is missing")
+	if f.AppID == "" && needsApp {
+		p.add(0, "feishu.app_id is missing (a receiver sends through the app)")
 	}
 	switch {
-	case f.AppSecret == "" && f.AppSecretFile == "":
+	case f.AppSecret == "" && f.AppSecretFile == "" && (needsApp || f.AppID != ""):
 		p.add(0, "feishu: one of app_secret or app_secret_file is required")
 	case f.AppSecret != "" && f.AppSecretFile != "":
 		p.add(0, "feishu: app_secret and app_secret_file are mutually exclusive")
+	}
+}
+
+// validateBot checks a custom bot receiver's webhook and secret settings,
+// and that an app receiver has none.
+func (c *Config) validateBot(p *problems, r *Receiver) {
+	if r.WebhookURL != "" && r.WebhookURLFile != "" {
+		p.add(r.Line, "receiver %q: webhook_url and webhook_url_file are mutually exclusive", r.Name)
+	}
+	if r.Secret != "" && r.SecretFile != "" {
+		p.add(r.Line, "receiver %q: secret and secret_file are mutually exclusive", r.Name)
+	}
+	if !r.IsBot() {
+		if r.Secret != "" || r.SecretFile != "" {
+			p.add(r.Line, "receiver %q: secret is for a custom bot's webhook_url", r.Name)
+		}
+		return
+	}
+	// An inline URL is checked here; one from a file when it is read. The
+	// URL itself is a credential and is never repeated in an error.
+	if u := string(r.WebhookURL); u != "" {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			p.add(r.Line, "receiver %q: webhook_url must be an http or https URL", r.Name)
+		}
 	}
 }
 
@@ -219,8 +244,9 @@ func (c *Config) validateReceivers(p *problems, rotations map[string]bool, loc *
 			}
 		}
 		if n != 1 {
-			p.add(r.Line, "receiver %q: exactly one of chat_id, open_id, user_id or email is required", r.Name)
+			p.add(r.Line, "receiver %q: exactly one of chat_id, open_id, user_id, email or webhook_url is required", r.Name)
 		}
+		c.validateBot(p, r)
 		switch r.MsgType {
 		case "":
 			// Cards are im/v1's strength; v4 keeps the plain text it always sent.

@@ -59,6 +59,9 @@ type Message struct {
 	// UUID makes an im/v1 send idempotent: Feishu accepts one send per UUID
 	// within an hour. v4 has no such key and ignores it.
 	UUID string
+	// Webhook is where a message to a custom bot (Target.Kind webhook)
+	// goes; it cannot reply, so RootID and UUID are ignored.
+	Webhook Webhook
 }
 
 // Client talks to one Feishu app.
@@ -108,9 +111,12 @@ func (c *Client) Send(ctx context.Context, m Message) (string, error) {
 	defer func() { c.metrics.SendDuration.Observe(time.Since(start).Seconds()) }()
 	var id string
 	err := c.retry(ctx, c.endpoint(m), m.Target.String(), func(tok string) (err error) {
-		if c.api == config.APIIMv1 {
+		switch {
+		case m.Target.Kind == config.TargetWebhook:
+			return c.sendBot(ctx, m)
+		case c.api == config.APIIMv1:
 			id, err = c.sendIM(ctx, tok, m)
-		} else {
+		default:
 			id, err = c.sendV4(ctx, tok, m)
 		}
 		return err
@@ -121,6 +127,8 @@ func (c *Client) Send(ctx context.Context, m Message) (string, error) {
 // endpoint is the API endpoint that sends m.
 func (c *Client) endpoint(m Message) string {
 	switch {
+	case m.Target.Kind == config.TargetWebhook:
+		return EndpointBot
 	case c.api != config.APIIMv1:
 		return EndpointV4
 	case m.RootID != "":
@@ -222,7 +230,12 @@ func (c *Client) do(ctx context.Context, endpoint, method, path, tok string, bod
 	if err != nil {
 		return nil, badRequest(endpoint, "encode request: %v", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+path, bytes.NewReader(b))
+	// A custom bot's webhook is a whole URL; the app's calls are paths.
+	target := path
+	if !strings.HasPrefix(path, "http://") && !strings.HasPrefix(path, "https://") {
+		target = c.baseURL + path
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, bytes.NewReader(b))
 	if err != nil {
 		return nil, badRequest(endpoint, "%v", err)
 	}

@@ -3,6 +3,7 @@ package feishu
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
 
 	"github.com/alertmanager-feishu/alertmanager-feishu/config"
 )
@@ -126,7 +127,10 @@ var (
 // size limits apply to.
 func RequestSize(api string, m Message) int {
 	m.Target, m.UUID = Target{Kind: config.TargetChatID, ID: sizeID}, sizeUUID
-	if api != config.APIIMv1 {
+	if api == APIBot {
+		m.Target.Kind, m.Webhook.Secret = config.TargetWebhook, "signed"
+	}
+	if api == config.APIv4 {
 		m.RootID = sizeID // v4 carries the root in the body; im/v1 in the path
 	}
 	_, b, err := Preview(api, m)
@@ -136,12 +140,23 @@ func RequestSize(api string, m Message) int {
 	return len(b)
 }
 
+// previewTime is the Unix time a previewed custom bot request is signed at:
+// fixed, and as long as any real one until 2286.
+const previewTime = 2000000000
+
 // Preview is the request that sending m as a new message through api would
 // make, without the token: its path and its JSON body. The render command
-// prints it; nothing is sent.
+// prints it; nothing is sent. A custom bot's URL is a credential: its path
+// is shown as <webhook_url>, and a signed request is signed at previewTime.
 func Preview(api string, m Message) (path string, body []byte, err error) {
 	var req any
-	if api == config.APIIMv1 {
+	if api == APIBot {
+		r := newBotRequest(m)
+		if m.Webhook.Secret != "" {
+			r.Timestamp, r.Sign = strconv.FormatInt(previewTime, 10), botSign(previewTime, m.Webhook.Secret)
+		}
+		path, req = "<webhook_url>", r
+	} else if api == config.APIIMv1 {
 		content, err := imContent(m.Content)
 		if err != nil {
 			return "", nil, err

@@ -3,6 +3,7 @@ package feishu
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,7 +14,7 @@ import (
 
 // Pacer keeps the sends of the whole process inside Feishu's rate limits:
 // a token bucket per target (chat or user) and two for the app (per second
-// and per minute). A send waits for its slot instead of being refused, but
+// and per minute); a custom bot has two of its own and none of the app's. A send waits for its slot instead of being refused, but
 // never past its context's deadline. When Feishu refuses a send all the
 // same (other bots in the chat share its limit, other replicas share the
 // app's), Slow pauses the bucket concerned and halves its rate, which then
@@ -132,8 +133,14 @@ func (p *Pacer) SetLimits(l config.RateLimit) {
 	p.app.apply(now)
 	p.app.limiters[1].SetLimitAt(now, perSecond(l.PerAppMinute/60))
 	p.app.limiters[1].SetBurstAt(now, minuteBurst(l))
-	for _, b := range p.targets {
-		b.limit = perSecond(l.PerChat)
+	for target, b := range p.targets {
+		if isBot(target) {
+			b.limit = perSecond(l.PerBot)
+			b.limiters[1].SetLimitAt(now, perSecond(l.PerBotMinute/60))
+			b.limiters[1].SetBurstAt(now, botMinuteBurst(l))
+		} else {
+			b.limit = perSecond(l.PerChat)
+		}
 		b.apply(now)
 	}
 }
@@ -143,11 +150,22 @@ func (p *Pacer) SetLimits(l config.RateLimit) {
 func (p *Pacer) target(target string) *bucket {
 	b, ok := p.targets[target]
 	if !ok {
-		b = newBucket(perSecond(p.limits.PerChat))
+		if isBot(target) {
+			b = newBucket(perSecond(p.limits.PerBot), rate.NewLimiter(perSecond(p.limits.PerBotMinute/60), botMinuteBurst(p.limits)))
+		} else {
+			b = newBucket(perSecond(p.limits.PerChat))
+		}
 		p.targets[target] = b
 	}
 	return b
 }
+
+// isBot reports whether target is a custom bot, whose limits are its own
+// (per second and per minute) and not the app's.
+func isBot(target string) bool { return strings.HasPrefix(target, config.TargetWebhook+" ") }
+
+// botMinuteBurst is, like minuteBurst, half a minute's worth.
+func botMinuteBurst(l config.RateLimit) int { return max(1, int(l.PerBotMinute/2)) }
 
 // SlotError is a send that could not have its slot before its deadline.
 type SlotError struct{ Target string }
@@ -230,10 +248,14 @@ func (p *Pacer) paused(target string) bool {
 	return false
 }
 
-// buckets are the app's bucket and target's. It is called with p.mu held.
+// buckets are the app's bucket and target's, or a custom bot's alone. It
+// is called with p.mu held.
 func (p *Pacer) buckets(target string) []*bucket {
-	if target == "" {
+	switch {
+	case target == "":
 		return []*bucket{p.app}
+	case isBot(target):
+		return []*bucket{p.target(target)}
 	}
 	return []*bucket{p.app, p.target(target)}
 }

@@ -29,7 +29,11 @@ func (c *Client) retry(ctx context.Context, endpoint, target string, call func(t
 	var last error
 	tokenRetried := false
 	for n := 0; ; n++ {
-		tok, err := c.tenantToken(ctx)
+		var tok string
+		var err error
+		if endpoint != EndpointBot { // a custom bot's URL is its credential
+			tok, err = c.tenantToken(ctx)
+		}
 		if err == nil {
 			if err = c.pacer.Wait(ctx, target); err != nil {
 				if last != nil {
@@ -58,7 +62,11 @@ func (c *Client) retry(ctx context.Context, endpoint, target string, call func(t
 		}
 
 		reason, delay := "transient", backoff(retryInitial, n)
-		switch scope := rateLimited(err); scope {
+		scope := rateLimited(err)
+		if scope != notLimited && endpoint == EndpointBot {
+			scope = targetLimited // a custom bot's limits are its own
+		}
+		switch scope {
 		case appLimited, targetLimited:
 			reason = "rate_limited"
 			delay = backoff(rateLimitInitial, n)

@@ -90,7 +90,9 @@ type Server struct {
 	appLimit      *rate.Limiter            // the gateway's per-app limit; nil = none
 	refusedChat   int
 	refusedApp    int
-	sends         int // send requests received, answered or not
+	refusedSign   int
+	bots          map[string]*bot // custom bots by webhook token
+	sends         int             // send requests received, answered or not
 	now           func() time.Time
 }
 
@@ -113,6 +115,7 @@ func Start(addr string) (*Server, error) {
 		notMember:    map[string]bool{},
 		chatBuckets:  map[string]*rate.Limiter{},
 		targetFaults: map[string]Fault{},
+		bots:         map[string]*bot{},
 		now:          time.Now,
 	}
 	mux := http.NewServeMux()
@@ -124,6 +127,7 @@ func Start(addr string) (*Server, error) {
 	mux.HandleFunc("POST /open-apis/im/v1/messages/{id}/reply", s.replyIM)
 	mux.HandleFunc("PATCH /open-apis/im/v1/messages/{id}", s.patchIM)
 	mux.HandleFunc("POST /open-apis/contact/v3/users/batch_get_id", s.batchGetID)
+	mux.HandleFunc("POST /open-apis/bot/v2/hook/{token}", s.sendBot)
 	mux.HandleFunc("GET /_feishutest/messages", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.Messages())
 	})

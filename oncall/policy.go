@@ -25,7 +25,7 @@ type Mentions struct {
 // Unresolved is a person who could not be mentioned, and why.
 type Unresolved struct {
 	Email  string
-	Reason string // not_found or lookup_failed
+	Reason string // not_found, lookup_failed, or no_app (nothing to look up with)
 }
 
 // Policy applies receivers' mention policies.
@@ -37,13 +37,19 @@ type Policy struct {
 }
 
 // NewPolicy reads the rotations of a validated configuration; emails are
-// resolved through lookup.
+// resolved through lookup. With no lookup (custom bots without an app,
+// which cannot look anyone up) people named by email are named, not
+// mentioned.
 func NewPolicy(rotations []*config.Rotation, lookup Lookup, logger *slog.Logger) (*Policy, error) {
 	rots, err := newRotations(rotations)
 	if err != nil {
 		return nil, err
 	}
-	return &Policy{rotations: rots, directory: NewDirectory(lookup), logger: logger, now: time.Now}, nil
+	p := &Policy{rotations: rots, logger: logger, now: time.Now}
+	if lookup != nil {
+		p.directory = NewDirectory(lookup)
+	}
+	return p, nil
 }
 
 // newRotations reads rotations, by name.
@@ -106,6 +112,12 @@ func (p *Policy) For(ctx context.Context, rc *config.Receiver, pl *webhook.Paylo
 		}
 	}
 	resolved := map[string]string{} // by lower-case email
+	if len(emails) > 0 && p.directory == nil {
+		for _, e := range emails {
+			out.Unresolved = append(out.Unresolved, Unresolved{Email: e, Reason: "no_app"})
+		}
+		emails = nil
+	}
 	if len(emails) > 0 {
 		lctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 		found, err := p.directory.Resolve(lctx, emails)

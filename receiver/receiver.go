@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	neturl "net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -50,6 +51,9 @@ type Pipeline struct {
 	Mentions *oncall.Policy
 	// Token is the bearer token a webhook must carry; "" accepts any.
 	Token string
+	// Bots are the custom bot receivers' webhooks, by receiver name, read
+	// when the configuration is loaded.
+	Bots map[string]feishu.Webhook
 }
 
 // NewPipeline builds the pipeline of one configuration. Everything that can
@@ -79,11 +83,29 @@ func NewPipeline(cfg *config.Config, m *feishu.Metrics, pacer *feishu.Pacer, log
 	if err != nil {
 		return nil, err
 	}
-	mentions, err := oncall.NewPolicy(cfg.OnCall, client, logger)
+	var lookup oncall.Lookup = client
+	if cfg.Feishu.AppID == "" {
+		lookup = nil // custom bots alone: nothing to look emails up with
+	}
+	mentions, err := oncall.NewPolicy(cfg.OnCall, lookup, logger)
 	if err != nil {
 		return nil, err
 	}
-	return &Pipeline{Config: cfg, Route: route.New(cfg.Route), Renderer: renderer, Sender: client, Mentions: mentions, Token: token}, nil
+	bots := map[string]feishu.Webhook{}
+	for _, rc := range cfg.Receivers {
+		if !rc.IsBot() {
+			continue
+		}
+		url, secret, err := rc.Webhook()
+		if err != nil {
+			return nil, err
+		}
+		if u, err := neturl.Parse(url); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("receiver %q: webhook_url must be an http or https URL", rc.Name)
+		}
+		bots[rc.Name] = feishu.Webhook{URL: url, Secret: secret}
+	}
+	return &Pipeline{Config: cfg, Route: route.New(cfg.Route), Renderer: renderer, Sender: client, Mentions: mentions, Token: token, Bots: bots}, nil
 }
 
 // Options configure a Handler.
@@ -353,12 +375,23 @@ func (h *Handler) deliver(ctx context.Context, pl *Pipeline, rc *config.Receiver
 	for _, u := range mentions.Unresolved {
 		h.unresolved.WithLabelValues(rc.Name, u.Reason).Inc()
 	}
-	msg, err := pl.Renderer.Render(p, rc, mentions)
+	// A custom bot cannot reply: its "chain" only remembers when the
+	// group's first message went, which later messages name instead.
+	bot := rc.IsBot()
+	var first time.Time
+	if bot {
+		first = botFirstSent(rec.Root)
+	}
+	msg, err := pl.Renderer.RenderAfter(p, rc, mentions, first)
 	if err != nil {
 		return fail(feishu.Permanent, err)
 	}
-	msg.Target, msg.RootID = target, rec.Root
-	if pl.Config.Feishu.API == config.APIIMv1 {
+	msg.Target = target
+	switch {
+	case bot:
+		msg.Webhook = pl.Bots[rc.Name]
+	case pl.Config.Feishu.API == config.APIIMv1:
+		msg.RootID = rec.Root
 		// The uuid is remembered before the send, so that a retry after a
 		// crash or a timeout, when Feishu may have the message already,
 		// sends with the same one and Feishu keeps a single message.
@@ -369,9 +402,11 @@ func (h *Handler) deliver(ctx context.Context, pl *Pipeline, rc *config.Receiver
 				return fail(feishu.Transient, err)
 			}
 		}
+	default:
+		msg.RootID = rec.Root
 	}
 	msgID, err := pl.Sender.Send(ctx, msg)
-	if rec.Root != "" && feishu.Classify(err) == feishu.RootGone {
+	if msg.RootID != "" && feishu.Classify(err) == feishu.RootGone {
 		logger.Info("chain root is gone on Feishu's side, starting a new chain", "root", rec.Root, "err", err)
 		msg.RootID = ""
 		msgID, err = pl.Sender.Send(ctx, msg)
@@ -388,7 +423,12 @@ func (h *Handler) deliver(ctx context.Context, pl *Pipeline, rc *config.Receiver
 	}
 
 	root := msg.RootID
-	if root == "" {
+	switch {
+	case bot && rec.Root != "":
+		root = rec.Root
+	case bot:
+		root = botRoot(h.now())
+	case root == "":
 		root = msgID
 	}
 	err = h.store.Commit(ctx, state.Delivery{
@@ -402,10 +442,26 @@ func (h *Handler) deliver(ctx context.Context, pl *Pipeline, rc *config.Receiver
 		return fail(feishu.Transient, fmt.Errorf("message %s sent but not recorded: %w", msgID, err))
 	}
 	logger.Debug("notification delivered", "message_id", msgID, "root", root)
-	if p.Resolved() && root != msgID {
+	if p.Resolved() && root != msgID && !bot {
 		h.updateRoot(ctx, pl, rc, root, msg, logger)
 	}
 	return result{receiver: rc.Name, target: target, status: "sent"}
+}
+
+// botSentPrefix marks what a custom bot's chain holds instead of a root
+// message: when the group's first message was sent.
+const botSentPrefix = "custom-bot-first-sent:"
+
+func botRoot(t time.Time) string { return botSentPrefix + t.UTC().Format(time.RFC3339Nano) }
+
+// botFirstSent reads botRoot's time; zero for none.
+func botFirstSent(root string) time.Time {
+	s, ok := strings.CutPrefix(root, botSentPrefix)
+	if !ok {
+		return time.Time{}
+	}
+	t, _ := time.Parse(time.RFC3339Nano, s)
+	return t
 }
 
 // updateRoot shows a resolved group on its chain's root card, so that the

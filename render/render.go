@@ -45,8 +45,11 @@ const (
 )
 
 // MaxBytes is the request size limit of a message of msgType sent through
-// api.
+// api (feishu.APIBot for a custom bot).
 func MaxBytes(api, msgType string) int {
+	if api == feishu.APIBot {
+		return feishu.MaxBotBytes
+	}
 	if api == config.APIIMv1 && msgType == config.MsgText {
 		return MaxTextBytes
 	}
@@ -124,6 +127,18 @@ func (v views) keep(all template.Alerts, truncated uint64, n int) {
 // Feishu's size limit, alerts are dropped from the end of the list and counted
 // in "and N more" until it fits; the title still describes the whole group.
 func (r *Renderer) Render(p *webhook.Payload, rc *config.Receiver, mentions oncall.Mentions) (feishu.Message, error) {
+	return r.RenderAfter(p, rc, mentions, time.Time{})
+}
+
+// followUp introduces the time of a group's first message in a later one
+// through a custom bot, which cannot reply to it.
+var followUp = map[string]string{"en": "Follow-up to the message of %s.", "zh": "接续 %s 的消息。"}
+
+// RenderAfter is Render for a custom bot receiver: first, when not zero,
+// is when the group's first message was sent. A custom bot cannot reply,
+// so a later message of the group (new alerts, resolved) names that time
+// on its first line instead, for a reader to pair them.
+func (r *Renderer) RenderAfter(p *webhook.Payload, rc *config.Receiver, mentions oncall.Mentions, first time.Time) (feishu.Message, error) {
 	loc := rc.Location
 	if loc == nil {
 		loc = time.UTC
@@ -147,16 +162,28 @@ func (r *Renderer) Render(p *webhook.Payload, rc *config.Receiver, mentions onca
 	// crowd the body out of the size limit, or the title alone exceed it.
 	title = truncateBytes(strings.TrimSpace(title), MaxTitleBytes)
 	m := message{typ: msgType, title: title, lang: rc.Language, links: links(p, rc.Language), color: color(p), mentions: mentions}
+	note := ""
+	if !first.IsZero() {
+		format, ok := followUp[rc.Language]
+		if !ok {
+			format = followUp["en"]
+		}
+		note = fmt.Sprintf(format, first.In(loc).Format("2006-01-02 15:04:05 MST")) + "\n"
+	}
 	body := func() (string, error) {
 		s, err := r.execute("text", bodyTmpl, v.markdown)
-		return strings.TrimSpace(s), err
+		return note + strings.TrimSpace(s), err
 	}
 
-	limit := MaxBytes(r.api, msgType)
+	api := r.api
+	if rc.IsBot() {
+		api = feishu.APIBot
+	}
+	limit := MaxBytes(api, msgType)
 	if m.body, err = body(); err != nil {
 		return feishu.Message{}, err
 	}
-	if m.sizeBound() <= limit || r.size(m) <= limit {
+	if m.sizeBound() <= limit || r.size(api, m) <= limit {
 		return m.build(), nil
 	}
 	// Binary search for the most alerts that fit.
@@ -169,7 +196,7 @@ func (r *Renderer) Render(p *webhook.Payload, rc *config.Receiver, mentions onca
 		if m.body, err = body(); err != nil {
 			return feishu.Message{}, err
 		}
-		if r.size(m) <= limit {
+		if r.size(api, m) <= limit {
 			best, fits = n, m.body
 			lo = n + 1
 		} else {
@@ -187,7 +214,7 @@ func (r *Renderer) Render(p *webhook.Payload, rc *config.Receiver, mentions onca
 	// long as the body, so cutting the excess from the body shrinks the
 	// request by at least as much. Once the body is gone, what is left (the
 	// title, mentions, links) cannot shrink: refuse rather than loop.
-	for size := r.size(m); size > limit; size = r.size(m) {
+	for size := r.size(api, m); size > limit; size = r.size(api, m) {
 		if m.body == "" {
 			return feishu.Message{}, fmt.Errorf("render: message is %d bytes over Feishu's limit of %d without any body", size-limit, limit)
 		}
@@ -201,8 +228,8 @@ func (r *Renderer) Render(p *webhook.Payload, rc *config.Receiver, mentions onca
 	return m.build(), nil
 }
 
-func (r *Renderer) size(m message) int {
-	return feishu.RequestSize(r.api, m.build())
+func (r *Renderer) size(api string, m message) int {
+	return feishu.RequestSize(api, m.build())
 }
 
 func (r *Renderer) execute(field, text string, d *Data) (string, error) {
