@@ -55,6 +55,13 @@ func CheckConfig(w io.Writer, file string) error {
 	if _, err := cfg.Intake.Token(); err != nil {
 		problems = append(problems, err)
 	}
+	for _, rc := range cfg.Receivers {
+		if rc.IsBot() {
+			if _, _, err := rc.Webhook(); err != nil {
+				problems = append(problems, err)
+			}
+		}
+	}
 	if cfg.State.Backend == "redis" {
 		if _, err := cfg.State.Redis.Secret(); err != nil {
 			problems = append(problems, err)

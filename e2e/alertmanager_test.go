@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -253,7 +252,7 @@ func TestAlertmanagerAuthenticates(t *testing.T) {
 		require.NoError(t, os.WriteFile(webcfg, fmt.Appendf(nil, "basic_auth_users:\n  alertmanager: %s\n", hash), 0o600))
 		s, err := servicetest.StartNotReady(bin, "--config.file="+cfg, "--web.config.file="+webcfg)
 		require.NoError(t, err)
-		t.Cleanup(func() { _ = s.Stop(context.Background()) })
+		stopAtCleanup(t, s)
 		requireOnlyWith(t, fs, s.URL, "basic_auth: {username: alertmanager, password: am-password}")
 	})
 }

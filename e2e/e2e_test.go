@@ -89,6 +89,12 @@ func start(t *testing.T, cfg string, args ...string) *servicetest.Service {
 	t.Helper()
 	s, err := servicetest.Start(bin, append([]string{"--config.file=" + cfg}, args...)...)
 	require.NoError(t, err)
+	stopAtCleanup(t, s)
+	return s
+}
+
+// stopAtCleanup stops s when the test ends, showing its log if it failed.
+func stopAtCleanup(t *testing.T, s *servicetest.Service) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -97,7 +103,6 @@ func start(t *testing.T, cfg string, args ...string) *servicetest.Service {
 			t.Logf("service log:\n%s", s.Logs())
 		}
 	})
-	return s
 }
 
 func stop(t *testing.T, s *servicetest.Service) {

@@ -161,7 +161,7 @@ func TestStartsNotReadyWithoutRedis(t *testing.T) {
 	cfg := setupRedis(t, fs, "im_v1", srv.Addr)
 	s, err := servicetest.StartNotReady(bin, "--config.file="+cfg)
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = s.Stop(context.Background()) })
+	stopAtCleanup(t, s)
 	status, _ := get(t, s.URL+"/-/ready")
 	require.Equal(t, http.StatusServiceUnavailable, status)
 	require.Contains(t, s.Logs(), "Redis does not answer yet")
