@@ -242,6 +242,17 @@ func TestAlertmanagerAuthenticates(t *testing.T) {
 		appendConfig(t, cfg, "intake: {bearer_token_file: token}\n")
 		s := start(t, cfg)
 		requireOnlyWith(t, fs, s.URL, "authorization: {credentials: am-token-123}")
+
+		// Neither the token nor the app secret, both read from files,
+		// shows in the log, the metrics or a reload's answer.
+		_, metrics := get(t, s.URL+"/metrics")
+		reloaded, reloadBody := post(t, s.URL+"/-/reload", nil)
+		require.Equal(t, http.StatusOK, reloaded, reloadBody)
+		for _, secret := range []string{"am-token-123", feishutest.AppSecret} {
+			require.NotContains(t, s.Logs(), secret)
+			require.NotContains(t, metrics, secret)
+			require.NotContains(t, reloadBody, secret)
+		}
 	})
 	t.Run("basic", func(t *testing.T) {
 		fs := feishutest.New(t)

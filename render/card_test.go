@@ -230,3 +230,23 @@ func TestHugeTitleFits(t *testing.T) {
 		}
 	}
 }
+
+// A custom bot takes 20 KB bodies: a huge group is cut to fit that, for
+// every type, and a later message's follow-up line survives the cut.
+func TestHugeGroupFitsACustomBot(t *testing.T) {
+	first := time.Date(2026, 11, 25, 8, 0, 3, 0, time.UTC)
+	for _, typ := range []string{config.MsgText, config.MsgPost, config.MsgInteractive} {
+		t.Run(typ, func(t *testing.T) {
+			r := newRendererFor(t, config.APIIMv1)
+			rc := &config.Receiver{Name: "bot", Language: "en", MsgType: typ, WebhookURL: "https://x/hook/y"}
+			m, err := r.RenderAfter(hugePayload(400), rc, oncall.Mentions{IDs: []string{"ou_alice"}}, first)
+			require.NoError(t, err)
+			size := feishu.RequestSize(feishu.APIBot, m)
+			require.LessOrEqual(t, size, feishu.MaxBotBytes)
+			require.Greater(t, size, feishu.MaxBotBytes*3/4, "the cut keeps as much as fits")
+			out := indentJSON(t, m.Content)
+			require.Contains(t, out, "Follow-up to the message of 2026-11-25 08:00:03 UTC.")
+			require.Regexp(t, `… and \d+ more alerts not shown\.`, out)
+		})
+	}
+}
