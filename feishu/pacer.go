@@ -14,8 +14,9 @@ import (
 
 // Pacer keeps the sends of the whole process inside Feishu's rate limits:
 // a token bucket per target (chat or user) and two for the app (per second
-// and per minute); a custom bot has two of its own and none of the app's. A send waits for its slot instead of being refused, but
-// never past its context's deadline. When Feishu refuses a send all the
+// and per minute); a custom bot has two of its own and none of the app's.
+// A send waits for its slot instead of being refused, but never past its
+// context's deadline. When Feishu refuses a send all the
 // same (other bots in the chat share its limit, other replicas share the
 // app's), Slow pauses the bucket concerned and halves its rate, which then
 // recovers step by step.
