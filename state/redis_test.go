@@ -95,7 +95,7 @@ func TestRedisOutageAndRecovery(t *testing.T) {
 // other's state, and the count of open chains drops as chains expire.
 func TestRedisPrefixAndCount(t *testing.T) {
 	srv := redistest.Start(t)
-	short := Options{ChainTTL: 300 * time.Millisecond, DedupeWindow: time.Minute}
+	short := Options{ChainTTL: 1500 * time.Millisecond, DedupeWindow: time.Minute}
 	a := openRedis(t, srv.Addr, short)
 	b, err := OpenRedis(RedisOptions{Addresses: []string{srv.Addr}, KeyPrefix: "other:"}, short, a.logger)
 	require.NoError(t, err)
@@ -105,5 +105,5 @@ func TestRedisPrefixAndCount(t *testing.T) {
 	require.Equal(t, Record{}, load(t, b, "g", "n"))
 	require.Equal(t, 1, chains(t, a))
 	require.Equal(t, 0, chains(t, b))
-	require.Eventually(t, func() bool { return chains(t, a) == 0 }, 3*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return chains(t, a) == 0 }, 5*time.Second, 20*time.Millisecond)
 }
