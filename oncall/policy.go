@@ -161,12 +161,20 @@ func (p *Policy) For(ctx context.Context, rc *config.Receiver, pl *webhook.Paylo
 // fromLabel reads the people a label's value names: comma-separated emails
 // or open_ids. Anything else, and "all", is ignored: a label must not be
 // able to reach everyone or inject markup.
+// maxFromLabel is the most people a mention label may name.
+const maxFromLabel = 20
+
 func (p *Policy) fromLabel(value, label string, logger *slog.Logger) []config.Person {
 	var people []config.Person
 	for _, v := range strings.Split(value, ",") {
 		v = strings.TrimSpace(v)
 		switch {
 		case v == "":
+		case len(people) == maxFromLabel:
+			// A label is alert content: it must not page a whole
+			// department, nor make a lookup of thousands of emails.
+			logger.Warn("mention label names too many people; the rest are not mentioned", "label", label, "max", maxFromLabel)
+			return people
 		case emailRe.MatchString(v):
 			people = append(people, config.Person{Email: v})
 		case openIDRe.MatchString(v):

@@ -2,7 +2,9 @@ package oncall
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -126,4 +128,28 @@ func TestPolicyWhenTheLookupFails(t *testing.T) {
 	got = p.For(context.Background(), rc, group("firing", template.KV{}))
 	require.Equal(t, []string{"ou_alice", "ou_lead"}, got.IDs)
 	require.Empty(t, got.Unresolved)
+}
+
+// A label names at most maxFromLabel people: alert content must not page a
+// whole department.
+func TestFromLabelIsCapped(t *testing.T) {
+	p, _ := newPolicy(t)
+	var ids []string
+	for i := range 50 {
+		ids = append(ids, fmt.Sprintf("ou_%02d", i))
+	}
+	got := p.For(context.Background(), receiverWith(t, &config.Mentions{FromLabel: "owner"}),
+		group("firing", template.KV{"owner": strings.Join(ids, ",")}))
+	require.Equal(t, ids[:maxFromLabel], got.IDs)
+}
+
+// Without an app there is nothing to look emails up with: they are named,
+// with their reason, and open_ids are still mentioned.
+func TestPolicyWithoutLookup(t *testing.T) {
+	p, err := NewPolicy(nil, nil, promslog.NewNopLogger())
+	require.NoError(t, err)
+	rc := receiverWith(t, &config.Mentions{Users: []config.Person{{Email: "lead@example.com"}, {OpenID: "ou_x"}}})
+	got := p.For(context.Background(), rc, group("firing", template.KV{}))
+	require.Equal(t, []string{"ou_x"}, got.IDs)
+	require.Equal(t, []Unresolved{{"lead@example.com", "no_app"}}, got.Unresolved)
 }
