@@ -5,7 +5,15 @@ package redistest
 
 import (
 	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -28,6 +36,10 @@ type Server struct {
 	extra []string
 	// sentinel is the configuration file of a Sentinel; "" for a server.
 	sentinel string
+	// tls, when set, is how to reach a server that speaks only TLS;
+	// password is what it requires.
+	tls      *tls.Config
+	password string
 	cmd      *exec.Cmd
 	done     chan struct{}
 }
@@ -78,6 +90,9 @@ func (s *Server) start() error {
 		"--dir", s.dir, "--save", "", "--appendonly", "yes", "--appendfsync", "always",
 		"--daemonize", "no", "--loglevel", "warning",
 	}
+	if s.tls != nil {
+		args[1] = "0" // no plain port
+	}
 	if s.sentinel != "" {
 		// A Sentinel's file comes first, and it keeps no data.
 		args = []string{s.sentinel, "--sentinel", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--loglevel", "warning"}
@@ -106,7 +121,7 @@ func (s *Server) start() error {
 			return fmt.Errorf("exited at start: %s", strings.TrimSpace(string(log)))
 		default:
 		}
-		if ping(s.port) == nil {
+		if s.ping() == nil {
 			return nil
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -171,6 +186,87 @@ func StartCluster(t testing.TB, n int) []string {
 	}
 }
 
+// StartSecure runs a redis-server that speaks only TLS, with a certificate
+// for 127.0.0.1 from a CA of its own, and requires password. It returns the
+// CA's certificate file, for clients to trust.
+func StartSecure(t testing.TB, password string) (*Server, string) {
+	t.Helper()
+	dir := t.TempDir()
+	ca, cert, key, pool, err := certificates(dir)
+	if err != nil {
+		t.Fatalf("redis certificates: %v", err)
+	}
+	s := &Server{dir: dir, tls: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}, password: password}
+	for range 5 {
+		if s.port, err = freeport.Get(); err != nil {
+			continue
+		}
+		s.extra = []string{
+			"--tls-port", strconv.Itoa(s.port), "--requirepass", password, "--tls-auth-clients", "no",
+			"--tls-cert-file", cert, "--tls-key-file", key, "--tls-ca-cert-file", ca,
+		}
+		if err = s.start(); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("redis-server with TLS: %v", err)
+	}
+	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+	t.Cleanup(s.Stop)
+	return s, ca
+}
+
+// certificates writes a CA and a server certificate for 127.0.0.1 into dir.
+func certificates(dir string) (caFile, certFile, keyFile string, pool *x509.CertPool, err error) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return
+	}
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "redistest CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return
+	}
+	caCert, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		return
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return
+	}
+	caFile, certFile, keyFile = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	for file, block := range map[string]*pem.Block{
+		caFile: {Type: "CERTIFICATE", Bytes: caDER}, certFile: {Type: "CERTIFICATE", Bytes: der}, keyFile: {Type: "EC PRIVATE KEY", Bytes: keyDER},
+	} {
+		if err = os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
+			return
+		}
+	}
+	pool = x509.NewCertPool()
+	pool.AddCert(caCert)
+	return caFile, certFile, keyFile, pool, nil
+}
+
 // Stop ends the server at once, as a crash or a network cut would appear.
 func (s *Server) Stop() {
 	if s.cmd == nil {
@@ -190,17 +286,36 @@ func (s *Server) Restart(t testing.TB) {
 	}
 }
 
-func ping(port int) error {
-	c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), time.Second)
+// ping asks the server for PONG, over TLS and with its password if it
+// has them.
+func (s *Server) ping() error {
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+	d := &net.Dialer{Timeout: time.Second}
+	var c net.Conn
+	var err error
+	if s.tls != nil {
+		c, err = tls.DialWithDialer(d, "tcp", addr, s.tls)
+	} else {
+		c, err = d.Dial("tcp", addr)
+	}
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(time.Second))
+	r := bufio.NewReader(c)
+	if s.password != "" {
+		if _, err := fmt.Fprintf(c, "AUTH %s\r\n", s.password); err != nil {
+			return err
+		}
+		if line, err := r.ReadString('\n'); err != nil || line != "+OK\r\n" {
+			return fmt.Errorf("AUTH answered %q: %v", line, err)
+		}
+	}
 	if _, err := c.Write([]byte("PING\r\n")); err != nil {
 		return err
 	}
-	line, err := bufio.NewReader(c).ReadString('\n')
+	line, err := r.ReadString('\n')
 	if err != nil {
 		return err
 	}
