@@ -64,20 +64,30 @@ func Run(dir string, extra ...string) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{dir: dir, extra: extra}
+	if err := s.listen(nil); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// listen starts s on a free port, trying another if a process took it
+// between the probe and the bind. portArgs, if not nil, gives s's extra
+// arguments for the port.
+func (s *Server) listen(portArgs func(port int) []string) error {
 	var err error
-	for range 5 { // another process may take a port between the probe and the bind
+	for range 5 {
 		if s.port, err = freeport.Get(); err != nil {
 			continue
 		}
+		if portArgs != nil {
+			s.extra = portArgs(s.port)
+		}
 		if err = s.start(); err == nil {
-			break
+			s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+			return nil
 		}
 	}
-	if err != nil {
-		return nil, err
-	}
-	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
-	return s, nil
+	return err
 }
 
 func (s *Server) start() error {
@@ -141,19 +151,9 @@ func StartSentinel(t testing.TB, master *Server) *Server {
 		t.Fatal(err)
 	}
 	s := &Server{dir: dir, sentinel: conf}
-	var err error
-	for range 5 {
-		if s.port, err = freeport.Get(); err != nil {
-			continue
-		}
-		if err = s.start(); err == nil {
-			break
-		}
-	}
-	if err != nil {
+	if err := s.listen(nil); err != nil {
 		t.Fatalf("redis sentinel: %v", err)
 	}
-	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
 	t.Cleanup(s.Stop)
 	return s
 }
@@ -197,22 +197,15 @@ func StartSecure(t testing.TB, password string) (*Server, string) {
 		t.Fatalf("redis certificates: %v", err)
 	}
 	s := &Server{dir: dir, tls: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}, password: password}
-	for range 5 {
-		if s.port, err = freeport.Get(); err != nil {
-			continue
-		}
-		s.extra = []string{
-			"--tls-port", strconv.Itoa(s.port), "--requirepass", password, "--tls-auth-clients", "no",
+	err = s.listen(func(port int) []string {
+		return []string{
+			"--tls-port", strconv.Itoa(port), "--requirepass", password, "--tls-auth-clients", "no",
 			"--tls-cert-file", cert, "--tls-key-file", key, "--tls-ca-cert-file", ca,
 		}
-		if err = s.start(); err == nil {
-			break
-		}
-	}
+	})
 	if err != nil {
 		t.Fatalf("redis-server with TLS: %v", err)
 	}
-	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
 	t.Cleanup(s.Stop)
 	return s, ca
 }
