@@ -125,11 +125,8 @@ func run(o options) error {
 		return fmt.Errorf("warm-up: %w", err)
 	}
 	sentBefore := len(fs.Messages())
-	cpuBefore, err := cpuTime(svc.Pid())
-	if err != nil {
-		return err
-	}
-	selfBefore, err := cpuTime(os.Getpid())
+	pids := []int{svc.Pid(), os.Getpid()} // the service, and the clients with the stand-in
+	before, err := cpuTimes(pids)
 	if err != nil {
 		return err
 	}
@@ -140,11 +137,7 @@ func run(o options) error {
 		return err
 	}
 	elapsed := time.Since(start)
-	cpuAfter, err := cpuTime(svc.Pid())
-	if err != nil {
-		return err
-	}
-	selfAfter, err := cpuTime(os.Getpid())
+	after, err := cpuTimes(pids)
 	if err != nil {
 		return err
 	}
@@ -161,10 +154,10 @@ func run(o options) error {
 	fmt.Printf("latency:      p50 %v  p99 %v  max %v\n", pct(res.latencies, 50), pct(res.latencies, 99), res.latencies[len(res.latencies)-1])
 	fmt.Printf("errors:       %d\n", res.errors)
 	fmt.Printf("messages:     %d at the stand-in for %d notifications\n", len(fs.Messages())-sentBefore, n)
-	fmt.Printf("service CPU:  %.3f ms per notification (%v in all)\n", float64((cpuAfter-cpuBefore).Microseconds())/1000/float64(n), (cpuAfter - cpuBefore).Round(time.Millisecond))
+	fmt.Printf("service CPU:  %.3f ms per notification (%v in all)\n", float64((after[0]-before[0]).Microseconds())/1000/float64(n), (after[0] - before[0]).Round(time.Millisecond))
 	fmt.Printf("service RSS:  peak %.1f MiB\n", float64(peak)/(1<<20))
 	// The clients and the stand-in share the machine with the service.
-	fmt.Printf("loadgen CPU:  %.3f ms per notification (clients and stand-in, same machine)\n", float64((selfAfter-selfBefore).Microseconds())/1000/float64(n))
+	fmt.Printf("loadgen CPU:  %.3f ms per notification (clients and stand-in, same machine)\n", float64((after[1]-before[1]).Microseconds())/1000/float64(n))
 	if res.errors > 0 || len(fs.Messages())-sentBefore != n {
 		return fmt.Errorf("not every notification became exactly one message")
 	}
@@ -219,6 +212,18 @@ func drive(client *http.Client, url string, bodies *amtest.Stamper, next *atomic
 func pct(sorted []time.Duration, p int) time.Duration {
 	i := (len(sorted)*p + 99) / 100
 	return sorted[max(min(i, len(sorted))-1, 0)].Round(10 * time.Microsecond)
+}
+
+// cpuTimes are the CPU times of the processes pids.
+func cpuTimes(pids []int) ([]time.Duration, error) {
+	out := make([]time.Duration, len(pids))
+	for i, pid := range pids {
+		var err error
+		if out[i], err = cpuTime(pid); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // cpuTime is the user and system time the process has used, from
