@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -207,6 +208,10 @@ func (r *Receiver) Webhook() (url, secret string, err error) {
 	if url, err = readSecret(r.WebhookURL, r.WebhookURLFile, "receiver "+r.Name+" webhook_url_file"); err != nil {
 		return "", "", err
 	}
+	if !isWebURL(url) {
+		// The URL is a credential: the error does not repeat it.
+		return "", "", fmt.Errorf("receiver %q: webhook_url must be an http or https URL", r.Name)
+	}
 	if secret, err = readSecret(r.Secret, r.SecretFile, "receiver "+r.Name+" secret_file"); err != nil {
 		return "", "", err
 	}
@@ -325,6 +330,12 @@ func (i *Intake) Token() (string, error) {
 // it was given.
 func (r *Redis) Secret() (string, error) {
 	return readSecret(r.Password, r.PasswordFile, "state.redis.password_file")
+}
+
+// isWebURL reports whether s is an absolute http or https URL.
+func isWebURL(s string) bool {
+	u, err := neturl.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
 // readSecret returns value, or the trimmed content of file when that is how

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"strings"
 	"time"
 
@@ -62,7 +61,7 @@ func loadLocation(name string) (*time.Location, error) {
 
 func (c *Config) validateFeishu(p *problems) {
 	f := &c.Feishu
-	if u, err := url.Parse(f.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if !isWebURL(f.BaseURL) {
 		p.add(0, "feishu.base_url %q: must be an http or https URL", f.BaseURL)
 	}
 	f.BaseURL = strings.TrimRight(f.BaseURL, "/")
@@ -111,10 +110,8 @@ func (c *Config) validateBot(p *problems, r *Receiver) {
 	}
 	// An inline URL is checked here; one from a file when it is read. The
 	// URL itself is a credential and is never repeated in an error.
-	if u := string(r.WebhookURL); u != "" {
-		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
-			p.add(r.Line, "receiver %q: webhook_url must be an http or https URL", r.Name)
-		}
+	if u := string(r.WebhookURL); u != "" && !isWebURL(u) {
+		p.add(r.Line, "receiver %q: webhook_url must be an http or https URL", r.Name)
 	}
 }
 

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	neturl "net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -99,9 +98,6 @@ func NewPipeline(cfg *config.Config, m *feishu.Metrics, pacer *feishu.Pacer, log
 		url, secret, err := rc.Webhook()
 		if err != nil {
 			return nil, err
-		}
-		if u, err := neturl.Parse(url); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("receiver %q: webhook_url must be an http or https URL", rc.Name)
 		}
 		bots[rc.Name] = feishu.Webhook{URL: url, Secret: secret}
 	}
