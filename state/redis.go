@@ -306,13 +306,18 @@ func (r *Redis) Commit(ctx context.Context, d Delivery) error {
 		return fmt.Errorf("commit state to redis: %w", err)
 	}
 
+	// The counting set also drops the chains whose time is up here, not
+	// only when the gauge is read: nothing else would, if nobody scraped.
 	index := r.prefix + "chains"
-	if d.Close {
-		err = r.client.ZRem(ctx, index, d.Chain).Err()
-	} else {
-		expiry := d.At.Add(r.opts.ChainTTL).UnixMilli()
-		err = r.client.ZAdd(ctx, index, redis.Z{Score: float64(expiry), Member: d.Chain}).Err()
-	}
+	_, err = r.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		if d.Close {
+			pipe.ZRem(ctx, index, d.Chain)
+		} else {
+			pipe.ZAdd(ctx, index, redis.Z{Score: float64(d.At.Add(r.opts.ChainTTL).UnixMilli()), Member: d.Chain})
+		}
+		pipe.ZRemRangeByScore(ctx, index, "-inf", strconv.FormatInt(d.At.UnixMilli(), 10))
+		return nil
+	})
 	if err != nil {
 		r.logger.Warn("updating the count of open chains failed", "err", err)
 	}

@@ -107,3 +107,19 @@ func TestRedisPrefixAndCount(t *testing.T) {
 	require.Equal(t, 0, chains(t, b))
 	require.Eventually(t, func() bool { return chains(t, a) == 0 }, 5*time.Second, 20*time.Millisecond)
 }
+
+// The counting set is trimmed by commits too, so it stays small even if
+// nobody reads the gauge.
+func TestRedisCountingSetTrimmedOnCommit(t *testing.T) {
+	srv := redistest.Start(t)
+	s := openRedis(t, srv.Addr, Options{ChainTTL: 200 * time.Millisecond, DedupeWindow: time.Minute})
+	commitLocked(t, s, Delivery{Chain: "old", Notification: "n1", Root: "om_1", At: time.Now()})
+	raw := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer raw.Close()
+	require.Eventually(t, func() bool {
+		commitLocked(t, s, Delivery{Chain: "new", Notification: "n2", Root: "om_2", At: time.Now()})
+		members, err := raw.ZRange(context.Background(), "test:chains", 0, -1).Result()
+		require.NoError(t, err)
+		return len(members) == 1 && members[0] == "new"
+	}, 3*time.Second, 50*time.Millisecond)
+}
