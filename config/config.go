@@ -208,7 +208,7 @@ func (r *Receiver) Webhook() (url, secret string, err error) {
 	if url, err = readSecret(r.WebhookURL, r.WebhookURLFile, "receiver "+r.Name+" webhook_url_file"); err != nil {
 		return "", "", err
 	}
-	if !isWebURL(url) {
+	if !IsWebURL(url) {
 		// The URL is a credential: the error does not repeat it.
 		return "", "", fmt.Errorf("receiver %q: webhook_url must be an http or https URL", r.Name)
 	}
@@ -332,8 +332,9 @@ func (r *Redis) Secret() (string, error) {
 	return readSecret(r.Password, r.PasswordFile, "state.redis.password_file")
 }
 
-// isWebURL reports whether s is an absolute http or https URL.
-func isWebURL(s string) bool {
+// IsWebURL reports whether s is an absolute http or https URL: what a
+// configured address, or a link in a message, must be.
+func IsWebURL(s string) bool {
 	u, err := neturl.Parse(s)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }

@@ -61,7 +61,7 @@ func loadLocation(name string) (*time.Location, error) {
 
 func (c *Config) validateFeishu(p *problems) {
 	f := &c.Feishu
-	if !isWebURL(f.BaseURL) {
+	if !IsWebURL(f.BaseURL) {
 		p.add(0, "feishu.base_url %q: must be an http or https URL", f.BaseURL)
 	}
 	f.BaseURL = strings.TrimRight(f.BaseURL, "/")
@@ -110,7 +110,7 @@ func (c *Config) validateBot(p *problems, r *Receiver) {
 	}
 	// An inline URL is checked here; one from a file when it is read. The
 	// URL itself is a credential and is never repeated in an error.
-	if u := string(r.WebhookURL); u != "" && !isWebURL(u) {
+	if u := string(r.WebhookURL); u != "" && !IsWebURL(u) {
 		p.add(r.Line, "receiver %q: webhook_url must be an http or https URL", r.Name)
 	}
 }

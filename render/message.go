@@ -222,11 +222,11 @@ func links(p *webhook.Payload, lang string) []link {
 	}
 	var out []link
 	add := func(text, u string) {
-		if isWebURL(u) && len(u) <= maxURLBytes {
+		if config.IsWebURL(u) && len(u) <= maxURLBytes {
 			out = append(out, link{text: text, url: u})
 		}
 	}
-	if base := strings.TrimRight(p.ExternalURL, "/"); isWebURL(base) {
+	if base := strings.TrimRight(p.ExternalURL, "/"); config.IsWebURL(base) {
 		add(texts[0], base+"/#/alerts?receiver="+url.QueryEscape(p.Receiver))
 		if !p.Resolved() && len(p.GroupLabels) > 0 {
 			add(texts[1], base+"/#/silences/new?filter="+url.QueryEscape(silenceFilter(p)))
@@ -247,9 +247,4 @@ func silenceFilter(p *webhook.Payload) string {
 		ms = append(ms, (&labels.Matcher{Type: labels.MatchEqual, Name: pair.Name, Value: pair.Value}).String())
 	}
 	return "{" + strings.Join(ms, ", ") + "}"
-}
-
-func isWebURL(s string) bool {
-	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
