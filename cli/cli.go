@@ -41,13 +41,8 @@ func CheckConfig(w io.Writer, file string) error {
 	renderer, err := render.New(cfg.Templates, cfg.Feishu.API, promslog.NewNopLogger())
 	if err != nil {
 		problems = append(problems, err)
-	} else {
-		sample := render.SamplePayload()
-		for _, rc := range cfg.Receivers {
-			if err := renderer.Check(rc, sample); err != nil {
-				problems = append(problems, fmt.Errorf("receiver %q: %w", rc.Name, err))
-			}
-		}
+	} else if err := renderer.Check(cfg.Receivers); err != nil {
+		problems = append(problems, err)
 	}
 	if _, err := cfg.Feishu.Secret(); err != nil {
 		problems = append(problems, err)

@@ -64,11 +64,8 @@ func NewPipeline(cfg *config.Config, m *feishu.Metrics, pacer *feishu.Pacer, log
 	if err != nil {
 		return nil, err
 	}
-	sample := render.SamplePayload()
-	for _, rc := range cfg.Receivers {
-		if err := renderer.Check(rc, sample); err != nil {
-			return nil, fmt.Errorf("receiver %q: %w", rc.Name, err)
-		}
+	if err := renderer.Check(cfg.Receivers); err != nil {
+		return nil, err
 	}
 	secret, err := cfg.Feishu.Secret()
 	if err != nil {

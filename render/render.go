@@ -6,6 +6,7 @@ package render
 
 import (
 	"embed"
+	"errors"
 	"fmt"
 	tmplhtml "html/template"
 	"log/slog"
@@ -105,12 +106,19 @@ func New(globs []string, api string, logger *slog.Logger) (*Renderer, error) {
 	return &Renderer{set: set, api: api, logger: logger}, nil
 }
 
-// Check renders a receiver's templates against a sample payload, so that a
-// template that cannot execute is found when the configuration is loaded
-// rather than when the first alert arrives.
-func (r *Renderer) Check(rc *config.Receiver, sample *webhook.Payload) error {
-	_, err := r.Render(sample, rc, oncall.Mentions{})
-	return err
+// Check renders every receiver's templates against a sample group, so that
+// a template that cannot execute is found when the configuration is loaded
+// rather than when the first alert arrives. It reports every receiver that
+// fails, each by name.
+func (r *Renderer) Check(receivers []*config.Receiver) error {
+	sample := SamplePayload()
+	var errs []error
+	for _, rc := range receivers {
+		if _, err := r.Render(sample, rc, oncall.Mentions{}); err != nil {
+			errs = append(errs, fmt.Errorf("receiver %q: %w", rc.Name, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // views are the two neutralised copies of a group: one for plain text

@@ -157,8 +157,8 @@ func TestUserTemplatesOverrideDefaults(t *testing.T) {
 
 func TestBrokenTemplateIsAnError(t *testing.T) {
 	r := newRenderer(t)
-	err := r.Check(&config.Receiver{Name: "x", Templates: config.ReceiverTemplates{Text: `{{ .NoSuchField }}`}}, SamplePayload())
-	require.ErrorContains(t, err, "render text")
+	err := r.Check([]*config.Receiver{{Name: "x", Templates: config.ReceiverTemplates{Text: `{{ .NoSuchField }}`}}})
+	require.ErrorContains(t, err, `receiver "x": render text`)
 
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "bad.tmpl"), []byte(`{{ define "x" }}{{ end`), 0o644))
