@@ -5,10 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	commoncfg "github.com/prometheus/common/config"
-	"github.com/prometheus/common/promslog"
 	"github.com/stretchr/testify/require"
 
 	"github.com/alertmanager-feishu/alertmanager-feishu/config"
@@ -20,11 +17,7 @@ import (
 // custom bots alone has, paced at Feishu's custom bot limits.
 func newBotClient(t *testing.T, s *feishutest.Server) (*feishu.Client, *feishu.Metrics) {
 	t.Helper()
-	m := feishu.NewMetrics(prometheus.NewRegistry())
-	c, err := feishu.New(config.Feishu{API: config.APIIMv1, BaseURL: s.URL, HTTPConfig: commoncfg.DefaultHTTPClientConfig},
-		"", m, feishu.NewPacer(config.RateLimit{PerBot: 5, PerBotMinute: 100}, m), promslog.NewNopLogger())
-	require.NoError(t, err)
-	return c, m
+	return newClientWith(t, s, config.Feishu{API: config.APIIMv1}, "", config.RateLimit{PerBot: 5, PerBotMinute: 100})
 }
 
 func botMessage(s *feishutest.Server, token, secret, typ string, content any) feishu.Message {

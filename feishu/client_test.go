@@ -29,13 +29,16 @@ func newClient(t *testing.T, s *feishutest.Server, secret string) (*feishu.Clien
 
 func newClientFor(t *testing.T, s *feishutest.Server, secret, api string) (*feishu.Client, *feishu.Metrics) {
 	t.Helper()
+	return newClientWith(t, s, config.Feishu{API: api, AppID: feishutest.AppID}, secret, config.RateLimit{})
+}
+
+// newClientWith makes a client of the stand-in s with cfg (its base URL and
+// HTTP settings filled in), paced at limits.
+func newClientWith(t *testing.T, s *feishutest.Server, cfg config.Feishu, secret string, limits config.RateLimit) (*feishu.Client, *feishu.Metrics) {
+	t.Helper()
 	m := feishu.NewMetrics(prometheus.NewRegistry())
-	c, err := feishu.New(config.Feishu{
-		API:        api,
-		BaseURL:    s.URL,
-		AppID:      feishutest.AppID,
-		HTTPConfig: commoncfg.DefaultHTTPClientConfig,
-	}, secret, m, feishu.NewPacer(config.RateLimit{}, m), promslog.NewNopLogger())
+	cfg.BaseURL, cfg.HTTPConfig = s.URL, commoncfg.DefaultHTTPClientConfig
+	c, err := feishu.New(cfg, secret, m, feishu.NewPacer(limits, m), promslog.NewNopLogger())
 	require.NoError(t, err)
 	return c, m
 }
