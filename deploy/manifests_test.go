@@ -80,6 +80,7 @@ func TestKustomizations(t *testing.T) {
 		"kubernetes/redis": {2, "redis", 9},
 	} {
 		t.Run(dir, func(t *testing.T) {
+			known := exported(t)
 			objs := build(t, dir)
 			require.Len(t, objs, want.kinds)
 			var (
@@ -102,7 +103,7 @@ func TestKustomizations(t *testing.T) {
 				case *monitoringv1.PrometheusRule:
 					for _, g := range o.Spec.Groups {
 						for _, r := range g.Rules {
-							requireKnownMetrics(t, "rule "+r.Alert, r.Expr.String())
+							requireKnownMetrics(t, known, "rule "+r.Alert, r.Expr.String())
 						}
 					}
 				}
@@ -176,16 +177,20 @@ func TestDashboard(t *testing.T) {
 	require.NoError(t, json.Unmarshal(b, &d))
 	require.NotEmpty(t, d.UID)
 	require.NotEmpty(t, d.Panels)
+	known := exported(t)
 	for _, p := range d.Panels {
 		require.Equal(t, "${datasource}", p.Datasource.UID, p.Title)
 		require.NotEmpty(t, p.Targets, p.Title)
 		for _, tg := range p.Targets {
-			requireKnownMetrics(t, "panel "+p.Title, tg.Expr)
+			requireKnownMetrics(t, known, "panel "+p.Title, tg.Expr)
 		}
 	}
 }
 
-var metricName = regexp.MustCompile(`\balertmanager_feishu_[a-z_]+`)
+var (
+	metricName = regexp.MustCompile(`\balertmanager_feishu_[a-z_]+`)
+	metricRow  = regexp.MustCompile("^\\| `(alertmanager_feishu_[a-z_]+)")
+)
 
 // exported lists the service's metric names from the README's metrics
 // table, which is the contract.
@@ -195,7 +200,7 @@ func exported(t *testing.T) map[string]bool {
 	require.NoError(t, err)
 	names := map[string]bool{}
 	for _, line := range strings.Split(string(b), "\n") {
-		if m := regexp.MustCompile("^\\| `(alertmanager_feishu_[a-z_]+)").FindStringSubmatch(line); m != nil {
+		if m := metricRow.FindStringSubmatch(line); m != nil {
 			names[m[1]] = true
 		}
 	}
@@ -203,9 +208,9 @@ func exported(t *testing.T) map[string]bool {
 	return names
 }
 
-func requireKnownMetrics(t *testing.T, where, expr string) {
+// requireKnownMetrics checks that every metric expr names is in known.
+func requireKnownMetrics(t *testing.T, known map[string]bool, where, expr string) {
 	t.Helper()
-	known := exported(t)
 	for _, name := range metricName.FindAllString(expr, -1) {
 		base := name
 		for _, suffix := range []string{"_bucket", "_sum", "_count"} {
