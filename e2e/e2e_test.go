@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -436,14 +435,14 @@ func TestKilledMidSendThenRetried(t *testing.T) {
 // The on-call preview reads the configuration and says who is on call and
 // whom each receiver would mention, without starting the service.
 func TestOnCallPreviewCommand(t *testing.T) {
-	out, err := exec.Command(bin, "oncall", "--config.file="+filepath.Join("..", "routing.yaml"), "--at=2026-02-10T12:00:00+08:00").CombinedOutput()
-	require.NoError(t, err, string(out))
+	out, code := run(t, "oncall", "--config.file="+filepath.Join("..", "routing.yaml"), "--at=2026-02-10T12:00:00+08:00")
+	require.Equal(t, 0, code, out)
 	require.Equal(t, "at 2026-02-10T12:00:00+08:00\n"+
 		"rotation infra-primary: carol@example.com\n"+
 		`receiver infra mentions: carol@example.com, lead@example.com; @all when severity="critical"; and whoever the label owner names`+"\n",
-		string(out))
+		out)
 
-	out, err = exec.Command(bin, "oncall", "--config.file="+filepath.Join("..", "routing.yaml"), "--at=tomorrow").CombinedOutput()
-	require.Error(t, err)
-	require.Contains(t, string(out), "want RFC 3339 time")
+	out, code = run(t, "oncall", "--config.file="+filepath.Join("..", "routing.yaml"), "--at=tomorrow")
+	require.Equal(t, 1, code)
+	require.Contains(t, out, "want RFC 3339 time")
 }
