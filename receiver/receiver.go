@@ -162,7 +162,7 @@ func New(p *Pipeline, o Options) *Handler {
 		}, []string{"receiver", "class"}),
 		unresolved: promauto.With(o.Registerer).NewCounterVec(prometheus.CounterOpts{
 			Name: "alertmanager_feishu_mentions_unresolved_total",
-			Help: "People a message should have mentioned but named in plain text instead, per receiver and reason: not_found (Feishu knows no user by that email) or lookup_failed.",
+			Help: "People a message should have mentioned but named in plain text instead, per receiver and reason: not_found (Feishu knows no user by that email), lookup_failed, or no_app (custom bots without an app to look emails up with).",
 		}, []string{"receiver", "reason"}),
 		rootUpdates: promauto.With(o.Registerer).NewCounterVec(prometheus.CounterOpts{
 			Name: "alertmanager_feishu_root_updates_total",
