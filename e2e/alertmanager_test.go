@@ -54,8 +54,10 @@ receivers:
 }
 
 // alerts makes one alert per group that started at since, firing, or
-// resolved a moment ago. Prometheus sends each Alertmanager the same start,
-// which makes the members' notifications alike.
+// resolved a moment ago. Prometheus sends every Alertmanager the same alert,
+// endsAt included, so an HA pair must be given one slice: alerts made per
+// member would resolve at different instants and be different
+// notifications.
 func alerts(n int, since time.Time, resolved bool) []amtest.Alert {
 	out := make([]amtest.Alert, n)
 	for i := range out {
@@ -114,12 +116,17 @@ func TestAlertmanagerHAPairOnTwoReplicas(t *testing.T) {
 
 	const n = 5
 	since := time.Now().Add(-time.Minute)
+	firing := alerts(n, since, false)
 	for _, am := range []*amtest.Alertmanager{am1, am2} {
-		require.NoError(t, am.PostAlerts(alerts(n, since, false)...))
+		require.NoError(t, am.PostAlerts(firing...))
 	}
-	waitForChains(t, fs, n, 1, 10*time.Second)
+	// A clustered Alertmanager sends nothing until gossip has settled:
+	// three quiet polls two seconds apart after the second member joined,
+	// about ten seconds.
+	waitForChains(t, fs, n, 1, 30*time.Second)
+	resolved := alerts(n, since, true)
 	for _, am := range []*amtest.Alertmanager{am1, am2} {
-		require.NoError(t, am.PostAlerts(alerts(n, since, true)...))
+		require.NoError(t, am.PostAlerts(resolved...))
 	}
 	waitForChains(t, fs, n, 2, 10*time.Second)
 
