@@ -99,7 +99,8 @@ func waitForChains(t *testing.T, fs *feishutest.Server, n, each int, within time
 
 // A real Alertmanager HA pair, both members posting every notification to
 // both replicas on one Redis: four copies of each notification, one Feishu
-// message each, and the resolved ones replying to their roots.
+// message each, and the resolved ones replying to their roots; also when
+// the members resolve alerts at different instants.
 func TestAlertmanagerHAPairOnTwoReplicas(t *testing.T) {
 	bin := alertmanagerBinary(t)
 	srv := redistest.Start(t)
@@ -130,9 +131,27 @@ func TestAlertmanagerHAPairOnTwoReplicas(t *testing.T) {
 	}
 	waitForChains(t, fs, n, 2, 10*time.Second)
 
+	// Alerts that time out rather than being resolved: Prometheus's last
+	// update, which would have pushed endsAt further, reached one member
+	// and not the other. Both endsAt fall between the same two flushes
+	// (one a second after the alerts came, one two seconds later), so each
+	// member sends a resolved notification of its own before it can learn
+	// of the other's, and the two are one message.
+	start := time.Now()
+	timingOut := func(endsAt time.Time) []amtest.Alert {
+		out := alerts(2*n, start, false)[n:]
+		for i := range out {
+			out[i].EndsAt = endsAt
+		}
+		return out
+	}
+	require.NoError(t, am1.PostAlerts(timingOut(start.Add(2200*time.Millisecond))...))
+	require.NoError(t, am2.PostAlerts(timingOut(start.Add(2600*time.Millisecond))...))
+	waitForChains(t, fs, 2*n, 2, 15*time.Second)
+
 	// Nothing more comes: a few more group intervals pass quietly.
 	time.Sleep(3 * time.Second)
-	requireChains(t, fs, n, 2)
+	requireChains(t, fs, 2*n, 2)
 
 	posts := 0
 	for _, s := range []*servicetest.Service{a, b} {

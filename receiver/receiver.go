@@ -363,6 +363,19 @@ func (h *Handler) deliver(ctx context.Context, pl *Pipeline, rc *config.Receiver
 		logger.Debug("notification already delivered")
 		return result{receiver: rc.Name, target: target, status: "deduped"}
 	}
+	var resolution string
+	if p.Resolved() {
+		resolution = webhook.ResolutionKey(rc.Name, p)
+		if rec.Root == "" && rec.Closed.Root != "" {
+			if rec.Closed.Resolution == resolution {
+				logger.Debug("group already resolved by the same alerts with another endsAt")
+				return result{receiver: rc.Name, target: target, status: "deduped"}
+			}
+			// A late resolution of other alerts still belongs to the
+			// incident it ends.
+			rec.Root = rec.Closed.Root
+		}
+	}
 
 	mentions := pl.Mentions.For(ctx, rc, p)
 	for _, u := range mentions.Unresolved {
@@ -425,7 +438,7 @@ func (h *Handler) deliver(ctx context.Context, pl *Pipeline, rc *config.Receiver
 		root = msgID
 	}
 	err = h.store.Commit(ctx, state.Delivery{
-		Chain: chain, Notification: key, Root: root, Close: p.Resolved(), At: h.now(),
+		Chain: chain, Notification: key, Root: root, Close: p.Resolved(), Resolution: resolution, At: h.now(),
 	})
 	if err != nil {
 		// Feishu has the message but the state does not. A 200 now would

@@ -200,6 +200,59 @@ func TestChainAcrossAGroupsLife(t *testing.T) {
 	})
 }
 
+// editAlerts returns body with its alerts passed through edit, as another
+// Alertmanager (or a later one) would have sent them.
+func editAlerts(t *testing.T, body []byte, edit func(alerts []map[string]any) []map[string]any) []byte {
+	t.Helper()
+	var p map[string]any
+	require.NoError(t, json.Unmarshal(body, &p))
+	var alerts []map[string]any
+	for _, a := range p["alerts"].([]any) {
+		alerts = append(alerts, a.(map[string]any))
+	}
+	p["alerts"] = edit(alerts)
+	out, err := json.Marshal(p)
+	require.NoError(t, err)
+	return out
+}
+
+// After a group resolved: the same resolution from an HA peer that timed
+// the alerts out on its own clock (another endsAt) is not news, while a
+// resolution of other alerts replies to the closed chain instead of
+// starting one of its own.
+func TestLateResolutionsAfterTheChainClosed(t *testing.T) {
+	forAPIs(t, func(t *testing.T, api string) {
+		e := newEnv(t, api, feishutest.AppSecret)
+		for _, name := range []string{"firing-HighCPU-seq1-first-notification.json", "resolved-HighCPU-seq4-all-alerts-resolved.json"} {
+			code, a := e.post(t, "/webhook", payload(t, name))
+			require.Equal(t, http.StatusOK, code, a.Error)
+		}
+		require.Len(t, e.feishu.Messages(), 2)
+		resolved := payload(t, "resolved-HighCPU-seq4-all-alerts-resolved.json")
+
+		peer := editAlerts(t, resolved, func(alerts []map[string]any) []map[string]any {
+			for _, a := range alerts {
+				a["endsAt"] = "2026-11-24T23:07:12.731Z"
+			}
+			return alerts
+		})
+		e.requireDeduped(t, peer, "infra", 2)
+
+		fewer := editAlerts(t, resolved, func(alerts []map[string]any) []map[string]any { return alerts[:1] })
+		code, a := e.post(t, "/webhook", fewer)
+		require.Equal(t, http.StatusOK, code, a.Error)
+		require.Equal(t, "sent", a.Receivers["infra"])
+		msgs := e.feishu.Messages()
+		require.Len(t, msgs, 3)
+		require.Equal(t, msgs[0].ID, msgs[2].RootID, "a late resolution replies to the chain it ends")
+		// The chain stays closed, remembering the latest resolution.
+		e.requireDeduped(t, editAlerts(t, fewer, func(alerts []map[string]any) []map[string]any {
+			alerts[0]["endsAt"] = "2026-11-24T23:07:13.002Z"
+			return alerts
+		}), "infra", 3)
+	})
+}
+
 func TestExactRepeatIsNotSentAgain(t *testing.T) {
 	forAPIs(t, func(t *testing.T, api string) {
 		e := newEnv(t, api, feishutest.AppSecret)

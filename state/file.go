@@ -20,6 +20,7 @@ var (
 	bucketChains    = []byte("chains")
 	bucketDelivered = []byte("delivered")
 	bucketAttempts  = []byte("attempts")
+	bucketClosed    = []byte("closed")
 )
 
 // sweepEvery is how often expired entries are deleted from the file.
@@ -38,8 +39,9 @@ type File struct {
 }
 
 type chainValue struct {
-	Root    string    `json:"root"`
-	Updated time.Time `json:"updated"`
+	Root       string    `json:"root"`
+	Resolution string    `json:"resolution,omitempty"` // closed chains only
+	Updated    time.Time `json:"updated"`
 }
 
 // OpenFile opens (or creates) the store at path. bbolt holds an exclusive
@@ -60,7 +62,7 @@ func OpenFile(path string, opts Options, logger *slog.Logger) (*File, error) {
 	// waits at most this long for company.
 	db.MaxBatchDelay = time.Millisecond
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketChains, bucketDelivered, bucketAttempts} {
+		for _, b := range [][]byte{bucketChains, bucketDelivered, bucketAttempts, bucketClosed} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -97,6 +99,15 @@ func (f *File) Load(_ context.Context, chain, notification string) (Record, erro
 				r.Root = c.Root
 			}
 		}
+		if v := tx.Bucket(bucketClosed).Get([]byte(chain)); v != nil && r.Root == "" {
+			var c chainValue
+			if err := json.Unmarshal(v, &c); err != nil {
+				return fmt.Errorf("closed chain %s: %w", chain, err)
+			}
+			if now.Sub(c.Updated) < f.opts.DedupeWindow {
+				r.Closed = Closure{Root: c.Root, Resolution: c.Resolution}
+			}
+		}
 		if v := tx.Bucket(bucketDelivered).Get([]byte(notification)); len(v) == 8 {
 			r.Delivered = now.Sub(decodeTime(v)) < f.opts.DedupeWindow
 		}
@@ -124,7 +135,11 @@ func (f *File) Begin(_ context.Context, _, notification, attempt string, at time
 
 // Commit implements Store.
 func (f *File) Commit(_ context.Context, d Delivery) error {
-	chain, err := json.Marshal(chainValue{Root: d.Root, Updated: d.At})
+	cv := chainValue{Root: d.Root, Updated: d.At}
+	if d.Close {
+		cv.Resolution = d.Resolution
+	}
+	chain, err := json.Marshal(cv)
 	if err != nil {
 		return err
 	}
@@ -135,11 +150,16 @@ func (f *File) Commit(_ context.Context, d Delivery) error {
 		if err := tx.Bucket(bucketAttempts).Delete([]byte(d.Notification)); err != nil {
 			return err
 		}
-		chains := tx.Bucket(bucketChains)
+		// A chain is in one bucket or the other: open chains alone are
+		// counted, and a firing after a closure starts afresh.
+		into, from := tx.Bucket(bucketChains), tx.Bucket(bucketClosed)
 		if d.Close {
-			return chains.Delete([]byte(d.Chain))
+			into, from = from, into
 		}
-		return chains.Put([]byte(d.Chain), chain)
+		if err := from.Delete([]byte(d.Chain)); err != nil {
+			return err
+		}
+		return into.Put([]byte(d.Chain), chain)
 	})
 	if err != nil {
 		return fmt.Errorf("commit state: %w", err)
@@ -185,7 +205,8 @@ func (f *File) sweepLoop() {
 	}
 }
 
-// sweep deletes chains, dedupe keys and attempts past their retention.
+// sweep deletes chains, closures, dedupe keys and attempts past their
+// retention.
 func (f *File) sweep() error {
 	now := f.now()
 	return f.db.Update(func(tx *bolt.Tx) error {
@@ -196,6 +217,10 @@ func (f *File) sweep() error {
 			{bucketChains, func(v []byte) bool {
 				var cv chainValue
 				return json.Unmarshal(v, &cv) != nil || now.Sub(cv.Updated) >= f.opts.ChainTTL
+			}},
+			{bucketClosed, func(v []byte) bool {
+				var cv chainValue
+				return json.Unmarshal(v, &cv) != nil || now.Sub(cv.Updated) >= f.opts.DedupeWindow
 			}},
 			{bucketDelivered, func(v []byte) bool {
 				return len(v) != 8 || now.Sub(decodeTime(v)) >= f.opts.DedupeWindow

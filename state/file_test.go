@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/common/promslog"
 	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
 )
 
 var opts = Options{ChainTTL: time.Hour, DedupeWindow: 10 * time.Minute}
@@ -26,6 +27,7 @@ func TestFileRetention(t *testing.T) {
 	defer f.Close()
 	start := time.Now()
 	require.NoError(t, f.Commit(ctx, Delivery{Chain: "c", Notification: "n", Root: "om_1", At: start}))
+	require.NoError(t, f.Commit(ctx, Delivery{Chain: "closed", Notification: "r", Root: "om_2", Close: true, Resolution: "res", At: start}))
 
 	f.now = func() time.Time { return start.Add(opts.DedupeWindow + time.Second) }
 	rec, err := f.Load(ctx, "c", "n")
@@ -41,6 +43,12 @@ func TestFileRetention(t *testing.T) {
 	n, err := f.Chains(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 0, n, "the sweep deletes what expired")
+	require.NoError(t, f.db.View(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketChains, bucketClosed, bucketDelivered, bucketAttempts} {
+			require.Zero(t, tx.Bucket(b).Stats().KeyN, "bucket %s swept", b)
+		}
+		return nil
+	}))
 }
 
 func TestFileSurvivesRestart(t *testing.T) {

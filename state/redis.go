@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 // Commit stays one atomic script:
 //
 //	P{chain}:root            root message ID, expires ChainTTL after the last message
+//	P{chain}:closed          "<resolution> <root>" of the closed chain, DedupeWindow
 //	P{chain}:lock            owner token of the replica handling the group
 //	P{chain}:done:<key>      notification delivered, expires after DedupeWindow
 //	P{chain}:attempt:<key>   idempotency key of an unrecorded attempt, AttemptTTL
@@ -92,8 +94,8 @@ return 0`)
 	// commit records a delivery if the caller still holds the group's lock:
 	// a replica whose lock expired while it sent must not overwrite the
 	// chain its successor may have rooted meanwhile.
-	// KEYS: lock, root, done, attempt. ARGV: token, root, close (0/1),
-	// chain TTL ms, dedupe window ms.
+	// KEYS: lock, root, done, attempt, closed. ARGV: token, root, close
+	// (0/1), chain TTL ms, dedupe window ms, resolution.
 	commit = redis.NewScript(`
 if redis.call("GET", KEYS[1]) ~= ARGV[1] then
   return redis.error_reply("LOST group lock expired before the delivery was recorded")
@@ -102,8 +104,10 @@ redis.call("SET", KEYS[3], "1", "PX", ARGV[5])
 redis.call("DEL", KEYS[4])
 if ARGV[3] == "1" then
   redis.call("DEL", KEYS[2])
+  redis.call("SET", KEYS[5], ARGV[6] .. " " .. ARGV[2], "PX", ARGV[5])
 else
   redis.call("SET", KEYS[2], ARGV[2], "PX", ARGV[4])
+  redis.call("DEL", KEYS[5])
 end
 return 1`)
 )
@@ -260,6 +264,7 @@ func (r *Redis) Load(ctx context.Context, chain, notification string) (Record, e
 		r.key(chain, "root"),
 		r.key(chain, "done:"+notification),
 		r.key(chain, "attempt:"+notification),
+		r.key(chain, "closed"),
 	).Result()
 	if err != nil {
 		return Record{}, fmt.Errorf("load state from redis: %w", err)
@@ -268,6 +273,9 @@ func (r *Redis) Load(ctx context.Context, chain, notification string) (Record, e
 	rec.Root, _ = vals[0].(string)
 	rec.Delivered = vals[1] != nil
 	rec.Attempt, _ = vals[2].(string)
+	if closed, _ := vals[3].(string); closed != "" && rec.Root == "" {
+		rec.Closed.Resolution, rec.Closed.Root, _ = strings.Cut(closed, " ")
+	}
 	return rec, nil
 }
 
@@ -299,9 +307,10 @@ func (r *Redis) Commit(ctx context.Context, d Delivery) error {
 	keys := []string{
 		r.key(d.Chain, "lock"), r.key(d.Chain, "root"),
 		r.key(d.Chain, "done:"+d.Notification), r.key(d.Chain, "attempt:"+d.Notification),
+		r.key(d.Chain, "closed"),
 	}
 	err := commit.Run(ctx, r.client, keys, l.token, d.Root, closeChain,
-		max(r.opts.ChainTTL.Milliseconds(), 1), max(r.opts.DedupeWindow.Milliseconds(), 1)).Err()
+		max(r.opts.ChainTTL.Milliseconds(), 1), max(r.opts.DedupeWindow.Milliseconds(), 1), d.Resolution).Err()
 	if err != nil {
 		return fmt.Errorf("commit state to redis: %w", err)
 	}

@@ -14,11 +14,21 @@ import (
 
 // Record is what is known about one notification of one group.
 type Record struct {
-	Root      string // root message ID of the group's open chain; "" if none
-	Delivered bool   // this notification was delivered inside the dedupe window
+	Root string // root message ID of the group's open chain; "" if none
+	// Closed is the chain the group's last resolution closed, within the
+	// dedupe window; zero while a chain is open.
+	Closed    Closure
+	Delivered bool // this notification was delivered inside the dedupe window
 	// Attempt is the idempotency key of an earlier attempt at this
 	// notification that was not recorded as delivered, within AttemptTTL.
 	Attempt string
+}
+
+// Closure is how a group's chain ended: a late resolved notification still
+// belongs to it, and an HA peer's copy of the same resolution is not news.
+type Closure struct {
+	Root       string // the closed chain's root message
+	Resolution string // what resolved the group (webhook.ResolutionKey)
 }
 
 // AttemptTTL is how long an attempt's idempotency key is reused: Feishu
@@ -32,6 +42,7 @@ type Delivery struct {
 	Notification string    // notification key
 	Root         string    // the chain's root message after this delivery
 	Close        bool      // the group resolved: the chain ends
+	Resolution   string    // with Close: what resolved the group
 	At           time.Time // when it was delivered
 }
 
@@ -39,8 +50,8 @@ type Delivery struct {
 type Store interface {
 	// Lock waits until no one else holds chain's lock, then takes it.
 	Lock(ctx context.Context, chain string) (unlock func(), err error)
-	// Load returns the chain's root and whether the notification was
-	// delivered already.
+	// Load returns the chain's root, or how it was closed, and whether the
+	// notification was delivered already.
 	Load(ctx context.Context, chain, notification string) (Record, error)
 	// Begin records that notification is about to be sent with the
 	// idempotency key attempt, so that a retry after a crash or a timeout

@@ -111,12 +111,18 @@ func testChains(t *testing.T, b backend) {
 	require.Equal(t, Record{}, load(t, other, "another", "n9"), "chains are apart")
 	require.Equal(t, 1, chains(t, other))
 
-	commitLocked(t, other, Delivery{Chain: "chain", Notification: "n2", Root: "om_root", Close: true, At: now})
-	require.Equal(t, Record{Delivered: true}, load(t, a, "chain", "n2"))
-	require.Equal(t, 0, chains(t, a))
+	commitLocked(t, other, Delivery{Chain: "chain", Notification: "n2", Root: "om_root", Close: true, Resolution: "r1", At: now})
+	closed := Closure{Root: "om_root", Resolution: "r1"}
+	require.Equal(t, Record{Closed: closed, Delivered: true}, load(t, a, "chain", "n2"))
+	require.Equal(t, Record{Closed: closed}, load(t, a, "chain", "n3"), "a closed chain is remembered for late notifications")
+	require.Equal(t, 0, chains(t, a), "a closed chain is not counted")
 
 	commitLocked(t, a, Delivery{Chain: "chain", Notification: "n3", Root: "om_new", At: now})
-	require.Equal(t, Record{Root: "om_new"}, load(t, other, "chain", "n4"), "the next firing starts a new chain")
+	require.Equal(t, Record{Root: "om_new"}, load(t, other, "chain", "n4"), "the next firing starts a new chain, the closure forgotten")
+	require.Equal(t, 1, chains(t, a))
+
+	commitLocked(t, other, Delivery{Chain: "chain", Notification: "n5", Root: "om_new", Close: true, Resolution: "r2", At: now})
+	require.Equal(t, Record{Closed: Closure{Root: "om_new", Resolution: "r2"}}, load(t, a, "chain", "n6"))
 }
 
 // Dedupe keys last the dedupe window and chains their TTL, on the real clock.
@@ -131,6 +137,11 @@ func testExpiry(t *testing.T, b backend) {
 	require.Equal(t, "om_1", load(t, s, "c", "n").Root, "the chain outlives the dedupe key")
 	require.Eventually(t, func() bool { return load(t, s, "c", "n").Root == "" }, 5*time.Second, 20*time.Millisecond,
 		"past the chain TTL a new chain starts")
+
+	commitLocked(t, s, Delivery{Chain: "c", Notification: "r", Root: "om_2", Close: true, Resolution: "res", At: time.Now()})
+	require.Equal(t, "om_2", load(t, s, "c", "n").Closed.Root)
+	require.Eventually(t, func() bool { return load(t, s, "c", "n").Closed == Closure{} }, 2*time.Second, 20*time.Millisecond,
+		"a closure lasts the dedupe window")
 }
 
 // An attempt's key is kept until the notification is committed, and no

@@ -137,10 +137,29 @@ func NotificationKey(receiver string, p *Payload) string {
 			formatTime(a.StartsAt) + "\x00" + formatTime(a.EndsAt)
 	}
 	sort.Strings(alerts)
+	return hashFields(append([]string{receiver, p.GroupKey, p.Status}, alerts...))
+}
+
+// ResolutionKey identifies what a resolved notification resolves: a hash
+// of the receiver, the group key and the sorted (fingerprint, startsAt) of
+// its alerts, without their endsAt. The members of an HA pair stamp endsAt
+// on their own when an alert times out (Alertmanager's resolve_timeout, or
+// Prometheus's last update reaching one member and not the other), so one
+// resolution may come as two notifications; their resolution keys agree.
+func ResolutionKey(receiver string, p *Payload) string {
+	alerts := make([]string, len(p.Alerts))
+	for i, a := range p.Alerts {
+		alerts[i] = a.Fingerprint + "\x00" + formatTime(a.StartsAt)
+	}
+	sort.Strings(alerts)
+	return hashFields(append([]string{"resolution", receiver, p.GroupKey}, alerts...))
+}
+
+// hashFields is the hex SHA-256 of fields, each length-prefixed so that no
+// two different lists produce the same byte stream.
+func hashFields(fields []string) string {
 	h := sha256.New()
-	for _, s := range append([]string{receiver, p.GroupKey, p.Status}, alerts...) {
-		// Length-prefix every field so that no two different inputs can
-		// produce the same byte stream.
+	for _, s := range fields {
 		h.Write([]byte(strconv.Itoa(len(s))))
 		h.Write([]byte{':'})
 		h.Write([]byte(s))

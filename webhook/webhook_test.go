@@ -4,8 +4,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -127,6 +129,31 @@ func TestNotificationKey(t *testing.T) {
 		require.NotContains(t, keys, k, "%s has the key of %s", name, keys[k])
 		keys[k] = name
 	}
+}
+
+// One resolution stamped with two endsAt, as HA peers whose alerts timed
+// out on their own clocks send it, has two notification keys and one
+// resolution key; another start or another alert is another resolution.
+func TestResolutionKey(t *testing.T) {
+	p, err := Decode(strings.NewReader(string(readPayload(t, "resolved-HighCPU-seq4-all-alerts-resolved.json"))))
+	require.NoError(t, err)
+	peer := *p
+	peer.Alerts = slices.Clone(p.Alerts)
+	peer.Alerts[0].EndsAt = peer.Alerts[0].EndsAt.Add(300 * time.Millisecond)
+	peer.Alerts[0], peer.Alerts[1] = peer.Alerts[1], peer.Alerts[0]
+	require.NotEqual(t, NotificationKey("infra", p), NotificationKey("infra", &peer))
+	require.Equal(t, ResolutionKey("infra", p), ResolutionKey("infra", &peer))
+	require.NotEqual(t, ResolutionKey("infra", p), ResolutionKey("dba", p), "the key is per receiver")
+
+	restarted := *p
+	restarted.Alerts = slices.Clone(p.Alerts)
+	restarted.Alerts[0].StartsAt = restarted.Alerts[0].StartsAt.Add(time.Minute)
+	require.NotEqual(t, ResolutionKey("infra", p), ResolutionKey("infra", &restarted))
+
+	fewer := *p
+	fewer.Alerts = p.Alerts[1:]
+	require.NotEqual(t, ResolutionKey("infra", p), ResolutionKey("infra", &fewer))
+	require.NotEqual(t, ResolutionKey("infra", p), NotificationKey("infra", p))
 }
 
 func FuzzDecode(f *testing.F) {
