@@ -216,19 +216,19 @@ func TestAlertmanagerGroupLifecycle(t *testing.T) {
 			since := time.Now()
 
 			require.NoError(t, am.PostAlerts(hostAlert("host-a", since, false), hostAlert("host-b", since, false)))
-			msgs := waitMessages(t, fs, 1, 5*time.Second)
+			msgs := waitMessages(t, fs, 1, 10*time.Second)
 			require.Contains(t, msgs[0].Text, "[FIRING:2] HighCPU")
 
 			require.NoError(t, am.PostAlerts(hostAlert("host-c", since, false)))
-			msgs = waitMessages(t, fs, 2, 5*time.Second)
+			msgs = waitMessages(t, fs, 2, 10*time.Second)
 			require.Contains(t, msgs[1].Text, "[FIRING:3] HighCPU")
 
 			require.NoError(t, am.PostAlerts(hostAlert("host-a", since, true)))
-			msgs = waitMessages(t, fs, 3, 5*time.Second)
+			msgs = waitMessages(t, fs, 3, 10*time.Second)
 			require.Contains(t, msgs[2].Text, "1 resolved, 2 still firing")
 
 			require.NoError(t, am.PostAlerts(hostAlert("host-b", since, true), hostAlert("host-c", since, true)))
-			msgs = waitMessages(t, fs, 4, 5*time.Second)
+			msgs = waitMessages(t, fs, 4, 10*time.Second)
 			require.Contains(t, msgs[3].Text, "[RESOLVED] HighCPU")
 			for _, m := range msgs {
 				require.Equal(t, "oc_infra", m.TargetID)
@@ -250,7 +250,7 @@ func TestAlertmanagerMaxAlerts(t *testing.T) {
 	// As in TestAlertmanagerGroupLifecycle: alerts that start now.
 	since := time.Now()
 	require.NoError(t, am.PostAlerts(hostAlert("host-a", since, false), hostAlert("host-b", since, false), hostAlert("host-c", since, false)))
-	msgs := waitMessages(t, fs, 1, 5*time.Second)
+	msgs := waitMessages(t, fs, 1, 10*time.Second)
 	require.Contains(t, msgs[0].Text, "[FIRING:1] HighCPU")
 	require.Contains(t, msgs[0].Text, "and 2 more alerts not shown")
 }
@@ -305,7 +305,7 @@ func requireOnlyWith(t *testing.T, fs *feishutest.Server, url, credentials strin
 	amcfg := amConfig("alertname", url+"/webhook") + "        http_config:\n          " + credentials + "\n"
 	am := amtest.Run(t, amtest.Options{Binary: alertmanagerBinary(t), Config: amcfg})
 	require.NoError(t, am.PostAlerts(hostAlert("host-a", time.Now(), false)))
-	waitMessages(t, fs, 1, 5*time.Second)
+	waitMessages(t, fs, 1, 10*time.Second)
 }
 
 func appendConfig(t *testing.T, path, more string) {
