@@ -48,7 +48,17 @@ type Target struct {
 	ID   string
 }
 
-func (t Target) String() string { return t.Kind + " " + t.ID }
+// String names the target in logs and errors; "" for none.
+func (t Target) String() string {
+	if t == (Target{}) {
+		return ""
+	}
+	return t.Kind + " " + t.ID
+}
+
+// IsBot reports whether t is a group's custom bot: no tenant token, and
+// rate limits of its own instead of the app's.
+func (t Target) IsBot() bool { return t.Kind == config.TargetWebhook }
 
 // Message is one message to send.
 type Message struct {
@@ -110,9 +120,9 @@ func (c *Client) Send(ctx context.Context, m Message) (string, error) {
 	start := c.now()
 	defer func() { c.metrics.SendDuration.Observe(time.Since(start).Seconds()) }()
 	var id string
-	err := c.retry(ctx, c.endpoint(m), m.Target.String(), func(tok string) (err error) {
+	err := c.retry(ctx, c.endpoint(m), m.Target, func(tok string) (err error) {
 		switch {
-		case m.Target.Kind == config.TargetWebhook:
+		case m.Target.IsBot():
 			return c.sendBot(ctx, m)
 		case c.api == config.APIIMv1:
 			id, err = c.sendIM(ctx, tok, m)
@@ -127,7 +137,7 @@ func (c *Client) Send(ctx context.Context, m Message) (string, error) {
 // endpoint is the API endpoint that sends m.
 func (c *Client) endpoint(m Message) string {
 	switch {
-	case m.Target.Kind == config.TargetWebhook:
+	case m.Target.IsBot():
 		return EndpointBot
 	case c.api != config.APIIMv1:
 		return EndpointV4

@@ -28,7 +28,7 @@ func (c *Client) LookupEmails(ctx context.Context, emails []string) (map[string]
 				Email  string `json:"email"`
 			} `json:"user_list"`
 		}
-		err := c.retry(ctx, EndpointContacts, "", func(tok string) error {
+		err := c.retry(ctx, EndpointContacts, Target{}, func(tok string) error {
 			return c.call(ctx, EndpointContacts, http.MethodPost, "/open-apis/contact/v3/users/batch_get_id?user_id_type=open_id",
 				tok, map[string]any{"emails": chunk}, &data)
 		})

@@ -60,7 +60,7 @@ func (c *Client) UpdateCard(ctx context.Context, messageID string, card Card) er
 	path := "/open-apis/im/v1/messages/" + url.PathEscape(messageID)
 	// An update is bound by the app's limits only: it goes to a message,
 	// not to a chat.
-	return c.retry(ctx, EndpointUpdate, "", func(tok string) error {
+	return c.retry(ctx, EndpointUpdate, Target{}, func(tok string) error {
 		return c.call(ctx, EndpointUpdate, http.MethodPatch, path, tok, struct {
 			Content string `json:"content"`
 		}{content}, nil)

@@ -3,7 +3,6 @@ package feishu
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -34,7 +33,7 @@ type Pacer struct {
 	mu      sync.Mutex
 	limits  config.RateLimit
 	app     *bucket
-	targets map[string]*bucket
+	targets map[Target]*bucket
 }
 
 // How a bucket slowed by Feishu's refusals recovers: its rate doubles back
@@ -102,7 +101,7 @@ func NewPacer(limits config.RateLimit, m *Metrics) *Pacer {
 		metrics: m,
 		now:     time.Now,
 		limits:  limits,
-		targets: map[string]*bucket{},
+		targets: map[Target]*bucket{},
 		app: newBucket(perSecond(limits.PerApp),
 			rate.NewLimiter(perSecond(limits.PerAppMinute/60), minuteBurst(limits))),
 	}
@@ -135,7 +134,7 @@ func (p *Pacer) SetLimits(l config.RateLimit) {
 	p.app.limiters[1].SetLimitAt(now, perSecond(l.PerAppMinute/60))
 	p.app.limiters[1].SetBurstAt(now, minuteBurst(l))
 	for target, b := range p.targets {
-		if isBot(target) {
+		if target.IsBot() {
 			b.limit = perSecond(l.PerBot)
 			b.limiters[1].SetLimitAt(now, perSecond(l.PerBotMinute/60))
 			b.limiters[1].SetBurstAt(now, botMinuteBurst(l))
@@ -148,10 +147,10 @@ func (p *Pacer) SetLimits(l config.RateLimit) {
 
 // target returns the bucket of target, creating it. Targets come from the
 // configuration, so the map stays small. It is called with p.mu held.
-func (p *Pacer) target(target string) *bucket {
+func (p *Pacer) target(target Target) *bucket {
 	b, ok := p.targets[target]
 	if !ok {
-		if isBot(target) {
+		if target.IsBot() {
 			b = newBucket(perSecond(p.limits.PerBot), rate.NewLimiter(perSecond(p.limits.PerBotMinute/60), botMinuteBurst(p.limits)))
 		} else {
 			b = newBucket(perSecond(p.limits.PerChat))
@@ -160,10 +159,6 @@ func (p *Pacer) target(target string) *bucket {
 	}
 	return b
 }
-
-// isBot reports whether target is a custom bot, whose limits are its own
-// (per second and per minute) and not the app's.
-func isBot(target string) bool { return strings.HasPrefix(target, config.TargetWebhook+" ") }
 
 // botMinuteBurst is, like minuteBurst, half a minute's worth.
 func botMinuteBurst(l config.RateLimit) int { return max(1, int(l.PerBotMinute/2)) }
@@ -178,11 +173,11 @@ func (e *SlotError) Error() string {
 	return "feishu rate limit: no send slot for " + e.Target + " before the delivery deadline"
 }
 
-// Wait blocks until a send to target may go, target "" meaning one bound
-// by the app's limits only. It returns a *SlotError at once if the slot is
+// Wait blocks until a send to target may go, the zero Target meaning one
+// bound by the app's limits only. It returns a *SlotError at once if the slot is
 // past ctx's deadline, so that the caller can answer for a retry instead of
 // waiting in vain; a refused slot is given back.
-func (p *Pacer) Wait(ctx context.Context, target string) error {
+func (p *Pacer) Wait(ctx context.Context, target Target) error {
 	start := p.now()
 	defer func() { p.metrics.RateLimitWait.Observe(p.now().Sub(start).Seconds()) }()
 	for {
@@ -191,7 +186,7 @@ func (p *Pacer) Wait(ctx context.Context, target string) error {
 			return err
 		}
 		if err := sleep(ctx, wait); err != nil {
-			return &SlotError{Target: target}
+			return &SlotError{Target: target.String()}
 		}
 		// Feishu may have refused other sends while this one waited. Its
 		// slot was reckoned before that: take a new one after the pause,
@@ -206,7 +201,7 @@ func (p *Pacer) Wait(ctx context.Context, target string) error {
 // returns how long until it comes. The slots are taken together, under one
 // lock, so that a send refused for one bucket takes nothing from the
 // others.
-func (p *Pacer) reserve(ctx context.Context, target string) (time.Duration, error) {
+func (p *Pacer) reserve(ctx context.Context, target Target) (time.Duration, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	buckets := p.buckets(target)
@@ -231,13 +226,13 @@ func (p *Pacer) reserve(ctx context.Context, target string) (time.Duration, erro
 		for _, r := range taken {
 			r.CancelAt(now)
 		}
-		return 0, &SlotError{Target: target}
+		return 0, &SlotError{Target: target.String()}
 	}
 	return wait, nil
 }
 
 // paused reports whether a bucket of target is paused now.
-func (p *Pacer) paused(target string) bool {
+func (p *Pacer) paused(target Target) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.now()
@@ -251,24 +246,24 @@ func (p *Pacer) paused(target string) bool {
 
 // buckets are the app's bucket and target's, or a custom bot's alone. It
 // is called with p.mu held.
-func (p *Pacer) buckets(target string) []*bucket {
+func (p *Pacer) buckets(target Target) []*bucket {
 	switch {
-	case target == "":
+	case target == Target{}:
 		return []*bucket{p.app}
-	case isBot(target):
+	case target.IsBot():
 		return []*bucket{p.target(target)}
 	}
 	return []*bucket{p.app, p.target(target)}
 }
 
-// Slow pauses sends to target (or, for "", every send) for d, and slows
-// them down, because Feishu said its limit was reached. An unlimited
-// bucket is only paused: there is no rate to halve.
-func (p *Pacer) Slow(target string, d time.Duration) {
+// Slow pauses sends to target (or, for the zero Target, every send) for d,
+// and slows them down, because Feishu said its limit was reached. An
+// unlimited bucket is only paused: there is no rate to halve.
+func (p *Pacer) Slow(target Target, d time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	b := p.app
-	if target != "" {
+	if target != (Target{}) {
 		b = p.target(target)
 	}
 	b.slow(p.now(), d)

@@ -18,12 +18,12 @@ func TestPacerSlowsDownAndRecovers(t *testing.T) {
 	now := time.Now()
 	p := NewPacer(config.RateLimit{PerChat: 8, PerApp: 64}, NewMetrics(prometheus.NewRegistry()))
 	p.now = func() time.Time { return now }
-	const chat = "chat_id oc_1"
-	rateOf := func(target string) rate.Limit {
+	chat := Target{Kind: config.TargetChatID, ID: "oc_1"}
+	rateOf := func(target Target) rate.Limit {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		b := p.app
-		if target != "" {
+		if target != (Target{}) {
 			b = p.target(target)
 		}
 		return b.limiters[0].Limit()
@@ -32,7 +32,7 @@ func TestPacerSlowsDownAndRecovers(t *testing.T) {
 	p.Slow(chat, 0)
 	p.Slow(chat, 0) // the same round of refusals
 	require.Equal(t, rate.Limit(4), rateOf(chat))
-	require.Equal(t, rate.Limit(64), rateOf(""), "a chat's refusal leaves the app alone")
+	require.Equal(t, rate.Limit(64), rateOf(Target{}), "a chat's refusal leaves the app alone")
 	for range 10 {
 		now = now.Add(time.Second)
 		p.Slow(chat, 0)
@@ -48,6 +48,6 @@ func TestPacerSlowsDownAndRecovers(t *testing.T) {
 	}
 	require.Equal(t, rate.Limit(8), rateOf(chat), "and no further than configured")
 
-	p.Slow("", time.Second)
-	require.Equal(t, rate.Limit(32), rateOf(""))
+	p.Slow(Target{}, time.Second)
+	require.Equal(t, rate.Limit(32), rateOf(Target{}))
 }

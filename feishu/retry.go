@@ -25,13 +25,13 @@ const (
 // attempt could not start before ctx's deadline; then it returns the last
 // error. A rejected token is replaced and the call made again at once, but
 // only once: a second rejection is not the token's fault.
-func (c *Client) retry(ctx context.Context, endpoint, target string, call func(tok string) error) error {
+func (c *Client) retry(ctx context.Context, endpoint string, target Target, call func(tok string) error) error {
 	var last error
 	tokenRetried := false
 	for n := 0; ; n++ {
 		var tok string
 		var err error
-		if endpoint != EndpointBot { // a custom bot's URL is its credential
+		if !target.IsBot() { // a custom bot's URL is its credential
 			tok, err = c.tenantToken(ctx)
 		}
 		if err == nil {
@@ -63,7 +63,7 @@ func (c *Client) retry(ctx context.Context, endpoint, target string, call func(t
 
 		reason, delay := "transient", backoff(retryInitial, n)
 		scope := rateLimited(err)
-		if scope != notLimited && endpoint == EndpointBot {
+		if scope != notLimited && target.IsBot() {
 			scope = targetLimited // a custom bot's limits are its own
 		}
 		switch scope {
@@ -76,7 +76,7 @@ func (c *Client) retry(ctx context.Context, endpoint, target string, call func(t
 			// Every send to the same limit would be refused too: pause
 			// them all rather than let each find out for itself.
 			if scope == appLimited {
-				c.pacer.Slow("", delay)
+				c.pacer.Slow(Target{}, delay)
 			} else {
 				c.pacer.Slow(target, delay)
 			}
@@ -85,7 +85,7 @@ func (c *Client) retry(ctx context.Context, endpoint, target string, call func(t
 			return err
 		}
 		c.metrics.Retries.WithLabelValues(endpoint, reason).Inc()
-		c.logger.Debug("feishu call failed, retrying", "endpoint", endpoint, "target", target, "in", delay, "err", err)
+		c.logger.Debug("feishu call failed, retrying", "endpoint", endpoint, "target", target.String(), "in", delay, "err", err)
 		if sleep(ctx, delay) != nil {
 			return err
 		}
