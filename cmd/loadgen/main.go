@@ -50,6 +50,7 @@ type options struct {
 	clients, notifications, alerts, warmup int
 	state, api, msgType, binary            string
 	maxProcs                               int
+	cpuProfile                             string
 }
 
 func main() {
@@ -63,6 +64,7 @@ func main() {
 	flag.StringVar(&o.msgType, "msg-type", "interactive", "text, post or interactive")
 	flag.StringVar(&o.binary, "service.binary", "", "the service binary; built from this module when empty")
 	flag.IntVar(&o.maxProcs, "service.gomaxprocs", 0, "GOMAXPROCS for the service; 0 leaves Go's default")
+	flag.StringVar(&o.cpuProfile, "service.cpuprofile", "", "write the service's CPU profile of the measured run's first seconds to this file")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
@@ -131,12 +133,21 @@ func run(o options) error {
 		return err
 	}
 
+	profiled := make(chan error, 1)
+	if o.cpuProfile != "" {
+		go func() { profiled <- profile(svc.URL, o.cpuProfile, 3*time.Second) }()
+	} else {
+		profiled <- nil
+	}
 	start := time.Now()
 	res, err := drive(client, svc.URL, bodies, &next, o.clients, o.notifications)
 	if err != nil {
 		return err
 	}
 	elapsed := time.Since(start)
+	if err := <-profiled; err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
 	after, err := cpuTimes(pids)
 	if err != nil {
 		return err
@@ -162,6 +173,28 @@ func run(o options) error {
 		return fmt.Errorf("not every notification became exactly one message")
 	}
 	return nil
+}
+
+// profile saves the service's CPU profile over the next d, from the
+// /debug/pprof endpoint the service serves.
+func profile(url, path string, d time.Duration) error {
+	resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", url, int(d.Seconds())))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s", resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 type result struct {
