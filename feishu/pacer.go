@@ -174,9 +174,9 @@ func (e *SlotError) Error() string {
 }
 
 // Wait blocks until a send to target may go, the zero Target meaning one
-// bound by the app's limits only. It returns a *SlotError at once if the slot is
-// past ctx's deadline, so that the caller can answer for a retry instead of
-// waiting in vain; a refused slot is given back.
+// bound by the app's limits only. It returns a *SlotError at once if the
+// slot is past ctx's deadline, so that the caller can answer for a retry
+// instead of waiting in vain; a refused slot is given back.
 func (p *Pacer) Wait(ctx context.Context, target Target) error {
 	start := p.now()
 	defer func() { p.metrics.RateLimitWait.Observe(p.now().Sub(start).Seconds()) }()
