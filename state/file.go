@@ -90,23 +90,19 @@ func (f *File) Load(_ context.Context, chain, notification string) (Record, erro
 	var r Record
 	now := f.now()
 	err := f.db.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketChains).Get([]byte(chain)); v != nil {
-			var c chainValue
-			if err := json.Unmarshal(v, &c); err != nil {
-				return fmt.Errorf("chain %s: %w", chain, err)
-			}
-			if now.Sub(c.Updated) < f.opts.ChainTTL {
-				r.Root = c.Root
-			}
+		open, ok, err := readChain(tx, bucketChains, chain, f.opts.ChainTTL, now)
+		if err != nil {
+			return err
 		}
-		if v := tx.Bucket(bucketClosed).Get([]byte(chain)); v != nil && r.Root == "" {
-			var c chainValue
-			if err := json.Unmarshal(v, &c); err != nil {
-				return fmt.Errorf("closed chain %s: %w", chain, err)
-			}
-			if now.Sub(c.Updated) < f.opts.DedupeWindow {
-				r.Closed = Closure{Root: c.Root, Resolution: c.Resolution}
-			}
+		if ok {
+			r.Root = open.Root
+		}
+		closed, ok, err := readChain(tx, bucketClosed, chain, f.opts.DedupeWindow, now)
+		if err != nil {
+			return err
+		}
+		if ok && r.Root == "" {
+			r.Closed = Closure{Root: closed.Root, Resolution: closed.Resolution}
 		}
 		if v := tx.Bucket(bucketDelivered).Get([]byte(notification)); len(v) == 8 {
 			r.Delivered = now.Sub(decodeTime(v)) < f.opts.DedupeWindow
@@ -120,6 +116,19 @@ func (f *File) Load(_ context.Context, chain, notification string) (Record, erro
 		return Record{}, fmt.Errorf("load state: %w", err)
 	}
 	return r, nil
+}
+
+// readChain decodes the value stored for chain in bucket; ok is false when
+// there is none or it is older than ttl.
+func readChain(tx *bolt.Tx, bucket []byte, chain string, ttl time.Duration, now time.Time) (c chainValue, ok bool, err error) {
+	v := tx.Bucket(bucket).Get([]byte(chain))
+	if v == nil {
+		return c, false, nil
+	}
+	if err := json.Unmarshal(v, &c); err != nil {
+		return c, false, fmt.Errorf("chain %s in bucket %s: %w", chain, bucket, err)
+	}
+	return c, now.Sub(c.Updated) < ttl, nil
 }
 
 // Begin implements Store.
@@ -214,14 +223,8 @@ func (f *File) sweep() error {
 			name    []byte
 			expired func(v []byte) bool
 		}{
-			{bucketChains, func(v []byte) bool {
-				var cv chainValue
-				return json.Unmarshal(v, &cv) != nil || now.Sub(cv.Updated) >= f.opts.ChainTTL
-			}},
-			{bucketClosed, func(v []byte) bool {
-				var cv chainValue
-				return json.Unmarshal(v, &cv) != nil || now.Sub(cv.Updated) >= f.opts.DedupeWindow
-			}},
+			{bucketChains, chainOlder(f.opts.ChainTTL, now)},
+			{bucketClosed, chainOlder(f.opts.DedupeWindow, now)},
 			{bucketDelivered, func(v []byte) bool {
 				return len(v) != 8 || now.Sub(decodeTime(v)) >= f.opts.DedupeWindow
 			}},
@@ -245,6 +248,15 @@ func (f *File) sweep() error {
 		}
 		return nil
 	})
+}
+
+// chainOlder reports whether a stored chain value is unreadable or older
+// than ttl.
+func chainOlder(ttl time.Duration, now time.Time) func(v []byte) bool {
+	return func(v []byte) bool {
+		var cv chainValue
+		return json.Unmarshal(v, &cv) != nil || now.Sub(cv.Updated) >= ttl
+	}
 }
 
 func encodeTime(t time.Time) []byte {
