@@ -2,6 +2,7 @@ package feishu_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -20,11 +21,14 @@ func newBotClient(t *testing.T, s *feishutest.Server) (*feishu.Client, *feishu.M
 	return newClientWith(t, s, config.Feishu{API: config.APIIMv1}, "", config.RateLimit{PerBot: 5, PerBotMinute: 100})
 }
 
-func botMessage(s *feishutest.Server, token, secret, typ string, content any) feishu.Message {
-	return feishu.Message{
-		Target: feishu.Target{Kind: config.TargetWebhook, ID: "team-bot"}, Type: typ, Content: content,
-		Webhook: feishu.Webhook{URL: s.BotURL(token), Secret: secret},
-	}
+// botOf is c's sender to the stand-in's bot with token, signing with
+// secret.
+func botOf(c *feishu.Client, s *feishutest.Server, token, secret string) feishu.Sender {
+	return c.Bot(feishu.Webhook{URL: s.BotURL(token), Secret: secret})
+}
+
+func botMessage(typ string, content any) feishu.Message {
+	return feishu.Message{Target: feishu.Target{Kind: config.TargetWebhook, ID: "team-bot"}, Type: typ, Content: content}
 }
 
 // Each message type goes through a signed custom bot, without any token.
@@ -37,7 +41,7 @@ func TestBotSendsEveryTypeSigned(t *testing.T) {
 		config.MsgPost:        feishu.Post{Locale: "en_us", Title: "t", Paragraphs: [][]feishu.PostNode{{{Tag: "text", Text: "disk full"}}}},
 		config.MsgInteractive: testCard("disk full", false),
 	} {
-		id, err := c.Send(context.Background(), botMessage(s, "tok", "s3cret", typ, content))
+		id, err := botOf(c, s, "tok", "s3cret").Send(context.Background(), botMessage(typ, content))
 		require.NoError(t, err, typ)
 		require.Empty(t, id, "a custom bot answers no message ID")
 	}
@@ -55,14 +59,18 @@ func TestBotErrors(t *testing.T) {
 	c, _ := newBotClient(t, s)
 	ctx := context.Background()
 
-	for name, msg := range map[string]feishu.Message{
-		"wrong secret":   botMessage(s, "tok", "other", config.MsgText, feishu.Text{Text: "x"}),
-		"no signature":   botMessage(s, "tok", "", config.MsgText, feishu.Text{Text: "x"}),
-		"unknown hook":   botMessage(s, "gone", "", config.MsgText, feishu.Text{Text: "x"}),
-		"too big a body": botMessage(s, "tok", "s3cret", config.MsgText, feishu.Text{Text: string(make([]byte, feishutest.BotMaxBytes))}),
+	x := botMessage(config.MsgText, feishu.Text{Text: "x"})
+	for name, tc := range map[string]struct {
+		bot feishu.Sender
+		msg feishu.Message
+	}{
+		"wrong secret":   {botOf(c, s, "tok", "other"), x},
+		"no signature":   {botOf(c, s, "tok", ""), x},
+		"unknown hook":   {botOf(c, s, "gone", ""), x},
+		"too big a body": {botOf(c, s, "tok", "s3cret"), botMessage(config.MsgText, feishu.Text{Text: string(make([]byte, feishutest.BotMaxBytes))})},
 	} {
 		before := s.Sends()
-		_, err := c.Send(ctx, msg)
+		_, err := tc.bot.Send(ctx, tc.msg)
 		require.Error(t, err, name)
 		require.Equal(t, feishu.Permanent, feishu.Classify(err), "%s: %v", name, err)
 		require.Equal(t, before+1, s.Sends(), "%s: not retried", name)
@@ -75,7 +83,7 @@ func TestBotErrors(t *testing.T) {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	for range 6 {
-		_, err := c.Send(ctx, botMessage(s, "tok", "s3cret", config.MsgText, feishu.Text{Text: "x"}))
+		_, err := botOf(c, s, "tok", "s3cret").Send(ctx, x)
 		require.NoError(t, err)
 	}
 	require.Len(t, s.Messages(), 6)
@@ -87,9 +95,43 @@ func TestBotTransportErrorHidesTheURL(t *testing.T) {
 	c, _ := newBotClient(t, s)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	msg := botMessage(s, "secret-token-123", "", config.MsgText, feishu.Text{Text: "x"})
-	msg.Webhook.URL = "http://127.0.0.1:1/open-apis/bot/v2/hook/secret-token-123"
-	_, err := c.Send(ctx, msg)
+	bot := c.Bot(feishu.Webhook{URL: "http://127.0.0.1:1/open-apis/bot/v2/hook/secret-token-123"})
+	_, err := bot.Send(ctx, botMessage(config.MsgText, feishu.Text{Text: "x"}))
 	require.Error(t, err)
 	require.NotContains(t, err.Error(), "secret-token-123")
+}
+
+// A bot sender paces by its target, which must be a custom bot's: one
+// aimed at a chat would take the app's slots, so it is refused unsent.
+func TestBotRefusesAnAppTarget(t *testing.T) {
+	s := feishutest.New(t)
+	s.AddBot("tok", "")
+	c, _ := newBotClient(t, s)
+	_, err := botOf(c, s, "tok", "").Send(context.Background(), text("oc_1", "x"))
+	require.EqualError(t, err, `feishu bot/v2/hook: target "chat_id oc_1" is not a custom bot`)
+	require.Equal(t, feishu.Permanent, feishu.Classify(err))
+	require.Zero(t, s.Sends())
+}
+
+// Neither fmt nor slog shows a webhook's URL or secret.
+func TestWebhookIsNotPrinted(t *testing.T) {
+	w := feishu.Webhook{URL: "https://open.feishu.cn/open-apis/bot/v2/hook/tok-123", Secret: "s3cret"}
+	var c feishu.Client
+	for _, s := range []string{fmt.Sprint(w), fmt.Sprintf("%+v", w), fmt.Sprint(c.Bot(w)), fmt.Sprintf("%+v", c.Bot(w)), w.LogValue().String()} {
+		require.NotContains(t, s, "tok-123")
+		require.NotContains(t, s, "s3cret")
+	}
+}
+
+// PreviewBot shows a signed body in the shape a bot is sent, and never
+// the webhook's URL.
+func TestPreviewBot(t *testing.T) {
+	m := botMessage(config.MsgText, feishu.Text{Text: "x"})
+	path, body, err := feishu.PreviewBot(m, feishu.Webhook{URL: "https://x/hook/tok-123", Secret: "<secret>"})
+	require.NoError(t, err)
+	require.Equal(t, "<webhook_url>", path)
+	require.JSONEq(t, `{"timestamp":"2000000000","sign":"`+feishutest.BotSign(2000000000, "<secret>")+`","msg_type":"text","content":{"text":"x"}}`, string(body))
+	_, unsigned, err := feishu.Preview(feishu.APIBot, m)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"msg_type":"text","content":{"text":"x"}}`, string(unsigned))
 }

@@ -1,7 +1,8 @@
 // Package feishu is the service's client of the Feishu (Lark) Open
-// Platform: the tenant access token, cached and refreshed; sending and
-// replying through message/v4/send or im/v1, and updating cards in place;
-// the message contents; Feishu's answers parsed and classified.
+// Platform: one sender per API (im/v1, message/v4/send, a group's custom
+// bot), over a shared transport that caches and refreshes the tenant
+// access token, paces sends, retries what may pass and classifies
+// Feishu's answers; and the message contents.
 package feishu
 
 import (
@@ -42,7 +43,7 @@ const MaxUUIDLen = 50
 const maxAnswerBytes = 1 << 20
 
 // Target is where a message goes: an ID and its kind (chat_id, open_id,
-// user_id or email).
+// user_id, email, or webhook for a custom bot).
 type Target struct {
 	Kind string
 	ID   string
@@ -62,21 +63,34 @@ func (t Target) IsBot() bool { return t.Kind == config.TargetWebhook }
 
 // Message is one message to send.
 type Message struct {
+	// Target is the recipient; for a custom bot, whose URL its sender
+	// holds, it only keys the bot's rate limits.
 	Target  Target
 	RootID  string // the message this one replies to, if any
 	Type    string // text, post or interactive
 	Content any    // Text, Post or Card, as Type says
 	// UUID makes an im/v1 send idempotent: Feishu accepts one send per UUID
-	// within an hour. v4 has no such key and ignores it.
+	// within an hour. v4 and custom bots have no such key and ignore it.
 	UUID string
-	// Webhook is where a message to a custom bot (Target.Kind webhook)
-	// goes; it cannot reply, so RootID and UUID are ignored.
-	Webhook Webhook
 }
 
-// Client talks to one Feishu app.
+// Sender sends messages through one of Feishu's APIs.
+type Sender interface {
+	// Send delivers m, as a reply to m.RootID when that is set, and returns
+	// the new message's ID; "" from a custom bot, which answers none.
+	Send(ctx context.Context, m Message) (string, error)
+}
+
+// CardUpdater replaces a card the app sent, in place (im/v1 only).
+type CardUpdater interface {
+	UpdateCard(ctx context.Context, messageID string, card Card) error
+}
+
+// Client is the transport the senders of one Feishu app share: its HTTP
+// client, its tenant token, the process's pacer and the metrics. Its
+// senders wait for their slot under the rate limits and retry what may
+// pass, as long as the context's deadline allows.
 type Client struct {
-	api     string
 	baseURL string
 	appID   string
 	secret  string
@@ -91,8 +105,9 @@ type Client struct {
 	fresh time.Time // until when the token is used without asking again
 }
 
-// New builds a client for the app in cfg, whose secret is already read. Its
-// sends are paced by p, which the process's clients share.
+// New builds the transport of the app in cfg, whose secret is already read.
+// Its sends are paced by p, which the process's clients share. Which API a
+// message takes is the caller's choice of sender: IMv1, V4 or Bot.
 func New(cfg config.Feishu, secret string, m *Metrics, p *Pacer, logger *slog.Logger) (*Client, error) {
 	hc, err := commoncfg.NewClientFromConfig(cfg.HTTPConfig, "feishu",
 		commoncfg.WithUserAgent(version.ComponentUserAgent("alertmanager-feishu")))
@@ -100,7 +115,6 @@ func New(cfg config.Feishu, secret string, m *Metrics, p *Pacer, logger *slog.Lo
 		return nil, fmt.Errorf("feishu http client: %w", err)
 	}
 	return &Client{
-		api:     cfg.API,
 		baseURL: cfg.BaseURL,
 		appID:   cfg.AppID,
 		secret:  secret,
@@ -112,81 +126,10 @@ func New(cfg config.Feishu, secret string, m *Metrics, p *Pacer, logger *slog.Lo
 	}, nil
 }
 
-// Send delivers m through the configured API and returns the new message's
-// ID. A message with a RootID replies to that message. Send waits for the
-// target's slot under the rate limits and retries what may pass, as long as
-// ctx's deadline allows.
-func (c *Client) Send(ctx context.Context, m Message) (string, error) {
-	start := c.now()
-	defer func() { c.metrics.SendDuration.Observe(time.Since(start).Seconds()) }()
-	var id string
-	err := c.retry(ctx, c.endpoint(m), m.Target, func(tok string) (err error) {
-		switch {
-		case m.Target.IsBot():
-			return c.sendBot(ctx, m)
-		case c.api == config.APIIMv1:
-			id, err = c.sendIM(ctx, tok, m)
-		default:
-			id, err = c.sendV4(ctx, tok, m)
-		}
-		return err
-	})
-	return id, err
-}
-
-// endpoint is the API endpoint that sends m.
-func (c *Client) endpoint(m Message) string {
-	switch {
-	case m.Target.IsBot():
-		return EndpointBot
-	case c.api != config.APIIMv1:
-		return EndpointV4
-	case m.RootID != "":
-		return EndpointReply
-	}
-	return EndpointCreate
-}
-
-type v4Request struct {
-	ChatID  string `json:"chat_id,omitempty"`
-	OpenID  string `json:"open_id,omitempty"`
-	UserID  string `json:"user_id,omitempty"`
-	Email   string `json:"email,omitempty"`
-	RootID  string `json:"root_id,omitempty"`
-	MsgType string `json:"msg_type"`
-	Content any    `json:"content,omitempty"`
-	Card    any    `json:"card,omitempty"`
-}
-
-func newV4Request(m Message) (v4Request, error) {
-	req := v4Request{RootID: m.RootID, MsgType: m.Type}
-	switch m.Target.Kind {
-	case config.TargetChatID:
-		req.ChatID = m.Target.ID
-	case config.TargetOpenID:
-		req.OpenID = m.Target.ID
-	case config.TargetUserID:
-		req.UserID = m.Target.ID
-	case config.TargetEmail:
-		req.Email = m.Target.ID
-	default:
-		return req, badRequest(EndpointV4, "unknown target kind %q", m.Target.Kind)
-	}
-	// v4 carries a card in its own field; every other content in content.
-	if m.Type == config.MsgInteractive {
-		req.Card = m.Content
-	} else {
-		req.Content = v4Content(m.Content)
-	}
-	return req, nil
-}
-
-func (c *Client) sendV4(ctx context.Context, tok string, m Message) (string, error) {
-	req, err := newV4Request(m)
-	if err != nil {
-		return "", err
-	}
-	return c.messageID(ctx, EndpointV4, http.MethodPost, "/open-apis/message/v4/send/", tok, req)
+// observeSend records the duration of a send begun at start: token, waits
+// for a slot and retries included.
+func (c *Client) observeSend(start time.Time) {
+	c.metrics.SendDuration.Observe(time.Since(start).Seconds())
 }
 
 // messageID makes a call whose answer is a message and returns its ID.
@@ -235,19 +178,20 @@ type answer struct {
 	body   []byte
 }
 
+// do makes one HTTP call and counts it in the requests metric. path is
+// under the base URL, or a whole URL (a custom bot's webhook).
 func (c *Client) do(ctx context.Context, endpoint, method, path, tok string, body any) (*answer, error) {
 	b, err := marshal(body)
 	if err != nil {
 		return nil, badRequest(endpoint, "encode request: %v", err)
 	}
-	// A custom bot's webhook is a whole URL; the app's calls are paths.
 	target := path
 	if !strings.HasPrefix(path, "http://") && !strings.HasPrefix(path, "https://") {
 		target = c.baseURL + path
 	}
 	req, err := http.NewRequestWithContext(ctx, method, target, bytes.NewReader(b))
 	if err != nil {
-		return nil, badRequest(endpoint, "%v", err)
+		return nil, badRequest(endpoint, "%v", stripURL(err))
 	}
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
 	if tok != "" {

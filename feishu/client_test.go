@@ -22,14 +22,25 @@ import (
 
 var apis = []string{config.APIIMv1, config.APIv4}
 
-func newClient(t *testing.T, s *feishutest.Server, secret string) (*feishu.Client, *feishu.Metrics) {
+// newV4 is a message/v4/send sender of the stand-in's app with secret.
+func newV4(t *testing.T, s *feishutest.Server, secret string) (feishu.Sender, *feishu.Metrics) {
 	t.Helper()
-	return newClientFor(t, s, secret, config.APIv4)
+	return newSender(t, s, secret, config.APIv4)
 }
 
-func newClientFor(t *testing.T, s *feishutest.Server, secret, api string) (*feishu.Client, *feishu.Metrics) {
+// newSender is the sender through api of the stand-in's app with secret.
+func newSender(t *testing.T, s *feishutest.Server, secret, api string) (feishu.Sender, *feishu.Metrics) {
 	t.Helper()
-	return newClientWith(t, s, config.Feishu{API: api, AppID: feishutest.AppID}, secret, config.RateLimit{})
+	c, m := newClientWith(t, s, config.Feishu{API: api, AppID: feishutest.AppID}, secret, config.RateLimit{})
+	return senderFor(c, api), m
+}
+
+// senderFor is c's sender through api, as the service picks it.
+func senderFor(c *feishu.Client, api string) feishu.Sender {
+	if api == config.APIIMv1 {
+		return c.IMv1()
+	}
+	return c.V4()
 }
 
 // newClientWith makes a client of the stand-in s with cfg (its base URL and
@@ -51,7 +62,7 @@ func TestSendAndReply(t *testing.T) {
 	for _, api := range apis {
 		t.Run(api, func(t *testing.T) {
 			s := feishutest.New(t)
-			c, _ := newClientFor(t, s, feishutest.AppSecret, api)
+			c, _ := newSender(t, s, feishutest.AppSecret, api)
 			ctx := context.Background()
 
 			root, err := c.Send(ctx, text("oc_1", "first"))
@@ -78,7 +89,7 @@ func TestEveryTargetKind(t *testing.T) {
 	for _, api := range apis {
 		t.Run(api, func(t *testing.T) {
 			s := feishutest.New(t)
-			c, _ := newClientFor(t, s, feishutest.AppSecret, api)
+			c, _ := newSender(t, s, feishutest.AppSecret, api)
 			for _, kind := range []string{"chat_id", "open_id", "user_id", "email"} {
 				_, err := c.Send(context.Background(), feishu.Message{
 					Target: feishu.Target{Kind: kind, ID: "x-" + kind}, Type: "text", Content: feishu.Text{Text: kind}})
@@ -94,7 +105,7 @@ func TestEveryTargetKind(t *testing.T) {
 
 func TestTokenIsCachedAndShared(t *testing.T) {
 	s := feishutest.New(t)
-	c, m := newClient(t, s, feishutest.AppSecret)
+	c, m := newV4(t, s, feishutest.AppSecret)
 	var wg sync.WaitGroup
 	for range 20 {
 		wg.Add(1)
@@ -113,7 +124,7 @@ func TestTokenIsCachedAndShared(t *testing.T) {
 func TestTokenRefreshedBeforeExpiry(t *testing.T) {
 	s := feishutest.New(t)
 	s.SetTokenTTL(2 * time.Second)
-	c, _ := newClient(t, s, feishutest.AppSecret)
+	c, _ := newV4(t, s, feishutest.AppSecret)
 	deadline := time.Now().Add(3 * time.Second)
 	for time.Now().Before(deadline) {
 		_, err := c.Send(context.Background(), text("oc_1", "x"))
@@ -125,7 +136,7 @@ func TestTokenRefreshedBeforeExpiry(t *testing.T) {
 
 func TestRejectedTokenIsReplacedOnce(t *testing.T) {
 	s := feishutest.New(t)
-	c, _ := newClient(t, s, feishutest.AppSecret)
+	c, _ := newV4(t, s, feishutest.AppSecret)
 	_, err := c.Send(context.Background(), text("oc_1", "x"))
 	require.NoError(t, err)
 	s.ExpireTokens() // Feishu invalidated the cached token early
@@ -137,7 +148,7 @@ func TestRejectedTokenIsReplacedOnce(t *testing.T) {
 
 func TestWrongSecret(t *testing.T) {
 	s := feishutest.New(t)
-	c, _ := newClient(t, s, "wrong-secret")
+	c, _ := newV4(t, s, "wrong-secret")
 	_, err := c.Send(context.Background(), text("oc_1", "x"))
 	var te *feishu.TokenError
 	require.ErrorAs(t, err, &te)
@@ -150,7 +161,7 @@ func TestWrongSecret(t *testing.T) {
 
 func TestTokenEndpointDownIsTransient(t *testing.T) {
 	s := feishutest.New(t)
-	c, _ := newClient(t, s, feishutest.AppSecret)
+	c, _ := newV4(t, s, feishutest.AppSecret)
 	s.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
@@ -189,7 +200,7 @@ func TestClassification(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s := feishutest.New(t)
-			c, _ := newClient(t, s, feishutest.AppSecret)
+			c, _ := newV4(t, s, feishutest.AppSecret)
 			s.FailTarget("oc_1", tc.fault)
 			ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
 			defer cancel()
@@ -217,7 +228,7 @@ func TestTransientFailuresAreRetried(t *testing.T) {
 	for _, api := range apis {
 		t.Run(api, func(t *testing.T) {
 			s := feishutest.New(t)
-			c, m := newClientFor(t, s, feishutest.AppSecret, api)
+			c, m := newSender(t, s, feishutest.AppSecret, api)
 			s.FailNext(1, feishutest.Fault{Drop: true})
 			s.FailNext(1, feishutest.Fault{Status: http.StatusBadGateway})
 			s.FailNext(1, feishutest.Fault{Status: http.StatusBadRequest, Code: 230049, Msg: "The message is being sent"})
@@ -242,7 +253,7 @@ func TestTransientFailuresAreRetried(t *testing.T) {
 // reset header says; one from a chat pauses that chat only.
 func TestRateLimitAnswersPauseThePacer(t *testing.T) {
 	s := feishutest.New(t)
-	c, m := newClientFor(t, s, feishutest.AppSecret, config.APIIMv1)
+	c, m := newSender(t, s, feishutest.AppSecret, config.APIIMv1)
 	s.FailNext(1, feishutest.Fault{Status: http.StatusTooManyRequests, Code: 99991400, Msg: "request trigger frequency limit",
 		Header: map[string]string{"x-ogw-ratelimit-limit": "50", "x-ogw-ratelimit-reset": "1"}})
 	start := time.Now()
