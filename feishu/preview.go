@@ -1,8 +1,6 @@
 package feishu
 
 import (
-	"bytes"
-
 	"github.com/alertmanager-feishu/alertmanager-feishu/config"
 )
 
@@ -45,36 +43,4 @@ func PreviewBot(m Message, w Webhook) (path string, body []byte, err error) {
 	}
 	body, err = marshal(req)
 	return "<webhook_url>", body, err
-}
-
-// Placeholders as long as the longest real values, so that RequestSize
-// errs on the large side.
-var (
-	sizeID   = string(bytes.Repeat([]byte("x"), 64))
-	sizeUUID = string(bytes.Repeat([]byte("x"), MaxUUIDLen))
-)
-
-// RequestSize is the size in bytes of the request that would carry m's
-// content through api (APIBot for a custom bot), whatever its target, root
-// and uuid: the number Feishu's size limits apply to. It encodes a whole
-// request, with placeholders as long as the longest IDs, a root for v4
-// (im/v1 carries it in the path) and a signature for a bot; Measure gives
-// the same number encoding the content alone.
-func RequestSize(api string, m Message) int {
-	m.Target, m.UUID = Target{Kind: config.TargetChatID, ID: sizeID}, sizeUUID
-	var b []byte
-	var err error
-	switch api {
-	case APIBot:
-		_, b, err = PreviewBot(m, Webhook{Secret: "signed"})
-	case config.APIv4:
-		m.RootID = sizeID
-		fallthrough
-	default:
-		_, b, err = Preview(api, m)
-	}
-	if err != nil {
-		return 0
-	}
-	return len(b)
 }
