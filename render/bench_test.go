@@ -25,3 +25,21 @@ func BenchmarkRender(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRenderHuge renders a group too big for one message, which is
+// measured once per probe while it is cut to size.
+func BenchmarkRenderHuge(b *testing.B) {
+	for _, typ := range []string{config.MsgText, config.MsgPost, config.MsgInteractive} {
+		b.Run(typ, func(b *testing.B) {
+			r := newRendererFor(b, config.APIIMv1)
+			rc := &config.Receiver{Name: "infra", Language: "en", MsgType: typ}
+			p := hugePayload(400)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := r.Render(p, rc, oncall.Mentions{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

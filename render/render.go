@@ -236,8 +236,10 @@ func (r *Renderer) RenderAfter(p *webhook.Payload, rc *config.Receiver, mentions
 	return m.build(), nil
 }
 
+// size is the size of the request that would carry m through api. It
+// encodes m's content alone, once per probe of the cutting above.
 func (r *Renderer) size(api string, m message) int {
-	return feishu.RequestSize(api, m.build())
+	return feishu.Measure(api, m.build())
 }
 
 func (r *Renderer) execute(field, text string, d *Data) (string, error) {
