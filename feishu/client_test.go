@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,6 +33,16 @@ func newV4(t *testing.T, s *feishutest.Server, secret string) (feishu.Sender, *f
 func newSender(t *testing.T, s *feishutest.Server, secret, api string) (feishu.Sender, *feishu.Metrics) {
 	t.Helper()
 	c, m := newClientWith(t, s, config.Feishu{API: api, AppID: feishutest.AppID}, secret, config.RateLimit{})
+	return senderFor(c, api), m
+}
+
+// newInMemory is newSender's sender with the right secret, its calls served
+// by s's handler in memory, for a synctest bubble: a goroutine waiting on
+// a real socket would stop the bubble's clock.
+func newInMemory(t *testing.T, s *feishutest.Server, api string) (feishu.Sender, *feishu.Metrics) {
+	t.Helper()
+	c, m := newClientWith(t, s, config.Feishu{API: api, AppID: feishutest.AppID}, feishutest.AppSecret, config.RateLimit{})
+	feishu.SetTransport(c, handlerTransport{s.Handler()})
 	return senderFor(c, api), m
 }
 
@@ -106,32 +117,40 @@ func TestEveryTargetKind(t *testing.T) {
 func TestTokenIsCachedAndShared(t *testing.T) {
 	s := feishutest.New(t)
 	c, m := newV4(t, s, feishutest.AppSecret)
+	errs := make(chan error, 20)
 	var wg sync.WaitGroup
-	for range 20 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for range cap(errs) {
+		wg.Go(func() {
 			_, err := c.Send(context.Background(), text("oc_1", "x"))
-			require.NoError(t, err)
-		}()
+			errs <- err
+		})
 	}
 	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
 	require.Equal(t, 1, s.TokenRequests())
 	require.Equal(t, 1.0, testutil.ToFloat64(m.TokenRefreshes))
 	require.Equal(t, 20.0, testutil.ToFloat64(m.Requests.WithLabelValues(feishu.EndpointV4, "0")))
 }
 
+// A 2 s token is refreshed once in 3 s of sends every 50 ms, at 1.6 s,
+// when it has a fifth of its life left, and never used past its expiry,
+// which the stand-in would refuse. Virtual time makes the schedule exact.
 func TestTokenRefreshedBeforeExpiry(t *testing.T) {
 	s := feishutest.New(t)
 	s.SetTokenTTL(2 * time.Second)
-	c, _ := newV4(t, s, feishutest.AppSecret)
-	deadline := time.Now().Add(3 * time.Second)
-	for time.Now().Before(deadline) {
-		_, err := c.Send(context.Background(), text("oc_1", "x"))
-		require.NoError(t, err, "a token is never used past its expiry")
-		time.Sleep(50 * time.Millisecond)
-	}
-	require.GreaterOrEqual(t, s.TokenRequests(), 2)
+	synctest.Test(t, func(t *testing.T) {
+		c, _ := newInMemory(t, s, config.APIv4)
+		deadline := time.Now().Add(3 * time.Second)
+		for time.Now().Before(deadline) {
+			_, err := c.Send(context.Background(), text("oc_1", "x"))
+			require.NoError(t, err, "a token is never used past its expiry")
+			time.Sleep(50 * time.Millisecond)
+		}
+		require.Equal(t, 2, s.TokenRequests())
+	})
 }
 
 func TestRejectedTokenIsReplacedOnce(t *testing.T) {
@@ -250,48 +269,56 @@ func TestTransientFailuresAreRetried(t *testing.T) {
 }
 
 // A rate-limit answer from the gateway pauses every send for as long as its
-// reset header says; one from a chat pauses that chat only.
+// reset header says; one from a chat pauses that chat only. Virtual time
+// orders the sends: synctest.Wait returns once the first is asleep before
+// its retry, the refusal taken.
 func TestRateLimitAnswersPauseThePacer(t *testing.T) {
 	s := feishutest.New(t)
-	c, m := newSender(t, s, feishutest.AppSecret, config.APIIMv1)
-	s.FailNext(1, feishutest.Fault{Status: http.StatusTooManyRequests, Code: 99991400, Msg: "request trigger frequency limit",
-		Header: map[string]string{"x-ogw-ratelimit-limit": "50", "x-ogw-ratelimit-reset": "1"}})
-	start := time.Now()
-	var wg sync.WaitGroup
-	var other time.Duration
-	wg.Go(func() {
-		_, err := c.Send(context.Background(), text("oc_1", "x"))
-		require.NoError(t, err)
-	})
-	wg.Go(func() {
-		time.Sleep(200 * time.Millisecond) // after the 429
+	synctest.Test(t, func(t *testing.T) {
+		c, m := newInMemory(t, s, config.APIIMv1)
+		s.FailNext(1, feishutest.Fault{Status: http.StatusTooManyRequests, Code: 99991400, Msg: "request trigger frequency limit",
+			Header: map[string]string{"x-ogw-ratelimit-limit": "50", "x-ogw-ratelimit-reset": "1"}})
+		start := time.Now()
+		var first time.Duration
+		var firstErr error
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			_, firstErr = c.Send(context.Background(), text("oc_1", "x"))
+			first = time.Since(start)
+		})
+		synctest.Wait()
+		require.Equal(t, 1, s.Sends(), "the first send was refused and waits")
 		_, err := c.Send(context.Background(), text("oc_2", "y"))
 		require.NoError(t, err)
-		other = time.Since(start)
-	})
-	wg.Wait()
-	require.GreaterOrEqual(t, time.Since(start), time.Second, "the reset header is honoured")
-	require.GreaterOrEqual(t, other, time.Second, "and holds back sends to other chats too")
-	require.Len(t, s.Messages(), 2)
-	require.Equal(t, 1.0, testutil.ToFloat64(m.Retries.WithLabelValues(feishu.EndpointCreate, "rate_limited")))
-	count, sum := histogram(t, m.RateLimitWait)
-	require.Equal(t, uint64(3), count, "every attempt waited for its slot")
-	require.Greater(t, sum, 0.7, "the second chat's send waited out the pause")
+		other := time.Since(start)
+		wg.Wait()
+		require.NoError(t, firstErr)
+		require.Equal(t, time.Second, first, "the reset header is honoured")
+		require.Equal(t, time.Second, other, "and holds back sends to other chats too")
+		require.Len(t, s.Messages(), 2)
+		require.Equal(t, 1.0, testutil.ToFloat64(m.Retries.WithLabelValues(feishu.EndpointCreate, "rate_limited")))
+		count, sum := histogram(t, m.RateLimitWait)
+		require.Equal(t, uint64(3), count, "every attempt waited for its slot")
+		require.InDelta(t, 1.0, sum, 1e-6, "the second chat's send waited out the pause, the retry none")
 
-	// A chat's limit pauses that chat, not the others.
-	s.FailNext(1, feishutest.Fault{Status: http.StatusBadRequest, Code: 230020, Msg: "rate limit"})
-	start = time.Now()
-	wg.Go(func() {
-		_, err := c.Send(context.Background(), text("oc_1", "x"))
+		// A chat's limit pauses that chat, not the others.
+		s.FailNext(1, feishutest.Fault{Status: http.StatusBadRequest, Code: 230020, Msg: "rate limit"})
+		start = time.Now()
+		wg.Go(func() {
+			_, firstErr = c.Send(context.Background(), text("oc_1", "x"))
+			first = time.Since(start)
+		})
+		synctest.Wait()
+		_, err = c.Send(context.Background(), text("oc_2", "y"))
 		require.NoError(t, err)
+		elsewhere := time.Since(start)
+		wg.Wait()
+		require.NoError(t, firstErr)
+		require.Zero(t, elsewhere, "the other chat went at once")
+		require.GreaterOrEqual(t, first, 500*time.Millisecond, "the refused chat backed off, by at least half a second")
+		require.Len(t, s.Messages(), 4)
+		require.Equal(t, "y", s.Messages()[2].Text, "the other chat went first")
 	})
-	time.Sleep(100 * time.Millisecond)
-	_, err := c.Send(context.Background(), text("oc_2", "y"))
-	require.NoError(t, err)
-	elsewhere := time.Since(start)
-	wg.Wait()
-	require.Less(t, elsewhere, time.Since(start), "the other chat went first")
-	require.Len(t, s.Messages(), 4)
 }
 
 func TestClassifyForeignErrors(t *testing.T) {

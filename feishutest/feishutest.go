@@ -136,6 +136,11 @@ func Start(addr string) (*Server, error) {
 	return s, nil
 }
 
+// Handler answers the stand-in's calls without its socket: a test whose
+// client runs in a synctest bubble calls it in memory, since a goroutine
+// waiting on real network I/O stops the bubble's clock.
+func (s *Server) Handler() http.Handler { return s.srv.Handler }
+
 // Close stops the server.
 func (s *Server) Close() error { return s.srv.Close() }
 
