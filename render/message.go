@@ -80,7 +80,7 @@ func withLine(line, body string) string {
 }
 
 // Bounds of the request that carries a message, used to skip measuring it
-// (an encoding of the whole request) when it is far below the limit:
+// (an encoding of its content) when it is far below the limit:
 // encoding a byte of text into the content JSON and that into the request
 // JSON makes at most 7 bytes ("<" becomes \u003c, then \\u003c); escaping a
 // value for text or markdown at most triples it; the rest of a request
