@@ -14,13 +14,27 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/alertmanager-feishu/alertmanager-feishu/incident"
 )
 
+// Bucket layout of the file:
+//
+//	meta       "schema" -> layout version, so that the migration runs once
+//	open       chain -> open incident (JSON), swept ChainTTL after its Updated
+//	resolved   chain -> closed incident (JSON), swept DedupeWindow after its Updated
+//	delivered  notification -> big-endian UnixNano of its delivery
+//	attempts   notification -> big-endian UnixNano of the attempt, then its key
+//	due        big-endian UnixNano of the due time, then the incident ID -> ""
+//	due-ids    incident ID -> its key in due, to replace or cancel it
 var (
-	bucketChains    = []byte("chains")
+	bucketMeta      = []byte("meta")
+	bucketOpen      = []byte("open")
+	bucketResolved  = []byte("resolved")
 	bucketDelivered = []byte("delivered")
 	bucketAttempts  = []byte("attempts")
-	bucketClosed    = []byte("closed")
+	bucketDue       = []byte("due")
+	bucketDueIDs    = []byte("due-ids")
 )
 
 // sweepEvery is how often expired entries are deleted from the file.
@@ -32,21 +46,15 @@ type File struct {
 	opts   Options
 	locks  *locks
 	logger *slog.Logger
-	now    func() time.Time
 
 	stop chan struct{}
 	done sync.WaitGroup
 }
 
-type chainValue struct {
-	Root       string    `json:"root"`
-	Resolution string    `json:"resolution,omitempty"` // closed chains only
-	Updated    time.Time `json:"updated"`
-}
-
-// OpenFile opens (or creates) the store at path. bbolt holds an exclusive
-// lock on the file, so a second process using the same path fails here
-// rather than corrupting the first one's state.
+// OpenFile opens (or creates) the store at path, converting a file of the
+// first release. bbolt holds an exclusive lock on the file, so a second
+// process using the same path fails here rather than corrupting the first
+// one's state.
 func OpenFile(path string, opts Options, logger *slog.Logger) (*File, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("state file %s: %w", path, err)
@@ -61,19 +69,11 @@ func OpenFile(path string, opts Options, logger *slog.Logger) (*File, error) {
 	// Commits of concurrent notifications share one fsync; a lone commit
 	// waits at most this long for company.
 	db.MaxBatchDelay = time.Millisecond
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketChains, bucketDelivered, bucketAttempts, bucketClosed} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := db.Update(func(tx *bolt.Tx) error { return migrate(tx, logger) }); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("state file %s: %w", path, err)
 	}
-	f := &File{db: db, opts: opts, locks: newLocks(), logger: logger, now: time.Now, stop: make(chan struct{})}
+	f := &File{db: db, opts: opts, locks: newLocks(), logger: logger, stop: make(chan struct{})}
 	f.done.Add(1)
 	go f.sweepLoop()
 	return f, nil
@@ -86,49 +86,86 @@ func (f *File) Lock(ctx context.Context, chain string) (func(), error) {
 }
 
 // Load implements Store.
-func (f *File) Load(_ context.Context, chain, notification string) (Record, error) {
-	var r Record
-	now := f.now()
+func (f *File) Load(_ context.Context, chain, notification string) (Loaded, error) {
+	var l Loaded
+	now := f.opts.now()
 	err := f.db.View(func(tx *bolt.Tx) error {
-		open, ok, err := readChain(tx, bucketChains, chain, f.opts.ChainTTL, now)
-		if err != nil {
+		var err error
+		if l.Incident, err = f.read(tx, bucketOpen, chain, now); err != nil {
 			return err
 		}
-		if ok {
-			r.Root = open.Root
-		}
-		closed, ok, err := readChain(tx, bucketClosed, chain, f.opts.DedupeWindow, now)
-		if err != nil {
-			return err
-		}
-		if ok && r.Root == "" {
-			r.Closed = Closure{Root: closed.Root, Resolution: closed.Resolution}
+		if l.Incident == nil {
+			if l.Closed, err = f.read(tx, bucketResolved, chain, now); err != nil {
+				return err
+			}
 		}
 		if v := tx.Bucket(bucketDelivered).Get([]byte(notification)); len(v) == 8 {
-			r.Delivered = now.Sub(decodeTime(v)) < f.opts.DedupeWindow
+			l.Delivered = now.Sub(decodeTime(v)) < f.opts.DedupeWindow
 		}
 		if v := tx.Bucket(bucketAttempts).Get([]byte(notification)); len(v) > 8 && now.Sub(decodeTime(v[:8])) < AttemptTTL {
-			r.Attempt = string(v[8:])
+			l.Attempt = string(v[8:])
 		}
 		return nil
 	})
 	if err != nil {
-		return Record{}, fmt.Errorf("load state: %w", err)
+		return Loaded{}, fmt.Errorf("load state: %w", err)
 	}
-	return r, nil
+	return l, nil
 }
 
-// readChain decodes the value stored for chain in bucket; ok is false when
-// there is none or it is older than ttl.
-func readChain(tx *bolt.Tx, bucket []byte, chain string, ttl time.Duration, now time.Time) (c chainValue, ok bool, err error) {
+// Get implements Store.
+func (f *File) Get(_ context.Context, id string) (*incident.Incident, error) {
+	chain := incident.ChainOf(id)
+	if chain == "" {
+		return nil, ErrNotFound
+	}
+	var found *incident.Incident
+	now := f.opts.now()
+	err := f.db.View(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketOpen, bucketResolved} {
+			in, err := f.read(tx, b, chain, now)
+			if err != nil {
+				return err
+			}
+			if in != nil && in.Is(id) {
+				found = in
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("get incident: %w", err)
+	}
+	if found == nil {
+		return nil, ErrNotFound
+	}
+	return found, nil
+}
+
+// read decodes chain's incident in bucket; nil when there is none or it
+// expired.
+func (f *File) read(tx *bolt.Tx, bucket []byte, chain string, now time.Time) (*incident.Incident, error) {
 	v := tx.Bucket(bucket).Get([]byte(chain))
 	if v == nil {
-		return c, false, nil
+		return nil, nil
 	}
-	if err := json.Unmarshal(v, &c); err != nil {
-		return c, false, fmt.Errorf("chain %s in bucket %s: %w", chain, bucket, err)
+	in := new(incident.Incident)
+	if err := json.Unmarshal(v, in); err != nil {
+		return nil, fmt.Errorf("incident of chain %s in bucket %s: %w", chain, bucket, err)
 	}
-	return c, now.Sub(c.Updated) < ttl, nil
+	if now.Sub(in.Updated) >= f.ttl(bucket) {
+		return nil, nil
+	}
+	return in, nil
+}
+
+// ttl is how long an incident in bucket is kept after its last message.
+func (f *File) ttl(bucket []byte) time.Duration {
+	if bytes.Equal(bucket, bucketResolved) {
+		return f.opts.DedupeWindow
+	}
+	return f.opts.ChainTTL
 }
 
 // Begin implements Store.
@@ -142,33 +179,39 @@ func (f *File) Begin(_ context.Context, _, notification, attempt string, at time
 	return nil
 }
 
-// Commit implements Store.
-func (f *File) Commit(_ context.Context, d Delivery) error {
-	cv := chainValue{Root: d.Root, Updated: d.At}
-	if d.Close {
-		cv.Resolution = d.Resolution
-	}
-	chain, err := json.Marshal(cv)
-	if err != nil {
+// Commit implements Store. Only this process uses the file, so the fence is
+// whether the chain's lock is taken here at all.
+func (f *File) Commit(_ context.Context, w Write) error {
+	if err := checkWrite(w); err != nil {
 		return err
 	}
+	chain := []byte(w.Incident.Chain)
+	if !f.locks.held(w.Incident.Chain) {
+		return fmt.Errorf("commit state: %w", ErrLockLost)
+	}
+	record, err := json.Marshal(w.Incident)
+	if err != nil {
+		return fmt.Errorf("commit state: %w", err)
+	}
 	err = f.db.Batch(func(tx *bolt.Tx) error {
-		if err := tx.Bucket(bucketDelivered).Put([]byte(d.Notification), encodeTime(d.At)); err != nil {
-			return err
+		if w.Notification != "" {
+			if err := tx.Bucket(bucketDelivered).Put([]byte(w.Notification), encodeTime(w.At)); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketAttempts).Delete([]byte(w.Notification)); err != nil {
+				return err
+			}
 		}
-		if err := tx.Bucket(bucketAttempts).Delete([]byte(d.Notification)); err != nil {
-			return err
-		}
-		// A chain is in one bucket or the other: open chains alone are
+		// An incident is in one bucket or the other: open ones alone are
 		// counted, and a firing after a closure starts afresh.
-		into, from := tx.Bucket(bucketChains), tx.Bucket(bucketClosed)
-		if d.Close {
+		into, from := tx.Bucket(bucketOpen), tx.Bucket(bucketResolved)
+		if !w.Incident.Open() {
 			into, from = from, into
 		}
-		if err := from.Delete([]byte(d.Chain)); err != nil {
+		if err := from.Delete(chain); err != nil {
 			return err
 		}
-		return into.Put([]byte(d.Chain), chain)
+		return into.Put(chain, record)
 	})
 	if err != nil {
 		return fmt.Errorf("commit state: %w", err)
@@ -176,11 +219,11 @@ func (f *File) Commit(_ context.Context, d Delivery) error {
 	return nil
 }
 
-// Chains implements Store. Expired chains not yet swept are counted too.
+// Chains implements Store. Expired incidents not yet swept are counted too.
 func (f *File) Chains(context.Context) (int, error) {
 	var n int
 	err := f.db.View(func(tx *bolt.Tx) error {
-		n = tx.Bucket(bucketChains).Stats().KeyN
+		n = tx.Bucket(bucketOpen).Stats().KeyN
 		return nil
 	})
 	return n, err
@@ -196,67 +239,6 @@ func (f *File) Close() error {
 	close(f.stop)
 	f.done.Wait()
 	return f.db.Close()
-}
-
-func (f *File) sweepLoop() {
-	defer f.done.Done()
-	t := time.NewTicker(sweepEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-f.stop:
-			return
-		case <-t.C:
-			if err := f.sweep(); err != nil {
-				f.logger.Warn("sweeping expired state failed", "err", err)
-			}
-		}
-	}
-}
-
-// sweep deletes chains, closures, dedupe keys and attempts past their
-// retention.
-func (f *File) sweep() error {
-	now := f.now()
-	return f.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range []struct {
-			name    []byte
-			expired func(v []byte) bool
-		}{
-			{bucketChains, chainOlder(f.opts.ChainTTL, now)},
-			{bucketClosed, chainOlder(f.opts.DedupeWindow, now)},
-			{bucketDelivered, func(v []byte) bool {
-				return len(v) != 8 || now.Sub(decodeTime(v)) >= f.opts.DedupeWindow
-			}},
-			{bucketAttempts, func(v []byte) bool {
-				return len(v) < 8 || now.Sub(decodeTime(v[:8])) >= AttemptTTL
-			}},
-		} {
-			bucket := tx.Bucket(b.name)
-			var stale [][]byte
-			c := bucket.Cursor()
-			for k, v := c.First(); k != nil; k, v = c.Next() {
-				if b.expired(v) {
-					stale = append(stale, bytes.Clone(k))
-				}
-			}
-			for _, k := range stale {
-				if err := bucket.Delete(k); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
-}
-
-// chainOlder reports whether a stored chain value is unreadable or older
-// than ttl.
-func chainOlder(ttl time.Duration, now time.Time) func(v []byte) bool {
-	return func(v []byte) bool {
-		var cv chainValue
-		return json.Unmarshal(v, &cv) != nil || now.Sub(cv.Updated) >= ttl
-	}
 }
 
 func encodeTime(t time.Time) []byte {

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/common/promslog"
@@ -14,67 +15,118 @@ import (
 
 var opts = Options{ChainTTL: time.Hour, DedupeWindow: 10 * time.Minute}
 
-func openFile(t *testing.T, path string) *File {
+// clock is a settable time for a file store's Options.Now.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	c.t = t
+	c.mu.Unlock()
+}
+
+func openFile(t *testing.T, path string, o Options) *File {
 	t.Helper()
-	f, err := OpenFile(path, opts, promslog.NewNopLogger())
+	f, err := OpenFile(path, o, promslog.NewNopLogger())
 	require.NoError(t, err)
 	return f
 }
 
 func TestFileRetention(t *testing.T) {
-	ctx := context.Background()
-	f := openFile(t, filepath.Join(t.TempDir(), "state.db"))
+	start := now()
+	c := &clock{t: start}
+	o := opts
+	o.Now = c.Now
+	f := openFile(t, filepath.Join(t.TempDir(), "state.db"), o)
 	defer f.Close()
-	start := time.Now()
-	require.NoError(t, f.Commit(ctx, Delivery{Chain: "c", Notification: "n", Root: "om_1", At: start}))
-	require.NoError(t, f.Commit(ctx, Delivery{Chain: "closed", Notification: "r", Root: "om_2", Close: true, Resolution: "res", At: start}))
+	open := firing("c", "om_1", start)
+	deliver(t, f, open, "n")
+	deliver(t, f, resolved(firing("closed", "om_2", start), "res", start), "r")
+	require.NoError(t, f.Begin(context.Background(), "c", "a", "uuid", start))
 
-	f.now = func() time.Time { return start.Add(opts.DedupeWindow + time.Second) }
-	rec, err := f.Load(ctx, "c", "n")
-	require.NoError(t, err)
-	require.Equal(t, Record{Root: "om_1"}, rec, "past the dedupe window the notification may be sent again")
+	c.Set(start.Add(opts.DedupeWindow))
+	require.Equal(t, Loaded{Incident: open}, load(t, f, "c", "n"), "past the dedupe window the notification may be sent again")
+	require.Equal(t, "uuid", load(t, f, "c", "a").Attempt, "an attempt lasts its hour")
+	require.Nil(t, load(t, f, "closed", "r").Closed, "and the closed incident is forgotten")
 
-	f.now = func() time.Time { return start.Add(opts.ChainTTL + time.Second) }
-	rec, err = f.Load(ctx, "c", "n")
-	require.NoError(t, err)
-	require.Equal(t, Record{}, rec, "past the chain TTL a new chain starts")
+	c.Set(start.Add(opts.ChainTTL))
+	require.Equal(t, Loaded{}, load(t, f, "c", "n"), "past the chain TTL a new incident starts")
+	_, err := f.Get(context.Background(), open.ID)
+	require.ErrorIs(t, err, ErrNotFound)
 
 	require.NoError(t, f.sweep())
-	n, err := f.Chains(ctx)
-	require.NoError(t, err)
-	require.Equal(t, 0, n, "the sweep deletes what expired")
+	require.Equal(t, 0, chains(t, f), "the sweep deletes what expired")
 	require.NoError(t, f.db.View(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketChains, bucketClosed, bucketDelivered, bucketAttempts} {
+		for _, b := range [][]byte{bucketOpen, bucketResolved, bucketDelivered, bucketAttempts} {
 			require.Zero(t, tx.Bucket(b).Stats().KeyN, "bucket %s swept", b)
 		}
 		return nil
 	}))
 }
 
+// The sweeper runs by itself every sweepEvery; virtual time lets a test
+// wait the hour an incident lives.
+func TestFileSweeperRuns(t *testing.T) {
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		f := openFile(t, filepath.Join(dir, "state.db"), opts)
+		defer f.Close()
+		deliver(t, f, firing("c", "om_1", time.Now()), "n")
+		time.Sleep(opts.ChainTTL - sweepEvery/2)
+		synctest.Wait()
+		require.Equal(t, 1, chains(t, f), "not expired: the sweeps kept it")
+		time.Sleep(sweepEvery)
+		synctest.Wait()
+		require.Equal(t, 0, chains(t, f), "swept within a minute of expiring")
+	})
+}
+
 func TestFileSurvivesRestart(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "state.db")
-	f := openFile(t, path)
-	require.NoError(t, f.Commit(ctx, Delivery{Chain: "c", Notification: "n", Root: "om_1", At: time.Now()}))
+	f := openFile(t, path, opts)
+	in := full("c", now())
+	deliver(t, f, in, "n")
+	require.NoError(t, f.Schedule(ctx, in.ID, in.Updated))
 	require.NoError(t, f.Close())
 
-	f = openFile(t, path)
+	f = openFile(t, path, opts)
 	defer f.Close()
-	rec, err := f.Load(ctx, "c", "n")
-	require.NoError(t, err)
-	require.Equal(t, Record{Root: "om_1", Delivered: true}, rec)
+	require.Equal(t, Loaded{Incident: in, Delivered: true}, load(t, f, "c", "n"))
+	require.Equal(t, []string{in.ID}, due(t, f, in.Updated, 10))
 }
 
 func TestFileIsExclusive(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "state.db")
-	f := openFile(t, path)
+	f := openFile(t, path, opts)
 	defer f.Close()
 	_, err := OpenFile(path, opts, promslog.NewNopLogger())
 	require.ErrorContains(t, err, "locked by another process")
 }
 
+// A file from a newer release is refused, not misread.
+func TestFileRefusesNewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	f := openFile(t, path, opts)
+	require.NoError(t, f.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keySchema, []byte("3"))
+	}))
+	require.NoError(t, f.Close())
+	_, err := OpenFile(path, opts, promslog.NewNopLogger())
+	require.ErrorContains(t, err, `schema version "3" is unknown`)
+}
+
 func TestLockEntriesDoNotOutliveTheirHolders(t *testing.T) {
-	f := openFile(t, filepath.Join(t.TempDir(), "state.db"))
+	f := openFile(t, filepath.Join(t.TempDir(), "state.db"), opts)
 	defer f.Close()
 	var wg sync.WaitGroup
 	for range 20 {
@@ -101,30 +153,26 @@ func TestLockEntriesDoNotOutliveTheirHolders(t *testing.T) {
 func TestFileAttempts(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "state.db")
-	f := openFile(t, path)
-	start := time.Now()
+	start := now()
+	c := &clock{t: start}
+	o := opts
+	o.Now = c.Now
+	f := openFile(t, path, o)
 	require.NoError(t, f.Begin(ctx, "c", "n", "uuid-1", start))
 	require.NoError(t, f.Close())
 
-	f = openFile(t, path)
+	f = openFile(t, path, o)
 	defer f.Close()
-	rec, err := f.Load(ctx, "c", "n")
-	require.NoError(t, err)
-	require.Equal(t, Record{Attempt: "uuid-1"}, rec)
+	require.Equal(t, Loaded{Attempt: "uuid-1"}, load(t, f, "c", "n"))
 
-	f.now = func() time.Time { return start.Add(AttemptTTL) }
-	rec, err = f.Load(ctx, "c", "n")
-	require.NoError(t, err)
-	require.Empty(t, rec.Attempt, "past Feishu's uuid window the key is no use")
+	c.Set(start.Add(AttemptTTL))
+	require.Empty(t, load(t, f, "c", "n").Attempt, "past Feishu's uuid window the key is no use")
 	require.NoError(t, f.sweep())
-	f.now = time.Now
-	rec, err = f.Load(ctx, "c", "n")
-	require.NoError(t, err)
-	require.Empty(t, rec.Attempt, "the sweep deleted it")
+	c.Set(start)
+	require.Empty(t, load(t, f, "c", "n").Attempt, "the sweep deleted it")
 
 	require.NoError(t, f.Begin(ctx, "c", "n", "uuid-2", start))
-	require.NoError(t, f.Commit(ctx, Delivery{Chain: "c", Notification: "n", Root: "om_1", At: start}))
-	rec, err = f.Load(ctx, "c", "n")
-	require.NoError(t, err)
-	require.Equal(t, Record{Root: "om_1", Delivered: true}, rec, "a delivered notification has no attempt left")
+	in := firing("c", "om_1", start)
+	deliver(t, f, in, "n")
+	require.Equal(t, Loaded{Incident: in, Delivered: true}, load(t, f, "c", "n"), "a delivered notification has no attempt left")
 }

@@ -52,3 +52,12 @@ func (l *locks) release(key string, e *lockEntry) {
 		delete(l.m, key)
 	}
 }
+
+// held reports whether key's lock is taken. A file store's commit checks it:
+// within one process the holder cannot have lost it, only never taken it.
+func (l *locks) held(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e := l.m[key]
+	return e != nil && len(e.sem) == 1
+}

@@ -33,8 +33,9 @@ func TestOpenRedisWithTLSAndPassword(t *testing.T) {
 	require.NoError(t, err)
 	defer s.Close()
 	require.NoError(t, s.Ping(context.Background()))
-	commitLocked(t, s, Delivery{Chain: "c", Notification: "n", Root: "om_1", At: time.Now()})
-	require.Equal(t, Record{Root: "om_1", Delivered: true}, load(t, s, "c", "n"))
+	in := firing("c", "om_1", now())
+	deliver(t, s, in, "n")
+	require.Equal(t, Loaded{Incident: in, Delivered: true}, load(t, s, "c", "n"))
 
 	// Without the password, or without trusting the CA, Redis is not usable.
 	cfg.Redis.PasswordFile = ""

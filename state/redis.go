@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,21 +15,30 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/alertmanager-feishu/alertmanager-feishu/incident"
 )
 
 // Key layout, under the configured prefix P. Every key of one chain carries
 // the chain key as a hash tag, so that on Redis Cluster they share a slot and
 // Commit stays one atomic script:
 //
-//	P{chain}:root            root message ID, expires ChainTTL after the last message
-//	P{chain}:closed          "<resolution> <root>" of the closed chain, DedupeWindow
-//	P{chain}:lock            owner token of the replica handling the group
-//	P{chain}:done:<key>      notification delivered, expires after DedupeWindow
+//	P{chain}:open            the open incident's record (JSON), expires ChainTTL after its Updated
+//	P{chain}:resolved        the closed incident's record (JSON), expires DedupeWindow after its Updated
+//	P{chain}:lock            owner token of the replica handling the chain
+//	P{chain}:done:<key>      notification delivered, expires DedupeWindow after its delivery
 //	P{chain}:attempt:<key>   idempotency key of an unrecorded attempt, AttemptTTL
-//	Pchains                  sorted set of open chains scored by expiry, for counting
+//	P{chain}:root            first release: the open chain's root, read while :open is absent
+//	P{chain}:closed          first release: "<resolution> <root>" of the closed chain, likewise
+//	Pchains                  sorted set of open chains scored by expiry (Unix ms), for counting
+//	Pdue                     sorted set of incident IDs scored by due time (Unix ms)
 //
-// The counting set lives in another slot and is kept beside the chain, not
-// with it: a failure there costs the accuracy of a gauge, never a message.
+// A commit deletes the first release's keys of its chain, so that they are
+// gone once each chain has been written or has expired. The counting set
+// lives in another slot and is kept beside the chain, not with it: a
+// failure there costs the accuracy of a gauge, never a message. The due set
+// is one key in a slot of its own too: Schedule is a call of its own, and a
+// claim is one script on that key alone.
 
 // RedisOptions connect the Redis store.
 type RedisOptions struct {
@@ -40,8 +50,8 @@ type RedisOptions struct {
 	KeyPrefix  string
 	TLS        *tls.Config
 
-	// LockTTL bounds how long a replica that died holding a group's lock
-	// keeps the group waiting. A live holder extends it every LockTTL/3.
+	// LockTTL bounds how long a replica that died holding a chain's lock
+	// keeps the chain waiting. A live holder extends it every LockTTL/3.
 	LockTTL time.Duration
 }
 
@@ -91,23 +101,27 @@ if redis.call("GET", KEYS[1]) == ARGV[1] then
 end
 return 0`)
 
-	// commit records a delivery if the caller still holds the group's lock:
+	// commit records a write if the caller still holds the chain's lock:
 	// a replica whose lock expired while it sent must not overwrite the
-	// chain its successor may have rooted meanwhile.
-	// KEYS: lock, root, done, attempt, closed. ARGV: token, root, close
-	// (0/1), chain TTL ms, dedupe window ms, resolution.
+	// incident its successor may have opened meanwhile.
+	// KEYS: lock, open, resolved, legacy root, legacy closed, and for a
+	// delivery done and attempt. ARGV: token, record, resolved (0/1),
+	// record TTL ms, done TTL ms.
 	commit = redis.NewScript(`
 if redis.call("GET", KEYS[1]) ~= ARGV[1] then
-  return redis.error_reply("LOST group lock expired before the delivery was recorded")
+  return redis.error_reply("LOST chain lock expired or taken by another replica")
 end
-redis.call("SET", KEYS[3], "1", "PX", ARGV[5])
-redis.call("DEL", KEYS[4])
+if #KEYS == 7 then
+  redis.call("SET", KEYS[6], "1", "PX", ARGV[5])
+  redis.call("DEL", KEYS[7])
+end
+redis.call("DEL", KEYS[4], KEYS[5])
 if ARGV[3] == "1" then
   redis.call("DEL", KEYS[2])
-  redis.call("SET", KEYS[5], ARGV[6] .. " " .. ARGV[2], "PX", ARGV[5])
+  redis.call("SET", KEYS[3], ARGV[2], "PX", ARGV[4])
 else
   redis.call("SET", KEYS[2], ARGV[2], "PX", ARGV[4])
-  redis.call("DEL", KEYS[5])
+  redis.call("DEL", KEYS[3])
 end
 return 1`)
 )
@@ -259,29 +273,51 @@ func (r *Redis) release(chain, token string) {
 }
 
 // Load implements Store.
-func (r *Redis) Load(ctx context.Context, chain, notification string) (Record, error) {
-	vals, err := r.client.MGet(ctx,
-		r.key(chain, "root"),
+func (r *Redis) Load(ctx context.Context, chain, notification string) (Loaded, error) {
+	vals, err := r.client.MGet(ctx, append(r.incidentKeys(chain),
 		r.key(chain, "done:"+notification),
 		r.key(chain, "attempt:"+notification),
-		r.key(chain, "closed"),
-	).Result()
+	)...).Result()
 	if err != nil {
-		return Record{}, fmt.Errorf("load state from redis: %w", err)
+		return Loaded{}, fmt.Errorf("load state from redis: %w", err)
 	}
-	var rec Record
-	rec.Root, _ = vals[0].(string)
-	rec.Delivered = vals[1] != nil
-	rec.Attempt, _ = vals[2].(string)
-	if closed, _ := vals[3].(string); closed != "" && rec.Root == "" {
-		rec.Closed.Resolution, rec.Closed.Root, _ = strings.Cut(closed, " ")
+	var l Loaded
+	if l.Incident, err = r.openIncident(ctx, chain, vals); err == nil && l.Incident == nil {
+		l.Closed, err = r.closedIncident(ctx, chain, vals)
 	}
-	return rec, nil
+	if err != nil {
+		return Loaded{}, fmt.Errorf("load state from redis: %w", err)
+	}
+	l.Delivered = vals[4] != nil
+	l.Attempt, _ = vals[5].(string)
+	return l, nil
+}
+
+// Get implements Store.
+func (r *Redis) Get(ctx context.Context, id string) (*incident.Incident, error) {
+	chain := incident.ChainOf(id)
+	if chain == "" {
+		return nil, ErrNotFound
+	}
+	vals, err := r.client.MGet(ctx, r.incidentKeys(chain)...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("get incident from redis: %w", err)
+	}
+	for _, read := range []func(context.Context, string, []any) (*incident.Incident, error){r.openIncident, r.closedIncident} {
+		in, err := read(ctx, chain, vals)
+		if err != nil {
+			return nil, fmt.Errorf("get incident from redis: %w", err)
+		}
+		if in != nil && in.Is(id) {
+			return in, nil
+		}
+	}
+	return nil, ErrNotFound
 }
 
 // Begin implements Store.
 func (r *Redis) Begin(ctx context.Context, chain, notification, attempt string, at time.Time) error {
-	ttl := AttemptTTL - time.Since(at)
+	ttl := AttemptTTL - r.opts.now().Sub(at)
 	if ttl < time.Millisecond {
 		return nil // Feishu's uuid window is over already: nothing to keep
 	}
@@ -293,25 +329,36 @@ func (r *Redis) Begin(ctx context.Context, chain, notification, attempt string, 
 
 // Commit implements Store. It fails if this process no longer holds the
 // chain's lock.
-func (r *Redis) Commit(ctx context.Context, d Delivery) error {
+func (r *Redis) Commit(ctx context.Context, w Write) error {
+	if err := checkWrite(w); err != nil {
+		return err
+	}
+	in := w.Incident
 	r.mu.Lock()
-	l := r.held[d.Chain]
+	l := r.held[in.Chain]
 	r.mu.Unlock()
 	if l == nil {
-		return fmt.Errorf("commit state: group lock not held")
+		return fmt.Errorf("commit state: %w", ErrLockLost)
 	}
-	closeChain := "0"
-	if d.Close {
-		closeChain = "1"
-	}
-	keys := []string{
-		r.key(d.Chain, "lock"), r.key(d.Chain, "root"),
-		r.key(d.Chain, "done:"+d.Notification), r.key(d.Chain, "attempt:"+d.Notification),
-		r.key(d.Chain, "closed"),
-	}
-	err := commit.Run(ctx, r.client, keys, l.token, d.Root, closeChain,
-		max(r.opts.ChainTTL.Milliseconds(), 1), max(r.opts.DedupeWindow.Milliseconds(), 1), d.Resolution).Err()
+	record, err := json.Marshal(in)
 	if err != nil {
+		return fmt.Errorf("commit state: %w", err)
+	}
+	now := r.opts.now()
+	resolved, ttl := "0", r.opts.ChainTTL
+	if !in.Open() {
+		resolved, ttl = "1", r.opts.DedupeWindow
+	}
+	keys := append([]string{r.key(in.Chain, "lock")}, r.incidentKeys(in.Chain)...)
+	if w.Notification != "" {
+		keys = append(keys, r.key(in.Chain, "done:"+w.Notification), r.key(in.Chain, "attempt:"+w.Notification))
+	}
+	err = commit.Run(ctx, r.client, keys, l.token, record, resolved,
+		msUntil(in.Updated.Add(ttl), now), msUntil(w.At.Add(r.opts.DedupeWindow), now)).Err()
+	if err != nil {
+		if strings.HasPrefix(err.Error(), "LOST ") {
+			return fmt.Errorf("commit state to redis: %w: expired or taken by another replica", ErrLockLost)
+		}
 		return fmt.Errorf("commit state to redis: %w", err)
 	}
 
@@ -319,12 +366,12 @@ func (r *Redis) Commit(ctx context.Context, d Delivery) error {
 	// only when the gauge is read: nothing else would, if nobody scraped.
 	index := r.prefix + "chains"
 	_, err = r.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-		if d.Close {
-			pipe.ZRem(ctx, index, d.Chain)
+		if in.Open() {
+			pipe.ZAdd(ctx, index, redis.Z{Score: float64(in.Updated.Add(r.opts.ChainTTL).UnixMilli()), Member: in.Chain})
 		} else {
-			pipe.ZAdd(ctx, index, redis.Z{Score: float64(d.At.Add(r.opts.ChainTTL).UnixMilli()), Member: d.Chain})
+			pipe.ZRem(ctx, index, in.Chain)
 		}
-		pipe.ZRemRangeByScore(ctx, index, "-inf", strconv.FormatInt(d.At.UnixMilli(), 10))
+		pipe.ZRemRangeByScore(ctx, index, "-inf", strconv.FormatInt(now.UnixMilli(), 10))
 		return nil
 	})
 	if err != nil {
@@ -333,11 +380,17 @@ func (r *Redis) Commit(ctx context.Context, d Delivery) error {
 	return nil
 }
 
+// msUntil is the TTL in milliseconds that makes a key expire at t: at least
+// 1, as SET wants, for a time already past.
+func msUntil(t, now time.Time) int64 {
+	return max(t.Sub(now).Milliseconds(), 1)
+}
+
 // Chains implements Store, from the counting set after dropping the chains
 // whose time is up.
 func (r *Redis) Chains(ctx context.Context) (int, error) {
 	index := r.prefix + "chains"
-	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	now := strconv.FormatInt(r.opts.now().UnixMilli(), 10)
 	if err := r.client.ZRemRangeByScore(ctx, index, "-inf", now).Err(); err != nil {
 		return 0, fmt.Errorf("count chains in redis: %w", err)
 	}

@@ -14,6 +14,7 @@ import (
 // A replica that dies holding a group's lock keeps the group waiting no
 // longer than the lock's TTL, and cannot record anything afterwards.
 func TestRedisDeadHolderLockExpires(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	dead, alive := openRedis(t, srv.Addr, opts), openRedis(t, srv.Addr, opts)
 	_, err := dead.Lock(context.Background(), "g")
@@ -27,11 +28,13 @@ func TestRedisDeadHolderLockExpires(t *testing.T) {
 	require.NoError(t, err, "the lock expires with its holder")
 	defer unlock()
 	t.Logf("taken over after %v (lock TTL 1s)", time.Since(start))
-	require.Error(t, dead.Commit(context.Background(), Delivery{Chain: "g", Notification: "n", Root: "om_1", At: time.Now()}))
+	in := firing("g", "om_1", now())
+	require.ErrorIs(t, dead.Commit(context.Background(), Write{Incident: in, Notification: "n", At: in.Updated}), ErrLockLost)
 }
 
 // A live holder keeps its lock past the TTL by extending it.
 func TestRedisHeldLockIsExtended(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	a, b := openRedis(t, srv.Addr, opts), openRedis(t, srv.Addr, opts)
 	// A TTL of 2 s leaves the extension (every 667 ms) over a second of
@@ -43,7 +46,8 @@ func TestRedisHeldLockIsExtended(t *testing.T) {
 	defer cancel()
 	_, err = b.Lock(ctx, "g")
 	require.ErrorIs(t, err, context.DeadlineExceeded, "2.5 lock TTLs later the holder still has it")
-	require.NoError(t, a.Commit(context.Background(), Delivery{Chain: "g", Notification: "n", Root: "om_1", At: time.Now()}))
+	in := firing("g", "om_1", now())
+	require.NoError(t, a.Commit(context.Background(), Write{Incident: in, Notification: "n", At: in.Updated}))
 	unlock()
 }
 
@@ -59,11 +63,13 @@ func TestRedisCommitRefusedAfterLockLost(t *testing.T) {
 	raw := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	defer raw.Close()
 	require.NoError(t, raw.Del(context.Background(), slow.key("g", "lock")).Err())
-	commitLocked(t, next, Delivery{Chain: "g", Notification: "n1", Root: "om_next", At: time.Now()})
+	theirs := firing("g", "om_next", now())
+	deliver(t, next, theirs, "n1")
 
-	err = slow.Commit(context.Background(), Delivery{Chain: "g", Notification: "n2", Root: "om_slow", At: time.Now()})
-	require.ErrorContains(t, err, "group lock expired")
-	require.Equal(t, Record{Root: "om_next"}, load(t, next, "g", "n2"))
+	err = slow.Commit(context.Background(), Write{Incident: firing("g", "om_slow", now()), Notification: "n2", At: time.Now()})
+	require.ErrorIs(t, err, ErrLockLost)
+	require.ErrorContains(t, err, "expired or taken by another replica")
+	require.Equal(t, Loaded{Incident: theirs}, load(t, next, "g", "n2"))
 }
 
 // With Redis away every operation fails fast, and the store works again by
@@ -71,7 +77,8 @@ func TestRedisCommitRefusedAfterLockLost(t *testing.T) {
 func TestRedisOutageAndRecovery(t *testing.T) {
 	srv := redistest.Start(t)
 	s := openRedis(t, srv.Addr, opts)
-	commitLocked(t, s, Delivery{Chain: "g", Notification: "n1", Root: "om_1", At: time.Now()})
+	in := firing("g", "om_1", now())
+	deliver(t, s, in, "n1")
 
 	srv.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -82,18 +89,25 @@ func TestRedisOutageAndRecovery(t *testing.T) {
 	require.NoError(t, ctx.Err(), "the lock fails rather than waiting for Redis")
 	_, err = s.Load(ctx, "g", "n1")
 	require.Error(t, err)
+	_, err = s.Get(ctx, in.ID)
+	require.Error(t, err)
+	require.NotErrorIs(t, err, ErrNotFound, "an outage is not a missing incident")
+	require.Error(t, s.Schedule(ctx, in.ID, time.Now()))
+	_, err = s.Due(ctx, time.Now(), 10)
+	require.Error(t, err)
 	require.Error(t, s.Ping(ctx))
-	t.Logf("three failures took %v", time.Since(start))
+	t.Logf("six failures took %v", time.Since(start))
 
 	srv.Restart(t)
 	require.Eventually(t, func() bool { return s.Ping(context.Background()) == nil }, 10*time.Second, 50*time.Millisecond)
-	require.Equal(t, Record{Root: "om_1", Delivered: true}, load(t, s, "g", "n1"))
-	commitLocked(t, s, Delivery{Chain: "g", Notification: "n2", Root: "om_1", At: time.Now()})
+	require.Equal(t, Loaded{Incident: in, Delivered: true}, load(t, s, "g", "n1"))
+	deliver(t, s, in, "n2")
 }
 
 // Services sharing one Redis under different prefixes do not see each
 // other's state, and the count of open chains drops as chains expire.
 func TestRedisPrefixAndCount(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	short := Options{ChainTTL: 1500 * time.Millisecond, DedupeWindow: time.Minute}
 	a := openRedis(t, srv.Addr, short)
@@ -101,11 +115,14 @@ func TestRedisPrefixAndCount(t *testing.T) {
 	require.NoError(t, err)
 	defer b.Close()
 
-	commitLocked(t, a, Delivery{Chain: "g", Notification: "n", Root: "om_1", At: time.Now()})
-	require.Equal(t, Record{}, load(t, b, "g", "n"))
+	in := firing("g", "om_1", now())
+	deliver(t, a, in, "n")
+	require.NoError(t, a.Schedule(context.Background(), in.ID, time.Now()))
+	require.Equal(t, Loaded{}, load(t, b, "g", "n"))
+	require.Empty(t, due(t, b, time.Now(), 10))
 	require.Equal(t, 1, chains(t, a))
 	require.Equal(t, 0, chains(t, b))
-	require.Eventually(t, func() bool { return chains(t, a) == 0 }, 5*time.Second, 20*time.Millisecond)
+	eventually(t, 5*time.Second, func() bool { return chains(t, a) == 0 }, "the count drops as chains expire")
 }
 
 // The counting set is trimmed by commits too, so it stays small even if
@@ -113,13 +130,13 @@ func TestRedisPrefixAndCount(t *testing.T) {
 func TestRedisCountingSetTrimmedOnCommit(t *testing.T) {
 	srv := redistest.Start(t)
 	s := openRedis(t, srv.Addr, Options{ChainTTL: 200 * time.Millisecond, DedupeWindow: time.Minute})
-	commitLocked(t, s, Delivery{Chain: "old", Notification: "n1", Root: "om_1", At: time.Now()})
+	deliver(t, s, firing("old", "om_1", now()), "n1")
 	raw := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	defer raw.Close()
-	require.Eventually(t, func() bool {
-		commitLocked(t, s, Delivery{Chain: "new", Notification: "n2", Root: "om_2", At: time.Now()})
+	eventually(t, 3*time.Second, func() bool {
+		deliver(t, s, firing("new", "om_2", now()), "n2")
 		members, err := raw.ZRange(context.Background(), "test:chains", 0, -1).Result()
 		require.NoError(t, err)
 		return len(members) == 1 && members[0] == "new"
-	}, 3*time.Second, 50*time.Millisecond)
+	}, "the expired chain is trimmed")
 }
