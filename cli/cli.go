@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -21,10 +20,9 @@ import (
 	"github.com/prometheus/common/promslog"
 
 	"github.com/alertmanager-feishu/alertmanager-feishu/config"
+	"github.com/alertmanager-feishu/alertmanager-feishu/core"
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
 	"github.com/alertmanager-feishu/alertmanager-feishu/oncall"
-	"github.com/alertmanager-feishu/alertmanager-feishu/render"
-	"github.com/alertmanager-feishu/alertmanager-feishu/route"
 	"github.com/alertmanager-feishu/alertmanager-feishu/webhook"
 )
 
@@ -37,33 +35,8 @@ func CheckConfig(w io.Writer, file string) error {
 	if err != nil {
 		return err
 	}
-	var problems []error
-	renderer, err := render.New(cfg.Templates, cfg.Feishu.API, promslog.NewNopLogger())
-	if err != nil {
-		problems = append(problems, err)
-	} else if err := renderer.Check(cfg.Receivers); err != nil {
-		problems = append(problems, err)
-	}
-	if _, err := cfg.Feishu.Secret(); err != nil {
-		problems = append(problems, err)
-	}
-	if _, err := cfg.Intake.Token(); err != nil {
-		problems = append(problems, err)
-	}
-	for _, rc := range cfg.Receivers {
-		if rc.IsBot() {
-			if _, _, err := rc.Webhook(); err != nil {
-				problems = append(problems, err)
-			}
-		}
-	}
-	if cfg.State.Backend == "redis" {
-		if _, err := cfg.State.Redis.Secret(); err != nil {
-			problems = append(problems, err)
-		}
-	}
-	if len(problems) > 0 {
-		return errors.Join(problems...)
+	if _, err := core.NewPipeline(cfg, core.PipelineOptions{Logger: promslog.NewNopLogger(), Offline: true}); err != nil {
+		return err
 	}
 	fmt.Fprintf(w, "Checking '%s'  SUCCESS\nFound:\n - %d receivers\n - %d routes\n - %d on-call rotations\n - %d template globs\n - state: %s\n - feishu api: %s\n",
 		file, len(cfg.Receivers), countRoutes(cfg.Route), len(cfg.OnCall), len(cfg.Templates), cfg.State.Backend, cfg.Feishu.API)
@@ -95,7 +68,11 @@ func RouteTest(w io.Writer, file string, labelArgs []string, verify string) erro
 		}
 		ls[model.LabelName(m.Name)] = model.LabelValue(m.Value)
 	}
-	got := strings.Join(route.New(cfg.Route).Receivers(ls), ",")
+	pl, err := core.NewPipeline(cfg, core.PipelineOptions{Logger: promslog.NewNopLogger(), Offline: true})
+	if err != nil {
+		return err
+	}
+	got := strings.Join(pl.Route.Receivers(ls), ",")
 	fmt.Fprintln(w, got)
 	if verify != "" && verify != got {
 		return fmt.Errorf("receivers %q, want %q", got, verify)
@@ -121,47 +98,42 @@ func Render(w io.Writer, file, payloadFile, receiver string) error {
 	if err != nil {
 		return fmt.Errorf("payload %s: %w", payloadFile, err)
 	}
-	var names []string
+	pl, err := core.NewPipeline(cfg, core.PipelineOptions{Logger: promslog.NewNopLogger(), Offline: true})
+	if err != nil {
+		return err
+	}
+	var receivers []*core.Receiver
 	if receiver != "" {
-		if cfg.Receiver(receiver) == nil {
+		rc := pl.Receiver(receiver)
+		if rc == nil {
 			return fmt.Errorf("no receiver %q", receiver)
 		}
-		names = []string{receiver}
+		receivers = []*core.Receiver{rc}
 	} else {
-		names = route.New(cfg.Route).Receivers(p.CommonLabelSet())
+		receivers = pl.Routed(pl.Route.Receivers(p.CommonLabelSet()))
 	}
-	logger := promslog.NewNopLogger()
-	renderer, err := render.New(cfg.Templates, cfg.Feishu.API, logger)
-	if err != nil {
-		return err
-	}
-	mentions, err := oncall.NewPolicy(cfg.OnCall, noLookups{}, logger)
-	if err != nil {
-		return err
-	}
-	for i, name := range names {
-		rc := cfg.Receiver(name)
-		msg, err := renderer.Render(p, rc, mentions.For(context.Background(), rc, p))
+	for i, rc := range receivers {
+		msg, err := pl.Renderer.Render(p, rc.Config, pl.Mentions.For(context.Background(), rc.Config, p))
 		if err != nil {
-			return fmt.Errorf("receiver %q: %w", name, err)
+			return fmt.Errorf("receiver %q: %w", rc.Name(), err)
 		}
-		kind, id := rc.Target()
-		msg.Target = feishu.Target{Kind: kind, ID: id}
-		api := cfg.Feishu.API
-		switch {
-		case rc.IsBot():
+		msg.Target = rc.Target
+		var path string
+		var body []byte
+		switch rc.API {
+		case feishu.APIBot:
 			// The webhook URL and secret are credentials, not shown; a
 			// signed request shows where its signature goes.
-			api = feishu.APIBot
-			if rc.Secret != "" || rc.SecretFile != "" {
-				msg.Webhook.Secret = "<secret>"
-			}
-		case api == config.APIIMv1:
+			path, body, err = feishu.PreviewBot(msg, feishu.Webhook{Secret: botSecret(rc.Config)})
+		case config.APIIMv1:
 			msg.UUID = "<uuid of the attempt>"
+			fallthrough
+		default:
+			path, body, err = feishu.Preview(rc.API, msg)
+			path = cfg.Feishu.BaseURL + path
 		}
-		path, body, err := feishu.Preview(api, msg)
 		if err != nil {
-			return fmt.Errorf("receiver %q: %w", name, err)
+			return fmt.Errorf("receiver %q: %w", rc.Name(), err)
 		}
 		var pretty bytes.Buffer
 		if err := json.Indent(&pretty, body, "", "  "); err != nil {
@@ -170,23 +142,21 @@ func Render(w io.Writer, file, payloadFile, receiver string) error {
 		if i > 0 {
 			fmt.Fprintln(w)
 		}
-		if !rc.IsBot() {
-			path = cfg.Feishu.BaseURL + path
-		}
-		fmt.Fprintf(w, "# receiver %s: %s %s, %s\nPOST %s\n%s\n", name, kind, id, msg.Type, path, pretty.String())
+		fmt.Fprintf(w, "# receiver %s: %s %s, %s\nPOST %s\n%s\n", rc.Name(), rc.Target.Kind, rc.Target.ID, msg.Type, path, pretty.String())
 	}
-	if len(names) == 0 {
+	if len(receivers) == 0 {
 		fmt.Fprintln(w, "# no receiver")
 	}
 	return nil
 }
 
-// noLookups answers every email lookup with an error: render and oncall
-// run without Feishu.
-type noLookups struct{}
-
-func (noLookups) LookupEmails(context.Context, []string) (map[string]string, error) {
-	return nil, errors.New("emails are not looked up without Feishu")
+// botSecret is a placeholder for a custom bot's signing secret, "" when its
+// requests are not signed.
+func botSecret(rc *config.Receiver) string {
+	if rc.Secret != "" || rc.SecretFile != "" {
+		return "<secret>"
+	}
+	return ""
 }
 
 // OnCall prints who is on call in each rotation at the RFC 3339 time at

@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/alertmanager-feishu/alertmanager-feishu/config"
+	"github.com/alertmanager-feishu/alertmanager-feishu/core"
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishutest"
 	"github.com/alertmanager-feishu/alertmanager-feishu/receiver"
@@ -56,15 +57,16 @@ type env struct {
 	feishu   *feishutest.Server
 	server   *httptest.Server
 	handler  *receiver.Handler
-	pipeline *receiver.Pipeline
+	core     *core.Core
+	pipeline *core.Pipeline
 }
 
 // setConfig swaps in a pipeline built from cfg, as a reload does.
 func (e *env) setConfig(t testing.TB, cfg *config.Config) {
 	t.Helper()
-	p, err := receiver.NewPipeline(cfg, e.metrics, e.pacer, promslog.NewNopLogger())
+	p, err := core.NewPipeline(cfg, core.PipelineOptions{Metrics: e.metrics, Pacer: e.pacer, Logger: promslog.NewNopLogger()})
 	require.NoError(t, err)
-	e.handler.SetPipeline(p)
+	e.core.SetPipeline(p)
 	e.pacer.SetLimits(cfg.Feishu.RateLimit)
 }
 
@@ -102,21 +104,20 @@ func newEnvWith(t testing.TB, api, secret string, timeout, maxDelay time.Duratio
 	reg := prometheus.NewRegistry()
 	metrics := feishu.NewMetrics(reg)
 	pacer := feishu.NewPacer(cfg.Feishu.RateLimit, metrics)
-	p, err := receiver.NewPipeline(cfg, metrics, pacer, logger)
+	p, err := core.NewPipeline(cfg, core.PipelineOptions{Metrics: metrics, Pacer: pacer, Logger: logger})
 	require.NoError(t, err)
 	store, err := state.OpenFile(filepath.Join(t.TempDir(), "state.db"),
 		state.Options{ChainTTL: time.Hour, DedupeWindow: 10 * time.Minute}, logger)
 	require.NoError(t, err)
 	t.Cleanup(func() { store.Close() })
-	h := receiver.New(p, receiver.Options{
-		Store: store, MaxBodyBytes: 1 << 20, Timeout: timeout, MaxDelay: maxDelay, Logger: logger, Registerer: reg,
-	})
+	c := core.New(store, p, core.Options{Logger: logger, Registerer: reg})
+	h := receiver.New(c, receiver.Options{MaxBodyBytes: 1 << 20, Timeout: timeout, MaxDelay: maxDelay, Logger: logger})
 	t.Cleanup(func() { h.Shutdown(context.Background()) })
 	mux := http.NewServeMux()
 	h.Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &env{reg: reg, metrics: metrics, pacer: pacer, feishu: fs, server: srv, handler: h, pipeline: p}
+	return &env{reg: reg, metrics: metrics, pacer: pacer, feishu: fs, server: srv, handler: h, core: c, pipeline: p}
 }
 
 func payload(t *testing.T, name string) []byte {

@@ -50,6 +50,11 @@ func Decode(r io.Reader) (*Payload, error) {
 	if err != nil {
 		return nil, err
 	}
+	return DecodeBytes(body)
+}
+
+// DecodeBytes is Decode of a body already read.
+func DecodeBytes(body []byte) (*Payload, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, invalid("empty body")
 	}

@@ -1,5 +1,7 @@
-// Package servicetest builds the service binary and runs it as a real
-// process on loopback, for end-to-end tests and the demo.
+// Package servicetest runs the service on loopback for end-to-end tests
+// and the demo: as a real process of the built binary where the process is
+// the point (signals, a kill, replicas, a real Alertmanager), or in the
+// test's own process through app.Run.
 package servicetest
 
 import (
@@ -8,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +20,11 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/common/promslog"
+	"github.com/prometheus/exporter-toolkit/web"
+
+	"github.com/alertmanager-feishu/alertmanager-feishu/internal/app"
 )
 
 // Module is the service's import path.
@@ -32,12 +40,13 @@ func Build(dir string) (string, error) {
 	return bin, nil
 }
 
-// Service is one running process of the service.
+// Service is one running service: a process, or app.Run in this process.
 type Service struct {
 	URL  string
-	cmd  *exec.Cmd
+	cmd  *exec.Cmd          // nil in process
+	stop context.CancelFunc // in process: ends app.Run
 	done chan struct{}
-	err  error // Wait's result, once done is closed
+	err  error // Wait's or app.Run's result, once done is closed
 
 	mu   sync.Mutex
 	logs strings.Builder
@@ -128,10 +137,14 @@ func (s *Service) Logs() string {
 // Signal sends sig to the process.
 func (s *Service) Signal(sig os.Signal) error { return s.cmd.Process.Signal(sig) }
 
-// Stop sends SIGTERM and waits for the process to exit, returning its exit
-// error (nil for a clean exit).
+// Stop sends SIGTERM (in process: ends app.Run's context) and waits for the
+// service to exit, returning its exit error (nil for a clean exit).
 func (s *Service) Stop(ctx context.Context) error {
-	_ = s.Signal(syscall.SIGTERM)
+	if s.cmd == nil {
+		s.stop()
+	} else {
+		_ = s.Signal(syscall.SIGTERM)
+	}
 	select {
 	case <-s.done:
 		return s.err
@@ -141,11 +154,83 @@ func (s *Service) Stop(ctx context.Context) error {
 	}
 }
 
-// Kill ends the process at once.
+// Kill ends the process at once. In process, it stops the service as
+// Stop does: only a process can die without finishing.
 func (s *Service) Kill() {
-	_ = s.cmd.Process.Kill()
+	if s.cmd == nil {
+		s.stop()
+	} else {
+		_ = s.cmd.Process.Kill()
+	}
 	<-s.done
 }
 
 // Pid is the process's ID, for reading its CPU time and memory from /proc.
 func (s *Service) Pid() int { return s.cmd.Process.Pid }
+
+// RunInProcess runs app.Run with o on a free loopback port, logging into
+// the Service's Logs, and waits until it answers /-/ready. Set
+// o.ConfigFile and whichever flags the test needs; the listener, the web
+// config (empty unless o.Web names one) and the logger are the Service's.
+func RunInProcess(o app.Options) (*Service, error) {
+	s, err := RunInProcessNotReady(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.waitReady(10 * time.Second); err != nil {
+		s.Kill()
+		return nil, err
+	}
+	return s, nil
+}
+
+// RunInProcessNotReady is RunInProcess without waiting for /-/ready.
+func RunInProcessNotReady(o app.Options) (*Service, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{URL: "http://" + ln.Addr().String(), done: make(chan struct{})}
+	o.Listeners = []net.Listener{ln}
+	if o.Web == nil {
+		noFile, noSocket := "", false
+		o.Web = &web.FlagConfig{WebConfigFile: &noFile, WebSystemdSocket: &noSocket}
+	}
+	if o.MaxBodyBytes == 0 {
+		o.MaxBodyBytes = 10 << 20
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 8 * time.Second
+	}
+	if o.MaxDelay == 0 {
+		o.MaxDelay = 2 * time.Minute
+	}
+	if o.Grace == 0 {
+		o.Grace = 15 * time.Second
+	}
+	level := promslog.NewLevel()
+	_ = level.Set("debug")
+	o.Logger = promslog.New(&promslog.Config{Level: level, Writer: logWriter{s}})
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stop = cancel
+	go func() {
+		s.err = app.Run(ctx, o)
+		close(s.done)
+	}()
+	return s, nil
+}
+
+// Done is closed when the service has exited.
+func (s *Service) Done() <-chan struct{} { return s.done }
+
+// Err is how the service exited, once Done is closed.
+func (s *Service) Err() error { return s.err }
+
+// logWriter appends what an in-process service logs to its Logs.
+type logWriter struct{ s *Service }
+
+func (w logWriter) Write(b []byte) (int, error) {
+	w.s.mu.Lock()
+	defer w.s.mu.Unlock()
+	return w.s.logs.Write(b)
+}

@@ -1,0 +1,91 @@
+// Package core is the incident core: it owns an incident's life. Each entry
+// point (the webhook intake today; card actions and timers next) decodes
+// and authenticates its input and hands the core one event; under the
+// chain's lock the core loads the incident record, decides, renders, sends
+// and commits, and classifies how it went for the entry point's answer.
+package core
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/alertmanager-feishu/alertmanager-feishu/state"
+)
+
+// Core delivers notifications and keeps their incidents.
+type Core struct {
+	store    state.Store
+	pipeline atomic.Pointer[Pipeline]
+	logger   *slog.Logger
+	now      func() time.Time
+
+	notifications *prometheus.CounterVec
+	failures      *prometheus.CounterVec
+	unresolved    *prometheus.CounterVec
+	rootUpdates   *prometheus.CounterVec
+}
+
+// Options configure a Core.
+type Options struct {
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// Now is the clock; nil is time.Now. Tests that replay old state set it.
+	Now func() time.Time
+}
+
+// New returns a core that keeps incidents in store and delivers with p
+// until SetPipeline replaces it.
+func New(store state.Store, p *Pipeline, o Options) *Core {
+	c := &Core{
+		store:  store,
+		logger: o.Logger,
+		now:    o.Now,
+		notifications: promauto.With(o.Registerer).NewCounterVec(prometheus.CounterOpts{
+			Name: "alertmanager_feishu_notifications_total",
+			Help: "Notifications handled per receiver: sent, deduped (an exact repeat of one already delivered) or failed.",
+		}, []string{"receiver", "status"}),
+		failures: promauto.With(o.Registerer).NewCounterVec(prometheus.CounterOpts{
+			Name: "alertmanager_feishu_notification_failures_total",
+			Help: "Notifications not delivered to a receiver, by class: transient (answered 503, Alertmanager retries) or permanent (answered 422, needs the operator).",
+		}, []string{"receiver", "class"}),
+		unresolved: promauto.With(o.Registerer).NewCounterVec(prometheus.CounterOpts{
+			Name: "alertmanager_feishu_mentions_unresolved_total",
+			Help: "People a message should have mentioned but named in plain text instead, per receiver and reason: not_found (Feishu knows no user by that email), lookup_failed, or no_app (custom bots without an app to look emails up with).",
+		}, []string{"receiver", "reason"}),
+		rootUpdates: promauto.With(o.Registerer).NewCounterVec(prometheus.CounterOpts{
+			Name: "alertmanager_feishu_root_updates_total",
+			Help: "Root cards updated in place to show their group resolved, per receiver and result (updated, failed).",
+		}, []string{"receiver", "result"}),
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	promauto.With(o.Registerer).NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "alertmanager_feishu_chains",
+		Help: "Open reply chains in the state store.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		n, err := c.store.Chains(ctx)
+		if err != nil {
+			return -1
+		}
+		return float64(n)
+	})
+	c.pipeline.Store(p)
+	return c
+}
+
+// Pipeline is the pipeline that events arriving now are handled with.
+func (c *Core) Pipeline() *Pipeline { return c.pipeline.Load() }
+
+// SetPipeline makes p the pipeline for events that arrive from now on.
+func (c *Core) SetPipeline(p *Pipeline) { c.pipeline.Store(p) }
+
+// Ping reports whether the core's state is usable.
+func (c *Core) Ping(ctx context.Context) error { return c.store.Ping(ctx) }

@@ -1,0 +1,291 @@
+package core
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/alertmanager-feishu/alertmanager-feishu/config"
+	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
+	"github.com/alertmanager-feishu/alertmanager-feishu/incident"
+	"github.com/alertmanager-feishu/alertmanager-feishu/state"
+	"github.com/alertmanager-feishu/alertmanager-feishu/webhook"
+)
+
+// Status is how a notification went at one receiver.
+type Status string
+
+// The statuses, as the notifications metric counts them.
+const (
+	Sent    Status = "sent"
+	Deduped Status = "deduped" // an exact repeat of one already delivered
+	Failed  Status = "failed"
+)
+
+// Outcome is how one notification went at one receiver.
+type Outcome struct {
+	Status Status
+	// Permanent says a failure will repeat until the configuration or
+	// Feishu changes: Alertmanager should not hammer, but re-send at its
+	// next group_interval. Otherwise a failure may pass, and Alertmanager
+	// should retry soon.
+	Permanent bool
+	Err       error
+}
+
+func (o Outcome) class() string {
+	if o.Permanent {
+		return "permanent"
+	}
+	return "transient"
+}
+
+// Notification is one webhook of Alertmanager's, decoded.
+type Notification struct {
+	Payload *webhook.Payload
+	// Key is webhook.NotificationKey at the receiver it is delivered to.
+	Key string
+	// Body is the webhook as posted, kept in the incident for its card to
+	// be rendered again; nil keeps none.
+	Body []byte
+}
+
+// maxKeptBody bounds the webhook body an incident keeps: a huge group's
+// card shows only what fits in Feishu's limit anyway.
+const maxKeptBody = 1 << 20
+
+// Notify delivers n to rc unless it was delivered already, keeping the
+// group's incident and its reply chain: under the chain's lock it loads the
+// incident, decides whether the notification is news, renders and sends it
+// (replying to the root, or starting a chain again when Feishu lost the
+// root), and commits the incident with the notification as delivered.
+func (c *Core) Notify(ctx context.Context, rc *Receiver, n Notification) (out Outcome) {
+	p := n.Payload
+	chain := state.ChainKey(rc.Name(), rc.Target.String(), p.GroupKey)
+	logger := c.logger.With("receiver", rc.Name(), "group_key", p.GroupKey, "status", p.Status)
+	defer func() { c.count(rc, out, logger) }()
+
+	// One notification of a group at a time: two concurrent first
+	// notifications must not both become a root.
+	unlock, err := c.store.Lock(ctx, chain)
+	if err != nil {
+		return transient(fmt.Errorf("lock group: %w", err))
+	}
+	defer unlock()
+
+	d, err := c.decide(ctx, rc, chain, n, logger)
+	if err != nil {
+		return transient(err)
+	}
+	if d == nil {
+		return Outcome{Status: Deduped}
+	}
+	msg, err := c.prepare(ctx, rc, d, n)
+	if err != nil {
+		return failed(err)
+	}
+	msgID, err := c.send(ctx, rc, d, &msg, logger)
+	if err != nil {
+		return failed(err)
+	}
+	if err := c.commit(ctx, rc, d, n, msg, msgID); err != nil {
+		// Feishu has the message but the state does not. A 200 now would
+		// leave the chain and the dedupe key unrecorded for good; a 503
+		// lets Alertmanager's retry record them, at the risk of a second
+		// copy of this message on v4, which has no idempotency key.
+		return transient(fmt.Errorf("message %s sent but not recorded: %w", msgID, err))
+	}
+	logger.Debug("notification delivered", "message_id", msgID, "root", d.incident.Root)
+	if p.Resolved() && d.replied {
+		c.updateRoot(ctx, rc, d.incident.Root, msg, logger)
+	}
+	return Outcome{Status: Sent}
+}
+
+// delivery is what Notify decided about one notification.
+type delivery struct {
+	chain    string
+	incident *incident.Incident // the incident the notification belongs to; new ones are not stored yet
+	attempt  string             // an earlier attempt's idempotency key
+	replied  bool               // the message went as a reply to the incident's root
+}
+
+// decide loads the chain and says how n is delivered; nil when it is no
+// news: delivered already, or an HA peer's copy of the resolution that
+// closed the chain.
+func (c *Core) decide(ctx context.Context, rc *Receiver, chain string, n Notification, logger *slog.Logger) (*delivery, error) {
+	loaded, err := c.store.Load(ctx, chain, n.Key)
+	if err != nil {
+		return nil, err
+	}
+	if loaded.Delivered {
+		logger.Debug("notification already delivered")
+		return nil, nil
+	}
+	d := &delivery{chain: chain, incident: loaded.Incident, attempt: loaded.Attempt}
+	if d.incident == nil && loaded.Closed != nil && n.Payload.Resolved() {
+		if loaded.Closed.Resolution == webhook.ResolutionKey(rc.Name(), n.Payload) {
+			logger.Debug("group already resolved by the same alerts with another endsAt")
+			return nil, nil
+		}
+		// A late resolution of other alerts still belongs to the incident
+		// it ends.
+		d.incident = loaded.Closed
+	}
+	return d, nil
+}
+
+// prepare renders the message: mentions decided by policy, a custom bot's
+// later messages naming when its first went, and an im/v1 send's
+// idempotency key remembered before it is used.
+func (c *Core) prepare(ctx context.Context, rc *Receiver, d *delivery, n Notification) (feishu.Message, error) {
+	pl := rc.pipeline
+	mentions := pl.Mentions.For(ctx, rc.Config, n.Payload)
+	for _, u := range mentions.Unresolved {
+		c.unresolved.WithLabelValues(rc.Name(), u.Reason).Inc()
+	}
+	var first time.Time
+	if rc.Target.IsBot() && d.incident != nil {
+		first = d.incident.FirstSent
+	}
+	msg, err := pl.Renderer.RenderAfter(n.Payload, rc.Config, mentions, first)
+	if err != nil {
+		return msg, permanent(err)
+	}
+	msg.Target = rc.Target
+	if rc.Target.IsBot() {
+		return msg, nil // a custom bot can neither reply nor dedupe
+	}
+	if d.incident != nil {
+		msg.RootID = d.incident.Root
+	}
+	if rc.API == config.APIIMv1 {
+		// The uuid is remembered before the send, so that a retry after a
+		// crash or a timeout, when Feishu may have the message already,
+		// sends with the same one and Feishu keeps a single message.
+		msg.UUID = d.attempt
+		if msg.UUID == "" {
+			msg.UUID = attemptUUID(n.Key)
+			if err := c.store.Begin(ctx, d.chain, n.Key, msg.UUID, c.now()); err != nil {
+				return msg, err
+			}
+		}
+	}
+	return msg, nil
+}
+
+// send sends msg, as a new root when Feishu says the root it replies to is
+// gone.
+func (c *Core) send(ctx context.Context, rc *Receiver, d *delivery, msg *feishu.Message, logger *slog.Logger) (string, error) {
+	msgID, err := rc.Sender.Send(ctx, *msg)
+	if msg.RootID != "" && feishu.Classify(err) == feishu.RootGone {
+		logger.Info("chain root is gone on Feishu's side, starting a new chain", "root", msg.RootID, "err", err)
+		msg.RootID = ""
+		msgID, err = rc.Sender.Send(ctx, *msg)
+	}
+	d.replied = msg.RootID != ""
+	if err != nil {
+		return "", sendError(err)
+	}
+	return msgID, nil
+}
+
+// commit records the incident as the delivery left it (opening it if the
+// notification started a chain) and the notification as delivered, at
+// once.
+func (c *Core) commit(ctx context.Context, rc *Receiver, d *delivery, n Notification, msg feishu.Message, msgID string) error {
+	now := c.now()
+	if d.incident == nil {
+		d.incident = incident.New(d.chain, now)
+	}
+	in := d.incident
+	if !d.replied && !rc.Target.IsBot() {
+		in.Root = msgID // a new chain, or one whose root Feishu lost
+	}
+	p := n.Payload
+	in.Receiver, in.Target, in.GroupKey = rc.Name(), rc.Target.String(), p.GroupKey
+	in.GroupLabels, in.CommonLabels = p.GroupLabels, p.CommonLabels
+	in.Updated = now
+	if len(n.Body) <= maxKeptBody {
+		in.Last = n.Body
+	}
+	in.State, in.Resolution = incident.Firing, ""
+	if p.Resolved() {
+		in.State, in.Resolution = incident.Resolved, webhook.ResolutionKey(rc.Name(), p)
+	}
+	return c.store.Commit(ctx, state.Write{Incident: in, Notification: n.Key, At: now})
+}
+
+// updateRoot shows a resolved group on its chain's root card, so that the
+// chat shows at a glance which incidents are still open. It is a courtesy:
+// the notification is delivered whether it works or not.
+func (c *Core) updateRoot(ctx context.Context, rc *Receiver, root string, msg feishu.Message, logger *slog.Logger) {
+	card, ok := msg.Content.(feishu.Card)
+	updater, can := rc.Sender.(feishu.CardUpdater)
+	if !ok || !can {
+		return
+	}
+	if err := updater.UpdateCard(ctx, root, card); err != nil {
+		c.rootUpdates.WithLabelValues(rc.Name(), "failed").Inc()
+		logger.Warn("root card not updated to resolved", "root", root, "err", err)
+		return
+	}
+	c.rootUpdates.WithLabelValues(rc.Name(), "updated").Inc()
+}
+
+// count records the outcome in the metrics and the log.
+func (c *Core) count(rc *Receiver, out Outcome, logger *slog.Logger) {
+	c.notifications.WithLabelValues(rc.Name(), string(out.Status)).Inc()
+	if out.Err == nil {
+		return
+	}
+	c.failures.WithLabelValues(rc.Name(), out.class()).Inc()
+	attrs := []any{"target", rc.Target.String(), "class", out.class(), "err", out.Err}
+	var fe *feishu.Error
+	if errors.As(out.Err, &fe) {
+		attrs = append(attrs, "code", fe.Code, "log_id", fe.LogID)
+	}
+	logger.Error("notification not delivered", attrs...)
+}
+
+// permanentError marks an error that will repeat until the configuration
+// or Feishu changes. Any other error may pass.
+type permanentError struct{ error }
+
+func (e permanentError) Unwrap() error { return e.error }
+
+func permanent(err error) error { return permanentError{err} }
+
+// sendError classifies a send's failure for the answer. A second token
+// rejection, or a root missing without a chain, is not the operator's to
+// fix: Alertmanager may retry those.
+func sendError(err error) error {
+	if feishu.Classify(err) == feishu.Permanent {
+		return permanent(err)
+	}
+	return err
+}
+
+func failed(err error) Outcome {
+	var pe permanentError
+	if errors.As(err, &pe) {
+		return Outcome{Status: Failed, Permanent: true, Err: pe.error}
+	}
+	return Outcome{Status: Failed, Err: err}
+}
+
+func transient(err error) Outcome { return Outcome{Status: Failed, Err: err} }
+
+// attemptUUID is the idempotency key of one attempt at a notification: the
+// start of the notification key, so that logs and Feishu's side can be
+// matched up, and a random part, so that a later repeat of the same
+// notification (after the dedupe window) is a new message to Feishu.
+func attemptUUID(key string) string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return key[:32] + "-" + hex.EncodeToString(b)
+}

@@ -1,0 +1,212 @@
+// Package app is the service: Run builds its parts from routing.yaml (the
+// state store, the pacer, the pipeline, the incident core, the intake and
+// the HTTP server), serves until its context ends, reloads when told, and
+// stops within its grace period. main calls it with the flags; tests embed
+// it to run the whole service in-process on a free port.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"reflect"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+
+	"github.com/alertmanager-feishu/alertmanager-feishu/config"
+	"github.com/alertmanager-feishu/alertmanager-feishu/core"
+	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
+	"github.com/alertmanager-feishu/alertmanager-feishu/receiver"
+	"github.com/alertmanager-feishu/alertmanager-feishu/state"
+)
+
+// Name is the service's name, in logs and the version.
+const Name = "alertmanager-feishu"
+
+// Options are the service's settings besides routing.yaml: its flags.
+type Options struct {
+	ConfigFile   string
+	MaxBodyBytes int64
+	// Timeout is how long a webhook waits for its deliveries before it is
+	// answered 503 for those still under way; MaxDelay bounds a delivery.
+	Timeout, MaxDelay time.Duration
+	// Grace is how long in-flight notifications may take once ctx is done.
+	Grace time.Duration
+	// Web is the exporter-toolkit's listen addresses and web config.
+	Web *web.FlagConfig
+	// Listeners, when set, are served instead of Web's addresses (whose
+	// web config still applies): a test listens on a free port first.
+	Listeners []net.Listener
+	// Reload asks for routing.yaml to be read again (main sends SIGHUP's).
+	Reload <-chan struct{}
+	Logger *slog.Logger
+}
+
+// Run runs the service until ctx is done, then finishes the notifications
+// in flight within o.Grace. It returns an error if the service could not
+// start, serving failed, or the grace period ran out.
+func Run(ctx context.Context, o Options) error {
+	logger := o.Logger
+	logger.Info("starting "+Name, "version", version.Info())
+	logger.Info("build context", "build_context", version.BuildContext())
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		versioncollector.NewCollector("alertmanager_feishu"),
+	)
+	coordinator := config.NewCoordinator(o.ConfigFile, reg, logger)
+	cfg, err := config.Load(o.ConfigFile)
+	if err != nil {
+		return fmt.Errorf("load configuration %s: %w", o.ConfigFile, err)
+	}
+	store, err := state.Open(cfg.State, logger)
+	if err != nil {
+		return fmt.Errorf("open state: %w", err)
+	}
+	defer store.Close()
+
+	// One pacer for the process: Feishu's limits are per app and per chat,
+	// whatever the configuration's generation.
+	metrics := feishu.NewMetrics(reg)
+	pacer := feishu.NewPacer(cfg.Feishu.RateLimit, metrics)
+	var incidents *core.Core
+	coordinator.Subscribe(
+		func(next *config.Config) error {
+			p, err := core.NewPipeline(next, core.PipelineOptions{Metrics: metrics, Pacer: pacer, Logger: logger})
+			if err != nil {
+				return err
+			}
+			if incidents == nil {
+				incidents = core.New(store, p, core.Options{Logger: logger, Registerer: reg})
+				checkCredentials(p, logger)
+			} else {
+				incidents.SetPipeline(p)
+			}
+			return nil
+		},
+		func(next *config.Config) error {
+			pacer.SetLimits(next.Feishu.RateLimit)
+			return nil
+		},
+		func(next *config.Config) error {
+			if !reflect.DeepEqual(next.State, cfg.State) {
+				logger.Warn("state settings changed; they take effect on restart")
+			}
+			return nil
+		},
+	)
+	if err := coordinator.Reload(); err != nil {
+		return fmt.Errorf("load configuration %s: %w", o.ConfigFile, err)
+	}
+
+	intake := receiver.New(incidents, receiver.Options{
+		MaxBodyBytes: o.MaxBodyBytes, Timeout: o.Timeout, MaxDelay: o.MaxDelay, Logger: logger,
+	})
+	mux := http.NewServeMux()
+	intake.Register(mux)
+	registerOperations(mux, reg, incidents, coordinator)
+
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() {
+		if o.Listeners != nil {
+			serveErr <- web.ServeMultiple(o.Listeners, srv, o.Web, logger)
+			return
+		}
+		serveErr <- web.ListenAndServe(srv, o.Web, logger)
+	}()
+
+	for {
+		select {
+		case err := <-serveErr:
+			if !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serve: %w", err)
+			}
+			return nil
+		case <-o.Reload:
+			_ = coordinator.Reload()
+		case <-ctx.Done():
+			logger.Info("stopping, finishing in-flight notifications", "grace_period", o.Grace)
+			stop, cancel := context.WithTimeout(context.Background(), o.Grace)
+			err := srv.Shutdown(stop)
+			if err == nil {
+				err = intake.Shutdown(stop)
+			}
+			cancel()
+			if err != nil {
+				return fmt.Errorf("shutdown did not finish in time: %w", err)
+			}
+			logger.Info("stopped")
+			return nil
+		}
+	}
+}
+
+// registerOperations adds the endpoints of the people and programs that
+// run the service: metrics, health, readiness, reload and profiles.
+func registerOperations(mux *http.ServeMux, reg *prometheus.Registry, c *core.Core, coordinator *config.Coordinator) {
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	// Profiles, as Prometheus and Alertmanager serve them, for finding
+	// where the time goes under load.
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/-/healthy", getOrHead(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "OK")
+	}))
+	mux.HandleFunc("/-/ready", getOrHead(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := c.Ping(ctx); err != nil {
+			http.Error(w, "state store unavailable: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "OK")
+	}))
+	mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, _ *http.Request) {
+		if err := coordinator.Reload(); err != nil {
+			http.Error(w, "failed to reload config: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintln(w, "OK")
+	})
+}
+
+func getOrHead(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		h(w, r)
+	}
+}
+
+// checkCredentials proves the app ID and secret in the background, so that
+// a wrong secret shows in the log at start rather than at the first alert.
+func checkCredentials(p *core.Pipeline, logger *slog.Logger) {
+	if p.Client == nil || p.Config.Feishu.AppID == "" { // custom bots alone need no app
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := p.Client.CheckCredentials(ctx); err != nil {
+			logger.Error("feishu did not issue a tenant token; check feishu.app_id and the app secret", "err", err)
+			return
+		}
+		logger.Info("feishu app credentials verified")
+	}()
+}
