@@ -55,6 +55,7 @@ type longConns struct {
 	bootstraps int
 	handshakes int
 	pings      int
+	closes     int // connections the client closed with a normal close frame
 	maxConns   int
 	refusal    *HandshakeRefusal
 	silent     bool // no pongs
@@ -136,6 +137,21 @@ func (s *Server) Pings() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.cb.lc.pings
+}
+
+// CleanCloses counts connections the client closed with a normal close
+// frame.
+func (s *Server) CleanCloses() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cb.lc.closes
+}
+
+// PushEvent pushes any event body over the long connection, as Click does
+// a callback, and returns the ack; for tests of what a client does with a
+// payload that is not a card callback.
+func (s *Server) PushEvent(ctx context.Context, body []byte) (ClickAnswer, error) {
+	return s.push(ctx, body)
 }
 
 // DropConnections closes every long connection without a close frame, as
@@ -229,6 +245,11 @@ func (s *Server) wsUpgrade(w http.ResponseWriter, r *http.Request) {
 	for {
 		typ, b, err := c.Read(context.Background())
 		if err != nil {
+			if websocket.CloseStatus(err) == websocket.StatusNormalClosure {
+				s.mu.Lock()
+				lc.closes++
+				s.mu.Unlock()
+			}
 			return
 		}
 		f, err := unmarshal(b)
