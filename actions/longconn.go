@@ -154,16 +154,19 @@ func (l *LongConnection) Run(ctx context.Context) error {
 	defer l.setUp(0)
 	failures := 0
 	for {
-		connected, err := l.connect(ctx)
+		upFor, err := l.connect(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
-		if connected {
+		cfg := l.config()
+		if upFor >= cfg.interval() {
+			// Only a connection that held counts as a success: one the
+			// server drops at once must not earn a fresh short jitter
+			// each time, or the client would spin.
 			failures = 0
 		}
 		var wait time.Duration
 		var fatal *fatalError
-		cfg := l.config()
 		switch {
 		case errors.As(err, &fatal):
 			wait, failures = l.fatalBackoff, 0
@@ -198,27 +201,29 @@ func (l *LongConnection) Run(ctx context.Context) error {
 	}
 }
 
-// connect bootstraps, dials and serves one connection until it ends.
-// connected reports whether the connection was established.
-func (l *LongConnection) connect(ctx context.Context) (connected bool, err error) {
+// connect bootstraps, dials and serves one connection until it ends, and
+// tells how long it was up (0 if it never was).
+func (l *LongConnection) connect(ctx context.Context) (upFor time.Duration, err error) {
 	wsURL, err := l.bootstrap(ctx)
 	if err != nil {
-		return false, err
+		return 0, err
 	}
 	u, err := url.Parse(wsURL)
 	if err != nil {
-		return false, fmt.Errorf("long connection: bootstrap answered a bad URL: %w", err)
+		return 0, errors.New("long connection: bootstrap answered a bad URL")
 	}
 	// service_id is an int32 on the wire; a URL without one is answered 0.
 	service, _ := strconv.ParseInt(u.Query().Get("service_id"), 10, 32)
 	conn, err := l.dial(ctx, wsURL)
 	if err != nil {
-		return false, err
+		return 0, err
 	}
 	l.setUp(1)
 	defer l.setUp(0)
 	l.logger.Info("feishu long connection up", "device_id", u.Query().Get("device_id"))
-	return true, l.serve(ctx, conn, int32(service))
+	began := time.Now()
+	err = l.serve(ctx, conn, int32(service))
+	return max(time.Since(began), time.Nanosecond), err
 }
 
 // bootstrap asks for the WebSocket URL and the client's tuning.

@@ -322,7 +322,7 @@ func TestLongConnectionStopAndReload(t *testing.T) {
 	took := old.stop(t)
 	require.Less(t, took, time.Second)
 	require.False(t, old.isUp())
-	require.Equal(t, 1, s.CleanCloses(), "closed with a close frame")
+	require.Eventually(t, func() bool { return s.CleanCloses() == 1 }, time.Second, time.Millisecond, "closed with a close frame")
 	require.Eventually(t, func() bool { return s.Connections() == 0 }, time.Second, time.Millisecond)
 
 	next := start(t, s, "rotated-secret", &recorder{answer: Answer{Toast: &Toast{Type: ToastInfo, Content: "new"}}})
