@@ -94,6 +94,7 @@ type Server struct {
 	bots          map[string]*bot // custom bots by webhook token
 	sends         int             // send requests received, answered or not
 	now           func() time.Time
+	cb            callbacks // card callbacks and card update limits (callback.go)
 }
 
 // Start runs a stand-in on addr ("127.0.0.1:0" picks a free port).
@@ -128,6 +129,7 @@ func Start(addr string) (*Server, error) {
 	mux.HandleFunc("PATCH /open-apis/im/v1/messages/{id}", s.patchIM)
 	mux.HandleFunc("POST /open-apis/contact/v3/users/batch_get_id", s.batchGetID)
 	mux.HandleFunc("POST /open-apis/bot/v2/hook/{token}", s.sendBot)
+	s.routeCallbacks(mux)
 	mux.HandleFunc("GET /_feishutest/messages", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.Messages())
 	})
@@ -141,8 +143,12 @@ func Start(addr string) (*Server, error) {
 // waiting on real network I/O stops the bubble's clock.
 func (s *Server) Handler() http.Handler { return s.srv.Handler }
 
-// Close stops the server.
-func (s *Server) Close() error { return s.srv.Close() }
+// Close stops the server and its long connections.
+func (s *Server) Close() error {
+	err := s.srv.Close()
+	s.DropConnections() // hijacked, so the server's Close leaves them open
+	return err
+}
 
 // SetCredentials changes the app's ID and secret.
 func (s *Server) SetCredentials(appID, secret string) {

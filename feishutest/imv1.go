@@ -128,7 +128,7 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) ([]byte, bool) {
 
 // patchIM updates a card in place, with the documented conditions: an
 // interactive message, not recalled or deleted, under 14 days old, and
-// update_multi set in both the old and the new card.
+// update_multi set in both the old and the new card, at most 5 per second.
 func (s *Server) patchIM(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -143,7 +143,7 @@ func (s *Server) patchIM(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m, ok := s.replyTarget(w, r.PathValue("id"))
-	if !ok {
+	if !ok || s.updateLimited(w, m.ID) {
 		return
 	}
 	var content string
