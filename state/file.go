@@ -47,8 +47,9 @@ type File struct {
 	locks  *locks
 	logger *slog.Logger
 
-	stop chan struct{}
-	done sync.WaitGroup
+	stop      chan struct{}
+	done      sync.WaitGroup
+	closeOnce sync.Once // a second Close does nothing, as Redis's
 }
 
 // OpenFile opens (or creates) the store at path, converting a file of the
@@ -236,9 +237,13 @@ func (f *File) Ping(context.Context) error {
 
 // Close stops the sweeper and closes the file.
 func (f *File) Close() error {
-	close(f.stop)
-	f.done.Wait()
-	return f.db.Close()
+	var err error
+	f.closeOnce.Do(func() {
+		close(f.stop)
+		f.done.Wait()
+		err = f.db.Close()
+	})
+	return err
 }
 
 func encodeTime(t time.Time) []byte {
