@@ -40,6 +40,7 @@ type Config struct {
 	Language  string      `yaml:"language"`
 	Timezone  string      `yaml:"timezone"`
 	OnCall    []*Rotation `yaml:"oncall"`
+	Actions   *Actions    `yaml:"actions"`
 	Receivers []*Receiver `yaml:"receivers"`
 	Route     *Route      `yaml:"route"`
 }
@@ -137,6 +138,9 @@ type Receiver struct {
 	Timezone       string            `yaml:"timezone"`
 	Mentions       *Mentions         `yaml:"mentions"`
 	Templates      ReceiverTemplates `yaml:"templates"`
+	// Actions turns a receiver's buttons off (false) where actions are
+	// configured; absent means on.
+	Actions *bool `yaml:"actions"`
 
 	// Location is Timezone loaded: where the receiver's times are shown.
 	Location *time.Location `yaml:"-"`
@@ -307,6 +311,11 @@ func (c *Config) resolvePaths(dir string) {
 		r.WebhookURLFile = commoncfg.JoinDir(dir, r.WebhookURLFile)
 		r.SecretFile = commoncfg.JoinDir(dir, r.SecretFile)
 	}
+	if a := c.Actions; a != nil {
+		a.VerificationTokenFile = commoncfg.JoinDir(dir, a.VerificationTokenFile)
+		a.EncryptKeyFile = commoncfg.JoinDir(dir, a.EncryptKeyFile)
+		a.Alertmanager.HTTPConfig.SetDirectory(dir)
+	}
 	c.State.Path = commoncfg.JoinDir(dir, c.State.Path)
 	c.State.Redis.PasswordFile = commoncfg.JoinDir(dir, c.State.Redis.PasswordFile)
 	if c.State.Redis.TLSConfig != nil {
@@ -397,6 +406,22 @@ func annotateLines(root *yaml.Node, c *Config) {
 		}
 	}
 	walk(lookup(root, "route"), c.Route)
+	if c.Actions != nil {
+		c.Actions.Line = keyLine(root, "actions")
+	}
+}
+
+// keyLine is the line of key in a mapping node, 0 if it is not there.
+func keyLine(n *yaml.Node, key string) int {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return 0
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i].Line
+		}
+	}
+	return 0
 }
 
 // lookup returns the value under key in a mapping node, or nil.

@@ -40,6 +40,7 @@ func (c *Config) validate() error {
 	}
 	rotations := c.validateOnCall(&p)
 	receivers := c.validateReceivers(&p, rotations, loc)
+	c.validateActions(&p, rotations)
 	c.validateRoute(&p, receivers)
 	return errors.Join(p...)
 }
