@@ -153,3 +153,30 @@ func TestPolicyWithoutLookup(t *testing.T) {
 	require.Equal(t, []string{"ou_x"}, got.IDs)
 	require.Equal(t, []Unresolved{{"lead@example.com", "no_app"}}, got.Unresolved)
 }
+
+// Allows admits the people allowed names, directly, by email (looked up
+// in the stand-in), or as the current member of a rotation, and no one
+// else.
+func TestAllows(t *testing.T) {
+	p, _ := newPolicy(t)
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p.now = func() time.Time { return start.Add(36 * time.Hour) } // the second shift: bob's
+	allowed := config.Allowed{Users: []config.Person{{Email: "lead@example.com"}, {UserID: "u_boss"}}, OnCall: []string{"primary"}}
+	for _, tc := range []struct {
+		openID, userID string
+		want           bool
+	}{
+		{"ou_lead", "", true},
+		{"ou_other", "u_boss", true},
+		{bob.OpenID, "", true},
+		{"ou_alice", "", false}, // on call yesterday, not now
+		{"ou_other", "u_other", false},
+	} {
+		ok, err := p.Allows(context.Background(), allowed, tc.openID, tc.userID)
+		require.NoError(t, err)
+		require.Equal(t, tc.want, ok, "%s %s", tc.openID, tc.userID)
+	}
+	ok, err := p.Allows(context.Background(), config.Allowed{}, "ou_anyone", "")
+	require.NoError(t, err)
+	require.True(t, ok, "no list allows anyone")
+}
