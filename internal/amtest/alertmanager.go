@@ -94,6 +94,9 @@ type Options struct {
 	// PeerTimeout is how long the second member waits for the first's
 	// notification to be gossiped before sending itself.
 	PeerTimeout time.Duration
+	// WebConfig is the content of a --web.config.file (basic auth, TLS);
+	// "" runs without one.
+	WebConfig string
 }
 
 // Run starts an Alertmanager on free loopback ports and stops it when the
@@ -121,6 +124,13 @@ func Run(t testing.TB, o Options) *Alertmanager {
 		"--web.listen-address=127.0.0.1:" + strconv.Itoa(port),
 		"--web.external-url=" + am.URL,
 		"--log.level=debug",
+	}
+	if o.WebConfig != "" {
+		web := filepath.Join(dir, "web.yml")
+		if err := os.WriteFile(web, []byte(o.WebConfig), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--web.config.file="+web)
 	}
 	if o.Cluster {
 		cport, err := freeport.Get()
@@ -160,7 +170,9 @@ func Run(t testing.TB, o Options) *Alertmanager {
 		resp, err := http.Get(am.URL + "/-/ready")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			// /-/ready answers 200 as soon as the server listens; with a
+			// web config its auth answers 401 in front of it instead.
+			if resp.StatusCode == http.StatusOK || o.WebConfig != "" && resp.StatusCode == http.StatusUnauthorized {
 				return am
 			}
 		}
