@@ -74,12 +74,23 @@ type CardElement struct {
 	Actions []CardButton `json:"actions,omitempty"`
 }
 
-// CardButton is a button that opens a URL.
+// CardButton is a button of an action element: one that opens URL, or one
+// whose Value Feishu hands back to the app's callback as action.value when
+// it is clicked. Confirm, if set, asks the clicker before the callback.
 type CardButton struct {
-	Tag  string   `json:"tag"` // button
-	Type string   `json:"type"`
-	Text CardText `json:"text"`
-	URL  string   `json:"url"`
+	Tag     string            `json:"tag"`  // button
+	Type    string            `json:"type"` // primary, default or danger
+	Text    CardText          `json:"text"`
+	URL     string            `json:"url,omitempty"`
+	Value   map[string]string `json:"value,omitempty"`
+	Confirm *CardConfirm      `json:"confirm,omitempty"`
+}
+
+// CardConfirm is the dialog a button shows before it acts: Title and Text
+// are plain_text, and Feishu adds the confirm and cancel buttons.
+type CardConfirm struct {
+	Title CardText `json:"title"`
+	Text  CardText `json:"text"`
 }
 
 // marshal encodes v as JSON without escaping <, > and &: Feishu reads

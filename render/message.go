@@ -25,6 +25,11 @@ type message struct {
 	// are added after the templates ran, outside the body that sizing may
 	// cut.
 	mentions oncall.Mentions
+	// state is the incident's state lines (card markdown) and acts the
+	// buttons that act on it, a card's only; like mentions they are not
+	// the templates' and sizing does not cut them.
+	state string
+	acts  []feishu.CardButton
 }
 
 // notMentioned introduces the people who could not be mentioned.
@@ -90,6 +95,8 @@ const (
 	escapeGrowth  = 3
 	skeletonBytes = 4096
 	mentionBytes  = 64
+	// buttonBytes is more than the structure of one button of acts.
+	buttonBytes = 256
 )
 
 // sizeBound is more than the size of any request carrying m.
@@ -103,11 +110,25 @@ func (m message) sizeBound() int {
 		n += escapeGrowth*len(u.Email) + 2
 	}
 	n += len(notMentioned["en"]) + len(notMentioned["zh"])
+	n += len(m.state)
+	for _, b := range m.acts {
+		n += len(b.Text.Content) + buttonBytes
+		for k, v := range b.Value {
+			n += len(k) + len(v)
+		}
+		if c := b.Confirm; c != nil {
+			n += len(c.Title.Content) + len(c.Text.Content)
+		}
+	}
 	return jsonGrowth*n + skeletonBytes
 }
 
-// link is a URL a message offers as a button (card) or link (post).
-type link struct{ text, url string }
+// link is a URL a message offers as a button (card) or link (post);
+// silence marks the link to a new silence of the group.
+type link struct {
+	text, url string
+	silence   bool
+}
 
 func (m message) build() feishu.Message {
 	switch m.typ {
@@ -154,8 +175,11 @@ func (m message) post() feishu.Post {
 }
 
 // card is the default card: a header coloured by state, the body as card
-// markdown, and a row of buttons. update_multi lets the root card be updated
-// in place when the group resolves.
+// markdown, the incident's state lines below it (bold keywords and one
+// line each, to be read at a glance; a note element would be small grey
+// text), and the buttons: those that act on the incident in a row of their
+// own above the row of links. update_multi lets the root card be updated
+// in place, for the whole chat, when the group resolves or someone acts.
 func (m message) card() feishu.Card {
 	c := feishu.Card{
 		Config: feishu.CardConfig{WideScreenMode: true, UpdateMulti: true},
@@ -164,6 +188,16 @@ func (m message) card() feishu.Card {
 			{Tag: "div", Text: &feishu.CardText{Tag: "lark_md", Content: withLine(m.mentionLine(cardMention, markdownEscaper.value), m.body)}},
 		},
 	}
+	if m.state != "" {
+		c.Elements = append(c.Elements, feishu.CardElement{Tag: "div", Text: &feishu.CardText{Tag: "lark_md", Content: m.state}})
+	}
+	if len(m.links) == 0 && len(m.acts) == 0 {
+		return c
+	}
+	c.Elements = append(c.Elements, feishu.CardElement{Tag: "hr"})
+	if len(m.acts) > 0 {
+		c.Elements = append(c.Elements, feishu.CardElement{Tag: "action", Actions: m.acts})
+	}
 	if len(m.links) == 0 {
 		return c
 	}
@@ -171,8 +205,12 @@ func (m message) card() feishu.Card {
 	for i, l := range m.links {
 		buttons[i] = feishu.CardButton{Tag: "button", Type: "default", Text: feishu.CardText{Tag: "plain_text", Content: l.text}, URL: l.url}
 	}
-	buttons[0].Type = "primary"
-	c.Elements = append(c.Elements, feishu.CardElement{Tag: "hr"}, feishu.CardElement{Tag: "action", Actions: buttons})
+	// One button stands out: Acknowledge when the incident offers
+	// actions, else the first link.
+	if len(m.acts) == 0 {
+		buttons[0].Type = "primary"
+	}
+	c.Elements = append(c.Elements, feishu.CardElement{Tag: "action", Actions: buttons})
 	return c
 }
 
@@ -221,20 +259,20 @@ func links(p *webhook.Payload, lang string) []link {
 		texts = linkTexts["en"]
 	}
 	var out []link
-	add := func(text, u string) {
-		if config.IsWebURL(u) && len(u) <= maxURLBytes {
-			out = append(out, link{text: text, url: u})
+	add := func(l link) {
+		if config.IsWebURL(l.url) && len(l.url) <= maxURLBytes {
+			out = append(out, l)
 		}
 	}
 	if base := strings.TrimRight(p.ExternalURL, "/"); config.IsWebURL(base) {
-		add(texts[0], base+"/#/alerts?receiver="+url.QueryEscape(p.Receiver))
+		add(link{text: texts[0], url: base + "/#/alerts?receiver=" + url.QueryEscape(p.Receiver)})
 		if !p.Resolved() && len(p.GroupLabels) > 0 {
-			add(texts[1], base+"/#/silences/new?filter="+url.QueryEscape(silenceFilter(p)))
+			add(link{text: texts[1], url: base + "/#/silences/new?filter=" + url.QueryEscape(silenceFilter(p)), silence: true})
 		}
 	}
-	add(texts[2], p.CommonAnnotations["runbook_url"])
+	add(link{text: texts[2], url: p.CommonAnnotations["runbook_url"]})
 	if len(p.Alerts) > 0 {
-		add(texts[3], p.Alerts[0].GeneratorURL)
+		add(link{text: texts[3], url: p.Alerts[0].GeneratorURL})
 	}
 	return out
 }

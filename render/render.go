@@ -135,7 +135,7 @@ func (v views) keep(all template.Alerts, truncated uint64, n int) {
 // Feishu's size limit, alerts are dropped from the end of the list and counted
 // in "and N more" until it fits; the title still describes the whole group.
 func (r *Renderer) Render(p *webhook.Payload, rc *config.Receiver, mentions oncall.Mentions) (feishu.Message, error) {
-	return r.RenderAfter(p, rc, mentions, time.Time{})
+	return r.RenderWith(p, rc, mentions, Options{})
 }
 
 // followUp introduces the time of a group's first message in a later one
@@ -143,10 +143,17 @@ func (r *Renderer) Render(p *webhook.Payload, rc *config.Receiver, mentions onca
 var followUp = map[string]string{"en": "Follow-up to the message of %s.", "zh": "接续 %s 的消息。"}
 
 // RenderAfter is Render for a custom bot receiver: first, when not zero,
-// is when the group's first message was sent. A custom bot cannot reply,
-// so a later message of the group (new alerts, resolved) names that time
-// on its first line instead, for a reader to pair them.
+// is when the group's first message was sent (see Options.FirstSent).
 func (r *Renderer) RenderAfter(p *webhook.Payload, rc *config.Receiver, mentions oncall.Mentions, first time.Time) (feishu.Message, error) {
+	return r.RenderWith(p, rc, mentions, Options{FirstSent: first})
+}
+
+// RenderWith is Render with what the message shows of its incident. The
+// card's state lines and buttons are outside the body, like the mentions:
+// sizing counts them but never cuts them, so a huge group loses alerts
+// rather than its buttons.
+func (r *Renderer) RenderWith(p *webhook.Payload, rc *config.Receiver, mentions oncall.Mentions, o Options) (feishu.Message, error) {
+	first := o.FirstSent
 	loc := rc.Location
 	if loc == nil {
 		loc = time.UTC
@@ -170,6 +177,11 @@ func (r *Renderer) RenderAfter(p *webhook.Payload, rc *config.Receiver, mentions
 	// crowd the body out of the size limit, or the title alone exceed it.
 	title = truncateBytes(strings.TrimSpace(title), MaxTitleBytes)
 	m := message{typ: msgType, title: title, lang: rc.Language, links: links(p, rc.Language), color: color(p), mentions: mentions}
+	if st := o.Card; st != nil && msgType == config.MsgInteractive {
+		w := wordsFor(rc.Language)
+		m.state, m.acts = stateLines(p, st, w, loc), incidentButtons(p, st, w)
+		m.links = silenceLink(m.links, st, w)
+	}
 	note := ""
 	if !first.IsZero() {
 		format, ok := followUp[rc.Language]
