@@ -8,6 +8,7 @@ package core
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,10 +25,17 @@ type Core struct {
 	logger   *slog.Logger
 	now      func() time.Time
 
+	// Work that goes on after its event was answered (a card updated, an
+	// action recorded in the chain); Shutdown waits for it.
+	background sync.WaitGroup
+	base       context.Context
+	cancel     context.CancelFunc
+
 	notifications *prometheus.CounterVec
 	failures      *prometheus.CounterVec
 	unresolved    *prometheus.CounterVec
 	rootUpdates   *prometheus.CounterVec
+	actions       *prometheus.CounterVec
 }
 
 // Options configure a Core.
@@ -61,7 +69,12 @@ func New(store state.Store, p *Pipeline, o Options) *Core {
 			Name: "alertmanager_feishu_root_updates_total",
 			Help: "Root cards updated in place to show their group resolved, per receiver and result (updated, failed).",
 		}, []string{"receiver", "result"}),
+		actions: promauto.With(o.Registerer).NewCounterVec(prometheus.CounterOpts{
+			Name: "alertmanager_feishu_actions_total",
+			Help: "Clicks of card buttons, per action (ack, silence, unsilence; unknown when refused before the action was known) and result: done, duplicate (done before, nothing changed), refused (not allowed or not valid; nothing done) or failed (Alertmanager or the state failed; the clicker may try again).",
+		}, []string{"action", "result"}),
 	}
+	c.base, c.cancel = context.WithCancel(context.Background())
 	if c.now == nil {
 		c.now = time.Now
 	}
@@ -86,6 +99,21 @@ func (c *Core) Pipeline() *Pipeline { return c.pipeline.Load() }
 
 // SetPipeline makes p the pipeline for events that arrive from now on.
 func (c *Core) SetPipeline(p *Pipeline) { c.pipeline.Store(p) }
+
+// Shutdown waits for the work that goes on after its event was answered,
+// until ctx is done; then it cancels the rest and returns ctx's error.
+func (c *Core) Shutdown(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { c.background.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		c.cancel()
+		<-done
+		return ctx.Err()
+	}
+}
 
 // Ping reports whether the core's state is usable.
 func (c *Core) Ping(ctx context.Context) error { return c.store.Ping(ctx) }

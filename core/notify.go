@@ -7,11 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/alertmanager-feishu/alertmanager-feishu/config"
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
 	"github.com/alertmanager-feishu/alertmanager-feishu/incident"
+	"github.com/alertmanager-feishu/alertmanager-feishu/render"
 	"github.com/alertmanager-feishu/alertmanager-feishu/state"
 	"github.com/alertmanager-feishu/alertmanager-feishu/webhook"
 )
@@ -88,7 +88,7 @@ func (c *Core) Notify(ctx context.Context, rc *Receiver, n Notification) (out Ou
 	if err != nil {
 		return failed(err)
 	}
-	msgID, err := c.send(ctx, rc, d, &msg, logger)
+	msgID, err := c.send(ctx, rc, d, n, &msg, logger)
 	if err != nil {
 		return failed(err)
 	}
@@ -101,7 +101,7 @@ func (c *Core) Notify(ctx context.Context, rc *Receiver, n Notification) (out Ou
 	}
 	logger.Debug("notification delivered", "message_id", msgID, "root", d.incident.Root)
 	if p.Resolved() && d.replied {
-		c.updateRoot(ctx, rc, d.incident.Root, msg, logger)
+		c.updateRoot(ctx, rc, d.incident, msg, logger)
 	}
 	return Outcome{Status: Sent}
 }
@@ -109,7 +109,8 @@ func (c *Core) Notify(ctx context.Context, rc *Receiver, n Notification) (out Ou
 // delivery is what Notify decided about one notification.
 type delivery struct {
 	chain    string
-	incident *incident.Incident // the incident the notification belongs to; new ones are not stored yet
+	incident *incident.Incident // the incident the notification belongs to
+	fresh    bool               // the notification opens the incident: it is not stored yet
 	attempt  string             // an earlier attempt's idempotency key
 	replied  bool               // the message went as a reply to the incident's root
 }
@@ -136,6 +137,11 @@ func (c *Core) decide(ctx context.Context, rc *Receiver, chain string, n Notific
 		// it ends.
 		d.incident = loaded.Closed
 	}
+	if d.incident == nil {
+		// A new chain: its incident is known from here on, so that the
+		// root card's buttons can name it.
+		d.incident, d.fresh = incident.New(chain, c.now()), true
+	}
 	return d, nil
 }
 
@@ -148,11 +154,14 @@ func (c *Core) prepare(ctx context.Context, rc *Receiver, d *delivery, n Notific
 	for _, u := range mentions.Unresolved {
 		c.unresolved.WithLabelValues(rc.Name(), u.Reason).Inc()
 	}
-	var first time.Time
-	if rc.Target.IsBot() && d.incident != nil {
-		first = d.incident.FirstSent
+	var o render.Options
+	switch {
+	case d.fresh:
+		o.Card = c.cardState(rc, d.incident) // the root card shows the incident
+	case rc.Target.IsBot():
+		o.FirstSent = d.incident.FirstSent
 	}
-	msg, err := pl.Renderer.RenderAfter(n.Payload, rc.Config, mentions, first)
+	msg, err := pl.Renderer.RenderWith(n.Payload, rc.Config, mentions, o)
 	if err != nil {
 		return msg, permanent(err)
 	}
@@ -160,9 +169,7 @@ func (c *Core) prepare(ctx context.Context, rc *Receiver, d *delivery, n Notific
 	if rc.Target.IsBot() {
 		return msg, nil // a custom bot can neither reply nor dedupe
 	}
-	if d.incident != nil {
-		msg.RootID = d.incident.Root
-	}
+	msg.RootID = d.incident.Root
 	if rc.API == config.APIIMv1 {
 		// The uuid is remembered before the send, so that a retry after a
 		// crash or a timeout, when Feishu may have the message already,
@@ -180,11 +187,17 @@ func (c *Core) prepare(ctx context.Context, rc *Receiver, d *delivery, n Notific
 
 // send sends msg, as a new root when Feishu says the root it replies to is
 // gone.
-func (c *Core) send(ctx context.Context, rc *Receiver, d *delivery, msg *feishu.Message, logger *slog.Logger) (string, error) {
+func (c *Core) send(ctx context.Context, rc *Receiver, d *delivery, n Notification, msg *feishu.Message, logger *slog.Logger) (string, error) {
 	msgID, err := rc.Sender.Send(ctx, *msg)
 	if msg.RootID != "" && feishu.Classify(err) == feishu.RootGone {
 		logger.Info("chain root is gone on Feishu's side, starting a new chain", "root", msg.RootID, "err", err)
 		msg.RootID = ""
+		if st := c.cardState(rc, d.incident); st != nil {
+			// The new root shows the incident, as the old one did.
+			if root, err := rc.pipeline.Renderer.RenderWith(n.Payload, rc.Config, rc.pipeline.Mentions.For(ctx, rc.Config, n.Payload), render.Options{Card: st}); err == nil {
+				msg.Content = root.Content
+			}
+		}
 		msgID, err = rc.Sender.Send(ctx, *msg)
 	}
 	d.replied = msg.RootID != ""
@@ -199,9 +212,6 @@ func (c *Core) send(ctx context.Context, rc *Receiver, d *delivery, msg *feishu.
 // once.
 func (c *Core) commit(ctx context.Context, rc *Receiver, d *delivery, n Notification, msg feishu.Message, msgID string) error {
 	now := c.now()
-	if d.incident == nil {
-		d.incident = incident.New(d.chain, now)
-	}
 	in := d.incident
 	if !d.replied && !rc.Target.IsBot() {
 		in.Root = msgID // a new chain, or one whose root Feishu lost
@@ -210,6 +220,7 @@ func (c *Core) commit(ctx context.Context, rc *Receiver, d *delivery, n Notifica
 	in.Receiver, in.Target, in.GroupKey = rc.Name(), rc.Target.String(), p.GroupKey
 	in.GroupLabels, in.CommonLabels = p.GroupLabels, p.CommonLabels
 	in.Updated = now
+	in.Last = nil
 	if len(n.Body) <= maxKeptBody {
 		in.Last = n.Body
 	}
@@ -221,20 +232,21 @@ func (c *Core) commit(ctx context.Context, rc *Receiver, d *delivery, n Notifica
 }
 
 // updateRoot shows a resolved group on its chain's root card, so that the
-// chat shows at a glance which incidents are still open. It is a courtesy:
-// the notification is delivered whether it works or not.
-func (c *Core) updateRoot(ctx context.Context, rc *Receiver, root string, msg feishu.Message, logger *slog.Logger) {
+// chat shows at a glance which incidents are still open; with actions, the
+// card keeps who acknowledged and silenced it, without buttons. It is a
+// courtesy: the notification is delivered whether it works or not.
+func (c *Core) updateRoot(ctx context.Context, rc *Receiver, in *incident.Incident, msg feishu.Message, logger *slog.Logger) {
 	card, ok := msg.Content.(feishu.Card)
 	updater, can := rc.Sender.(feishu.CardUpdater)
 	if !ok || !can {
 		return
 	}
-	if err := updater.UpdateCard(ctx, root, card); err != nil {
-		c.rootUpdates.WithLabelValues(rc.Name(), "failed").Inc()
-		logger.Warn("root card not updated to resolved", "root", root, "err", err)
-		return
+	if c.cardState(rc, in) != nil {
+		if root, err := c.rootCard(rc, in); err == nil {
+			card = root
+		}
 	}
-	c.rootUpdates.WithLabelValues(rc.Name(), "updated").Inc()
+	c.updateCard(ctx, updater, rc, in.Root, card, logger)
 }
 
 // count records the outcome in the metrics and the log.

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/alertmanager-feishu/alertmanager-feishu/actions"
 	"github.com/alertmanager-feishu/alertmanager-feishu/config"
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
 	"github.com/alertmanager-feishu/alertmanager-feishu/oncall"
@@ -26,6 +28,9 @@ type Pipeline struct {
 	Token string
 	// Client is the app's Feishu client, shared by its receivers' senders.
 	Client *feishu.Client
+	// Silencer makes silences from cards; nil without actions or without
+	// actions.alertmanager.urls (the cards then have no Silence buttons).
+	Silencer *actions.Silencer
 
 	receivers map[string]*Receiver
 }
@@ -124,6 +129,14 @@ func NewPipeline(cfg *config.Config, o PipelineOptions) (*Pipeline, error) {
 		Config: cfg, Route: route.New(cfg.Route), Renderer: renderer, Mentions: mentions, Token: token, Client: client,
 		receivers: make(map[string]*Receiver, len(cfg.Receivers)),
 	}
+	if a := cfg.Actions; a != nil && len(a.Alertmanager.URLs) > 0 {
+		if p.Silencer, err = actions.NewSilencer(a.Alertmanager.URLs, a.Alertmanager.HTTPConfig, o.Logger); err != nil {
+			problems = append(problems, err)
+		}
+	}
+	if a := cfg.Actions; a != nil && a.Transport == config.TransportHTTP {
+		read(func() (string, error) { _, _, err := a.Secrets(); return "", err }, "")
+	}
 	for _, rc := range cfg.Receivers {
 		r, err := p.newReceiver(rc, o.Offline)
 		if err != nil {
@@ -157,6 +170,25 @@ func (p *Pipeline) newReceiver(rc *config.Receiver, offline bool) (*Receiver, er
 		r.API, r.Sender = config.APIv4, p.Client.V4()
 	}
 	return r, nil
+}
+
+// nameTimeout bounds the wait for a person's name: a click is answered
+// within Feishu's 3 s, with the open_id if the name is slow.
+const nameTimeout = 500 * time.Millisecond
+
+// name is the Feishu name of the person with openID, "" when Feishu does
+// not tell it (the app lacks the contacts scope, or it is slow).
+func (p *Pipeline) name(ctx context.Context, openID string) string {
+	if p.Client == nil || openID == "" {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, nameTimeout)
+	defer cancel()
+	name, err := p.Client.UserName(ctx, openID)
+	if err != nil {
+		return ""
+	}
+	return name
 }
 
 // botWebhook is a custom bot receiver's webhook, its files read; offline,

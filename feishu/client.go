@@ -181,9 +181,12 @@ type answer struct {
 // do makes one HTTP call and counts it in the requests metric. path is
 // under the base URL, or a whole URL (a custom bot's webhook).
 func (c *Client) do(ctx context.Context, endpoint, method, path, tok string, body any) (*answer, error) {
-	b, err := marshal(body)
-	if err != nil {
-		return nil, badRequest(endpoint, "encode request: %v", err)
+	var b []byte
+	if body != nil { // a GET has none
+		var err error
+		if b, err = marshal(body); err != nil {
+			return nil, badRequest(endpoint, "encode request: %v", err)
+		}
 	}
 	target := path
 	if !strings.HasPrefix(path, "http://") && !strings.HasPrefix(path, "https://") {

@@ -76,9 +76,11 @@ type Server struct {
 	byID          map[string]*Message
 	uuids         map[string]*Message // im/v1 idempotency keys, for uuidWindow
 	users         map[string]string   // email -> open_id
-	notMember     map[string]bool     // chats the bot is not in
-	faults        []Fault             // answers for the next sends
-	every         int                 // answer everyFault to every nth send; 0 = never
+	names         map[string]string   // open_id -> name, for the contacts API
+	refuseNames   bool
+	notMember     map[string]bool // chats the bot is not in
+	faults        []Fault         // answers for the next sends
+	every         int             // answer everyFault to every nth send; 0 = never
 	everyFault    Fault
 	everyCount    int
 	targetFaults  map[string]Fault // answers to every send to a target
@@ -113,6 +115,7 @@ func Start(addr string) (*Server, error) {
 		byID:         map[string]*Message{},
 		uuids:        map[string]*Message{},
 		users:        map[string]string{},
+		names:        map[string]string{},
 		notMember:    map[string]bool{},
 		chatBuckets:  map[string]*rate.Limiter{},
 		targetFaults: map[string]Fault{},
@@ -128,6 +131,7 @@ func Start(addr string) (*Server, error) {
 	mux.HandleFunc("POST /open-apis/im/v1/messages/{id}/reply", s.replyIM)
 	mux.HandleFunc("PATCH /open-apis/im/v1/messages/{id}", s.patchIM)
 	mux.HandleFunc("POST /open-apis/contact/v3/users/batch_get_id", s.batchGetID)
+	mux.HandleFunc("GET /open-apis/contact/v3/users/{id}", s.user)
 	mux.HandleFunc("POST /open-apis/bot/v2/hook/{token}", s.sendBot)
 	s.routeCallbacks(mux)
 	mux.HandleFunc("GET /_feishutest/messages", func(w http.ResponseWriter, _ *http.Request) {

@@ -422,8 +422,15 @@ func readable(msgType string, content json.RawMessage) (string, error) {
 				lines = append(lines, t.Content)
 			}
 			for _, a := range e.Actions {
-				if !webURL(a.URL) {
+				// A button opens a link, or hands its value (an object)
+				// back to the app that sent the card, or both.
+				switch {
+				case a.URL != "" && !webURL(a.URL):
 					return "", fmt.Errorf("button url %q is not a valid URL", a.URL)
+				case a.URL == "" && len(a.Value) == 0:
+					return "", errors.New("button has neither a url nor a value")
+				case len(a.Value) > 0 && a.Value[0] != '{':
+					return "", errors.New("button value must be an object")
 				}
 			}
 		}
@@ -458,7 +465,8 @@ type card struct {
 			Content string `json:"content"`
 		} `json:"elements"`
 		Actions []struct {
-			URL string `json:"url"`
+			URL   string          `json:"url"`
+			Value json.RawMessage `json:"value"`
 		} `json:"actions"`
 	} `json:"elements"`
 }

@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
+	"encoding/json"
 	"strings"
 	"time"
 )
@@ -62,7 +63,21 @@ type Incident struct {
 	Ack        *Ack       `json:"ack,omitempty"`
 	Silence    *Silence   `json:"silence,omitempty"`
 	Escalation Escalation `json:"escalation,omitzero"`
+	// Events are the last card callbacks acted on: Feishu may deliver a
+	// click twice, and the repeat is answered as the first was.
+	Events []Event `json:"events,omitempty"`
 }
+
+// Event is a card callback acted on, and what its clicker was told.
+type Event struct {
+	ID     string          `json:"id"`
+	At     time.Time       `json:"at"`
+	Answer json.RawMessage `json:"answer"`
+}
+
+// maxEvents is how many callbacks an incident remembers: Feishu repeats a
+// click within seconds, not after a score of others.
+const maxEvents = 16
 
 // Ack is who acknowledged an incident, and when.
 type Ack struct {
@@ -119,3 +134,28 @@ func (in *Incident) Is(id string) bool {
 
 // Open reports whether the incident's chain is still open.
 func (in *Incident) Open() bool { return in.State != Resolved }
+
+// Silenced reports whether the incident's silence is in force at now.
+func (in *Incident) Silenced(now time.Time) bool {
+	return in.Silence != nil && in.Silence.Until.After(now)
+}
+
+// Answered returns what the clicker of callback event was told, if the
+// incident acted on it.
+func (in *Incident) Answered(event string) (json.RawMessage, bool) {
+	for _, e := range in.Events {
+		if e.ID == event {
+			return e.Answer, true
+		}
+	}
+	return nil, false
+}
+
+// Remember records that the incident acted on callback event and what its
+// clicker was told, forgetting the oldest beyond maxEvents.
+func (in *Incident) Remember(event string, at time.Time, answer json.RawMessage) {
+	in.Events = append(in.Events, Event{ID: event, At: at, Answer: answer})
+	if n := len(in.Events); n > maxEvents {
+		in.Events = append([]Event(nil), in.Events[n-maxEvents:]...)
+	}
+}

@@ -67,3 +67,10 @@ func (am *Alertmanager) getJSON(path string, v any) error {
 	}
 	return nil
 }
+
+// Silences returns every silence Alertmanager holds, expired ones included.
+func (am *Alertmanager) Silences() ([]Silence, error) {
+	var s []Silence
+	err := am.getJSON("/api/v2/silences", &s)
+	return s, err
+}

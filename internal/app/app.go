@@ -81,19 +81,16 @@ func Run(ctx context.Context, o Options) error {
 	// whatever the configuration's generation.
 	metrics := feishu.NewMetrics(reg)
 	pacer := feishu.NewPacer(cfg.Feishu.RateLimit, metrics)
-	var incidents *core.Core
+	incidents := core.New(store, nil, core.Options{Logger: logger, Registerer: reg})
+	clicks := newCallbacks(incidents, reg, logger)
+	defer clicks.stop()
 	coordinator.Subscribe(
 		func(next *config.Config) error {
 			p, err := core.NewPipeline(next, core.PipelineOptions{Metrics: metrics, Pacer: pacer, Logger: logger})
 			if err != nil {
 				return err
 			}
-			if incidents == nil {
-				incidents = core.New(store, p, core.Options{Logger: logger, Registerer: reg})
-				checkCredentials(p, logger)
-			} else {
-				incidents.SetPipeline(p)
-			}
+			incidents.SetPipeline(p)
 			return nil
 		},
 		func(next *config.Config) error {
@@ -106,16 +103,19 @@ func Run(ctx context.Context, o Options) error {
 			}
 			return nil
 		},
+		clicks.apply,
 	)
 	if err := coordinator.Reload(); err != nil {
 		return fmt.Errorf("load configuration %s: %w", o.ConfigFile, err)
 	}
+	checkCredentials(incidents.Pipeline(), logger)
 
 	intake := receiver.New(incidents, receiver.Options{
 		MaxBodyBytes: o.MaxBodyBytes, Timeout: o.Timeout, MaxDelay: o.MaxDelay, Logger: logger,
 	})
 	mux := http.NewServeMux()
 	intake.Register(mux)
+	mux.HandleFunc("POST /feishu/callback", clicks.serveHTTP)
 	registerOperations(mux, reg, incidents, coordinator)
 
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -141,8 +141,12 @@ func Run(ctx context.Context, o Options) error {
 			logger.Info("stopping, finishing in-flight notifications", "grace_period", o.Grace)
 			stop, cancel := context.WithTimeout(context.Background(), o.Grace)
 			err := srv.Shutdown(stop)
+			clicks.stop()
 			if err == nil {
 				err = intake.Shutdown(stop)
+			}
+			if err == nil {
+				err = incidents.Shutdown(stop)
 			}
 			cancel()
 			if err != nil {

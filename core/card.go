@@ -1,0 +1,58 @@
+package core
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+
+	"github.com/alertmanager-feishu/alertmanager-feishu/config"
+	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
+	"github.com/alertmanager-feishu/alertmanager-feishu/incident"
+	"github.com/alertmanager-feishu/alertmanager-feishu/oncall"
+	"github.com/alertmanager-feishu/alertmanager-feishu/render"
+	"github.com/alertmanager-feishu/alertmanager-feishu/webhook"
+)
+
+// oncallNone mentions no one: a root card rendered again for its state
+// does not page anyone again.
+var oncallNone = oncall.Mentions{}
+
+// cardState is what rc's root card shows of in: nil when rc has no
+// actions, and its cards look as they always did.
+func (c *Core) cardState(rc *Receiver, in *incident.Incident) *render.CardState {
+	cfg := rc.pipeline.Config
+	if !cfg.HasActions(rc.Config) {
+		return nil
+	}
+	st := &render.CardState{ID: in.ID, Ack: in.Ack, Escalation: in.Escalation}
+	if rc.pipeline.Silencer != nil {
+		st.Durations = cfg.Actions.SilenceDurations
+	}
+	if in.Silenced(c.now()) {
+		st.Silence = in.Silence
+	}
+	return st
+}
+
+// silenceURL links to in's silence in Alertmanager's UI, from the
+// externalURL its last notification came with; "" for none.
+func silenceURL(in *incident.Incident) string {
+	if in.Silence == nil || len(in.Last) == 0 {
+		return ""
+	}
+	p, err := webhook.DecodeBytes(in.Last)
+	if err != nil || !config.IsWebURL(p.ExternalURL) {
+		return ""
+	}
+	return strings.TrimRight(p.ExternalURL, "/") + "/#/silences/" + in.Silence.ID
+}
+
+// updateCard replaces the root card of rc's incident in place.
+func (c *Core) updateCard(ctx context.Context, updater feishu.CardUpdater, rc *Receiver, root string, card feishu.Card, logger *slog.Logger) {
+	if err := updater.UpdateCard(ctx, root, card); err != nil {
+		c.rootUpdates.WithLabelValues(rc.Name(), "failed").Inc()
+		logger.Warn("root card not updated", "root", root, "err", err)
+		return
+	}
+	c.rootUpdates.WithLabelValues(rc.Name(), "updated").Inc()
+}
