@@ -150,7 +150,14 @@ func (a *act) run(ctx context.Context) actions.Answer {
 	c.actions.WithLabelValues(v.Action, resultDone).Inc()
 	a.logger.Info("incident acted on from its card", "silence", silenceID(in))
 	out := c.answerWith(a.receiver, in, t)
-	c.afterAction(a.receiver, in, *done, out.Card)
+	// The answer's card replaces the card for the whole chat (it has
+	// update_multi). An answer that comes too late is dropped by Feishu,
+	// so then the card is updated through the API instead.
+	var late json.RawMessage
+	if ctx.Err() != nil {
+		late = out.Card
+	}
+	c.afterAction(a.receiver, in, *done, late)
 	return out
 }
 
@@ -226,10 +233,10 @@ func (a *act) alertmanagerFailed(action string, err error) toast {
 	return toastAlertmanagerDown
 }
 
-// afterAction shows the action to the whole chat once the clicker has been
-// answered: the root card updated in place, and a reply in the chain that
-// records who did what. Both are courtesies with retries of their own: the
-// action is recorded already.
+// afterAction records the action in the chain once the clicker has been
+// answered, a reply that says who did what, and updates the root card in
+// place if card is not nil. Both are courtesies with retries of their own:
+// the action is recorded already.
 func (c *Core) afterAction(rc *Receiver, in *incident.Incident, done render.Action, card json.RawMessage) {
 	root := in.Root
 	c.background.Go(func() {

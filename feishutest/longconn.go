@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -286,20 +287,62 @@ func (s *Server) wsUpgrade(w http.ResponseWriter, r *http.Request) {
 // errNoConnection is Click's error when no client is connected.
 var errNoConnection = errors.New("feishutest: no long connection to deliver the click")
 
+// ConnectionIDs are the IDs of the clients connected now, oldest first, as
+// ClickAnswer.Conn names them.
+func (s *Server) ConnectionIDs() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]int, 0, len(s.cb.lc.conns))
+	for id := range s.cb.lc.conns {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// ClickOn is Click over the long connection to the client conn (one of
+// ConnectionIDs), for a test that needs a click to reach one replica.
+func (s *Server) ClickOn(ctx context.Context, conn int, messageID, openID string, value any) (ClickAnswer, error) {
+	eventID := newID("")
+	body, err := s.callbackBody(eventID, messageID, openID, value)
+	if err != nil {
+		return ClickAnswer{}, err
+	}
+	a, err := s.pushTo(ctx, conn, body)
+	a.EventID = eventID
+	if err == nil && a.Card != nil {
+		s.replaceCard(messageID, a.Card)
+	}
+	return a, err
+}
+
 // push sends body to one connected client chosen at random, as Feishu
 // does, and waits for its ack.
 func (s *Server) push(ctx context.Context, body []byte) (ClickAnswer, error) {
+	return s.pushTo(ctx, -1, body)
+}
+
+// pushTo sends body to the client with ID id, or to one at random when id
+// is negative, and waits for its ack.
+func (s *Server) pushTo(ctx context.Context, id int, body []byte) (ClickAnswer, error) {
 	s.mu.Lock()
 	lc := &s.cb.lc
 	if len(lc.conns) == 0 {
 		s.mu.Unlock()
 		return ClickAnswer{}, errNoConnection
 	}
-	ids := make([]int, 0, len(lc.conns))
-	for id := range lc.conns {
-		ids = append(ids, id)
+	if id < 0 {
+		ids := make([]int, 0, len(lc.conns))
+		for id := range lc.conns {
+			ids = append(ids, id)
+		}
+		id = ids[rand.IntN(len(ids))]
 	}
-	conn := lc.conns[ids[rand.IntN(len(ids))]]
+	conn, ok := lc.conns[id]
+	if !ok {
+		s.mu.Unlock()
+		return ClickAnswer{}, fmt.Errorf("feishutest: no long connection %d", id)
+	}
 	msgID := newID("")
 	ack := make(chan frame, 1)
 	conn.pending[msgID] = ack

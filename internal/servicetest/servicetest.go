@@ -170,7 +170,8 @@ func (s *Service) Pid() int { return s.cmd.Process.Pid }
 
 // RunInProcess runs app.Run with o on a free loopback port, logging into
 // the Service's Logs, and waits until it answers /-/ready. Set
-// o.ConfigFile and whichever flags the test needs; the listener, the web
+// o.ConfigFile and whichever flags the test needs; the listener (unless the
+// test opened one first, to name the service's URL before it runs), the web
 // config (empty unless o.Web names one) and the logger are the Service's.
 func RunInProcess(o app.Options) (*Service, error) {
 	s, err := RunInProcessNotReady(o)
@@ -186,12 +187,14 @@ func RunInProcess(o app.Options) (*Service, error) {
 
 // RunInProcessNotReady is RunInProcess without waiting for /-/ready.
 func RunInProcessNotReady(o app.Options) (*Service, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
+	if len(o.Listeners) == 0 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		o.Listeners = []net.Listener{ln}
 	}
-	s := &Service{URL: "http://" + ln.Addr().String(), done: make(chan struct{})}
-	o.Listeners = []net.Listener{ln}
+	s := &Service{URL: "http://" + o.Listeners[0].Addr().String(), done: make(chan struct{})}
 	if o.Web == nil {
 		noFile, noSocket := "", false
 		o.Web = &web.FlagConfig{WebConfigFile: &noFile, WebSystemdSocket: &noSocket}
