@@ -28,6 +28,7 @@ feishu:
   base_url: %s
   app_id: cli_feishutest
   app_secret: feishutest-secret
+  rate_limit: {per_chat: 0, per_app: 0, per_app_minute: 0}
 actions:
   alertmanager: {urls: [%s]}
   silence_durations: [1h, 4h]
@@ -52,7 +53,7 @@ type actionEnv struct {
 	n     core.Notification
 }
 
-func newActionEnv(t *testing.T, amURL, extra string) *actionEnv {
+func newActionEnv(t testing.TB, amURL, extra string) *actionEnv {
 	t.Helper()
 	e := &actionEnv{fs: feishutest.New(t), reg: prometheus.NewRegistry()}
 	if amURL == "" {
@@ -86,7 +87,7 @@ func (e *actionEnv) notify(t *testing.T) {
 }
 
 // buttons are the values of the incident buttons on a card.
-func buttons(t *testing.T, content json.RawMessage) []map[string]string {
+func buttons(t testing.TB, content json.RawMessage) []map[string]string {
 	t.Helper()
 	var card struct {
 		Elements []struct {

@@ -36,7 +36,7 @@ func newCore(t *testing.T) (*core.Core, *core.Pipeline, state.Store, *feishutest
 	return core.New(store, pl, core.Options{Logger: logger, Registerer: prometheus.NewRegistry()}), pl, store, fs
 }
 
-func notification(t *testing.T, receiver, name string) core.Notification {
+func notification(t testing.TB, receiver, name string) core.Notification {
 	t.Helper()
 	body, err := os.ReadFile(filepath.Join("..", "testdata", "alertmanager", name))
 	require.NoError(t, err)

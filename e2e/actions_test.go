@@ -280,3 +280,48 @@ func TestLongConnectionSurvivesADrop(t *testing.T) {
 	require.Equal(t, "success", answer.Toast.Type)
 	require.Eventually(t, func() bool { return metric(t, s.URL, "alertmanager_feishu_callback_connection_up") == 1 }, 5*time.Second, 10*time.Millisecond)
 }
+
+// Card callbacks over HTTP: Feishu's URL check is answered, a signed and
+// encrypted click acts, and a forged one is answered 401, counted, and
+// does nothing.
+func TestCallbacksOverHTTP(t *testing.T) {
+	fs := feishutest.New(t)
+	dir := t.TempDir()
+	for name, v := range map[string]string{"secret": feishutest.AppSecret, "token": "vtoken", "key": "ekey"} {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(v+"\n"), 0o600))
+	}
+	cfg := filepath.Join(dir, "routing.yaml")
+	require.NoError(t, os.WriteFile(cfg, fmt.Appendf(nil, `
+feishu: {base_url: %s, app_id: cli_feishutest, app_secret_file: secret}
+state: {path: %s}
+actions: {transport: http, verification_token_file: token, encrypt_key_file: key}
+receivers: [{name: infra, chat_id: oc_infra}]
+route: {receiver: infra}
+`, fs.URL, filepath.Join(dir, "state.db")), 0o600))
+	s, err := servicetest.RunInProcess(app.Options{ConfigFile: cfg, Grace: 5 * time.Second})
+	require.NoError(t, err)
+	defer s.Stop(context.Background())
+	fs.SetCallback(s.URL+"/feishu/callback", "vtoken", "ekey")
+	require.NoError(t, fs.ChallengeCallback(context.Background()))
+	require.Zero(t, fs.Connections(), "no long connection with transport http")
+
+	code, body := post(t, s.URL+"/webhook", amtest.Group(1, map[string]string{"team": "infra"}, false))
+	require.Equal(t, 200, code, body)
+	root := fs.Messages()[0]
+	ack := cardButton(t, root, "ack", "")
+
+	fs.SetCallbackFault(feishutest.CallbackFault{BadSignature: true})
+	answer, err := fs.Click(context.Background(), root.ID, "ou_mallory", ack)
+	require.NoError(t, err)
+	require.Equal(t, 401, answer.Status)
+	require.Equal(t, 1.0, metric(t, s.URL, `alertmanager_feishu_actions_total{action="unknown",result="refused"}`))
+
+	fs.SetCallbackFault(feishutest.CallbackFault{})
+	answer, err = fs.Click(context.Background(), root.ID, "ou_alice", ack)
+	require.NoError(t, err)
+	require.Equal(t, 200, answer.Status)
+	require.Equal(t, "success", answer.Toast.Type, answer.Toast.Content)
+	require.Eventually(t, func() bool { return len(repliesTo(fs, root.ID)) == 1 }, 10*time.Second, 10*time.Millisecond)
+	require.Contains(t, repliesTo(fs, root.ID)[0].Text, "ou_alice", "the ack, not mallory's forgery")
+	require.Equal(t, 1.0, metric(t, s.URL, `alertmanager_feishu_actions_total{action="ack",result="done"}`))
+}

@@ -234,13 +234,24 @@ func (s *Server) ChallengeCallback(ctx context.Context) error {
 	return nil
 }
 
-// post sends body to the callback URL, encrypted and signed.
-func (s *Server) post(ctx context.Context, body []byte) (ClickAnswer, error) {
+// CallbackRequest is the request Click would post for a click of openID
+// on a button carrying value in the card messageID, encrypted and signed,
+// without sending it: a benchmark serves it in memory.
+func (s *Server) CallbackRequest(ctx context.Context, messageID, openID string, value any) (*http.Request, error) {
+	body, err := s.callbackBody(newID(""), messageID, openID, value)
+	if err != nil {
+		return nil, err
+	}
+	return s.callbackRequest(ctx, body)
+}
+
+// callbackRequest is body posted to the callback URL, encrypted and signed.
+func (s *Server) callbackRequest(ctx context.Context, body []byte) (*http.Request, error) {
 	s.mu.Lock()
 	url, key, f, now := s.cb.url, s.cb.key, s.cb.fault, s.now()
 	s.mu.Unlock()
 	if url == "" {
-		return ClickAnswer{}, errors.New("feishutest: no callback URL set")
+		return nil, errors.New("feishutest: no callback URL set")
 	}
 	if f.Body != nil {
 		body = f.Body
@@ -250,11 +261,9 @@ func (s *Server) post(ctx context.Context, body []byte) (ClickAnswer, error) {
 		blob = "!" + blob[1:]
 	}
 	raw, _ := json.Marshal(map[string]string{"encrypt": blob})
-	ctx, cancel := context.WithTimeout(ctx, callbackTimeout)
-	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(raw))
 	if err != nil {
-		return ClickAnswer{}, err
+		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
 	if !f.Unsigned {
@@ -267,6 +276,17 @@ func (s *Server) post(ctx context.Context, body []byte) (ClickAnswer, error) {
 		req.Header.Set("X-Lark-Request-Timestamp", ts)
 		req.Header.Set("X-Lark-Request-Nonce", nonce)
 		req.Header.Set("X-Lark-Signature", hex.EncodeToString(sig[:]))
+	}
+	return req, nil
+}
+
+// post sends body to the callback URL, encrypted and signed.
+func (s *Server) post(ctx context.Context, body []byte) (ClickAnswer, error) {
+	ctx, cancel := context.WithTimeout(ctx, callbackTimeout)
+	defer cancel()
+	req, err := s.callbackRequest(ctx, body)
+	if err != nil {
+		return ClickAnswer{}, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
