@@ -68,7 +68,7 @@ func migrate(tx *bolt.Tx, logger *slog.Logger) error {
 			}
 			chain := string(k)
 			in := legacyIncident(incident.NewID(chain), chain, c, old.state)
-			b, err := json.Marshal(in)
+			b, err := encodeRecord(in)
 			records[chain] = b
 			return err
 		})

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,7 +22,7 @@ import (
 // the chain key as a hash tag, so that on Redis Cluster they share a slot and
 // Commit stays one atomic script:
 //
-//	P{chain}:open            the open incident's record, expires ChainTTL after its Updated
+//	P{chain}:open            the open incident's record (see encodeRecord), expires ChainTTL after its Updated
 //	P{chain}:resolved        the closed incident's record, expires DedupeWindow after its Updated
 //	P{chain}:lock            owner token of the replica handling the chain
 //	P{chain}:done:<key>      notification delivered, expires DedupeWindow after its delivery
@@ -375,7 +374,7 @@ func (r *Redis) Commit(ctx context.Context, w Write) error {
 	if l == nil {
 		return fmt.Errorf("commit state: %w", ErrLockLost)
 	}
-	record, err := json.Marshal(in)
+	record, err := encodeRecord(in)
 	if err != nil {
 		return fmt.Errorf("commit state: %w", err)
 	}

@@ -3,7 +3,6 @@ package state
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -30,7 +29,7 @@ func (r *Redis) incidents(ctx context.Context, chain string, vals []any) (open, 
 	var rec *incident.Incident
 	for _, v := range []string{str(vals[0]), str(vals[1])} {
 		if v != "" {
-			if rec, err = decodeIncident(chain, v); err != nil {
+			if rec, err = decodeIncident(chain, []byte(v)); err != nil {
 				return nil, nil, err
 			}
 			break
@@ -97,7 +96,7 @@ func overlay(rec, old *incident.Incident) *incident.Incident {
 // repair stores in, what an old replica's write made of the record in
 // vals, in place of the record.
 func (r *Redis) repair(ctx context.Context, chain string, vals []any, in *incident.Incident) error {
-	record, err := json.Marshal(in)
+	record, err := encodeRecord(in)
 	if err != nil {
 		return err
 	}
@@ -139,12 +138,4 @@ func (r *Redis) legacy(ctx context.Context, chain, kind, value string, c legacyC
 	}
 	c.Updated = r.opts.now().Add(left - ttl).UTC() // as a record gives it back
 	return legacyIncident(legacyID(chain, value), chain, c, state), nil
-}
-
-func decodeIncident(chain, v string) (*incident.Incident, error) {
-	in := new(incident.Incident)
-	if err := json.Unmarshal([]byte(v), in); err != nil {
-		return nil, fmt.Errorf("incident of chain %s: %w", chain, err)
-	}
-	return in, nil
 }
