@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,8 +20,8 @@ import (
 // Bucket layout of the file:
 //
 //	meta       "schema" -> layout version, so that the migration runs once
-//	open       chain -> open incident (JSON), swept ChainTTL after its Updated
-//	resolved   chain -> closed incident (JSON), swept DedupeWindow after its Updated
+//	open       chain -> open incident (see encodeRecord), swept ChainTTL after its Updated
+//	resolved   chain -> closed incident, swept DedupeWindow after its Updated
 //	delivered  notification -> big-endian UnixNano of its delivery
 //	attempts   notification -> big-endian UnixNano of the attempt, then its key
 //	due        big-endian UnixNano of the due time, then the incident ID -> ""
@@ -151,10 +150,11 @@ func (f *File) read(tx *bolt.Tx, bucket []byte, chain string, now time.Time) (*i
 	if v == nil {
 		return nil, nil
 	}
-	in := new(incident.Incident)
-	if err := json.Unmarshal(v, in); err != nil {
+	in, err := decodeRecord(v)
+	if err != nil {
 		return nil, fmt.Errorf("incident of chain %s in bucket %s: %w", chain, bucket, err)
 	}
+	in.Last = bytes.Clone(in.Last) // v is the file's only while tx lasts
 	if now.Sub(in.Updated) >= f.ttl(bucket) {
 		return nil, nil
 	}
@@ -190,7 +190,7 @@ func (f *File) Commit(_ context.Context, w Write) error {
 	if !f.locks.held(w.Incident.Chain) {
 		return fmt.Errorf("commit state: %w", ErrLockLost)
 	}
-	record, err := json.Marshal(w.Incident)
+	record, err := encodeRecord(w.Incident)
 	if err != nil {
 		return fmt.Errorf("commit state: %w", err)
 	}

@@ -26,6 +26,10 @@ var (
 // migrate brings the file to schemaVersion in tx, the caller's one
 // transaction: a crash midway leaves the old file, converted on the next
 // start. A file from a newer release is refused rather than misread.
+//
+// Unlike Redis, the file keeps nothing of the first release's shape after
+// this: one process owns it (bbolt locks it), so no replica of the first
+// release can be reading it while this one writes.
 func migrate(tx *bolt.Tx, logger *slog.Logger) error {
 	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
 	if err != nil {
@@ -64,7 +68,7 @@ func migrate(tx *bolt.Tx, logger *slog.Logger) error {
 			}
 			chain := string(k)
 			in := legacyIncident(incident.NewID(chain), chain, c, old.state)
-			b, err := json.Marshal(in)
+			b, err := encodeRecord(in)
 			records[chain] = b
 			return err
 		})

@@ -61,12 +61,13 @@ func (f *File) sweep() error {
 }
 
 // updatedBefore reports whether a stored incident is unreadable or last
-// updated before t. It decodes Updated alone: a record holds a webhook body.
+// updated before t. It decodes Updated alone.
 func updatedBefore(t time.Time) func(v []byte) bool {
 	return func(v []byte) bool {
 		var in struct {
 			Updated time.Time `json:"updated"`
 		}
-		return json.Unmarshal(v, &in) != nil || !in.Updated.After(t)
+		doc, _ := splitRecord(v)
+		return json.Unmarshal(doc, &in) != nil || !in.Updated.After(t)
 	}
 }

@@ -41,6 +41,20 @@ func legacyIncident(id, chain string, c legacyChain, state incident.State) *inci
 	return in
 }
 
+// legacyValue is what the first release kept for in under its chain's
+// root key, or closed key once it resolved: the root, or a custom bot's
+// first send, after the resolution of a closed one.
+func legacyValue(in *incident.Incident) string {
+	root := in.Root
+	if root == "" {
+		root = legacyBotPrefix + in.FirstSent.UTC().Format(time.RFC3339Nano)
+	}
+	if in.Open() {
+		return root
+	}
+	return in.Resolution + " " + root
+}
+
 // legacyID names the incident that a first-release Redis value stands for.
 // It is derived from the value, not drawn, so that every replica and every
 // read agree on it until a commit stores the record under it.

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,22 +22,29 @@ import (
 // the chain key as a hash tag, so that on Redis Cluster they share a slot and
 // Commit stays one atomic script:
 //
-//	P{chain}:open            the open incident's record (JSON), expires ChainTTL after its Updated
-//	P{chain}:resolved        the closed incident's record (JSON), expires DedupeWindow after its Updated
+//	P{chain}:open            the open incident's record (see encodeRecord), expires ChainTTL after its Updated
+//	P{chain}:resolved        the closed incident's record, expires DedupeWindow after its Updated
 //	P{chain}:lock            owner token of the replica handling the chain
 //	P{chain}:done:<key>      notification delivered, expires DedupeWindow after its delivery
 //	P{chain}:attempt:<key>   idempotency key of an unrecorded attempt, AttemptTTL
-//	P{chain}:root            first release: the open chain's root, read while :open is absent
-//	P{chain}:closed          first release: "<resolution> <root>" of the closed chain, likewise
+//	P{chain}:root            first release: the open chain's root (a custom bot's: legacyBotPrefix
+//	                         and its first send), expires with :open
+//	P{chain}:closed          first release: "<resolution> <root>" of the closed chain, expires with :resolved
 //	Pchains                  sorted set of open chains scored by expiry (Unix ms), for counting
 //	Pdue                     sorted set of incident IDs scored by due time (Unix ms)
 //
-// A commit deletes the first release's keys of its chain, so that they are
-// gone once each chain has been written or has expired. The counting set
-// lives in another slot and is kept beside the chain, not with it: a
-// failure there costs the accuracy of a gauge, never a message. The due set
-// is one key in a slot of its own too: Schedule is a call of its own, and a
-// claim is one script on that key alone.
+// A commit writes the first release's keys as that release did, beside the
+// record, for one release's rolling update: replicas of both releases share
+// Redis for a while, and an old one must neither start a second chain nor
+// miss a closure. Reads take the old keys' word over a record they
+// contradict, as an old replica wrote after the record (see
+// Redis.incidents). The release after this one can drop them: by then no
+// replica writes them but this release's, whose records say the same.
+//
+// The counting set lives in another slot and is kept beside the chain, not
+// with it: a failure there costs the accuracy of a gauge, never a message.
+// The due set is one key in a slot of its own too: Schedule is a call of
+// its own, and a claim is one script on that key alone.
 
 // RedisOptions connect the Redis store.
 type RedisOptions struct {
@@ -103,10 +109,13 @@ return 0`)
 
 	// commit records a write if the caller still holds the chain's lock:
 	// a replica whose lock expired while it sent must not overwrite the
-	// incident its successor may have opened meanwhile.
+	// incident its successor may have opened meanwhile. The first
+	// release's keys get what that release would have written, with the
+	// record's expiry, which for a delivery is its: ChainTTL or
+	// DedupeWindow after the chain's last message.
 	// KEYS: lock, open, resolved, legacy root, legacy closed, and for a
 	// delivery done and attempt. ARGV: token, record, resolved (0/1),
-	// record TTL ms, done TTL ms.
+	// record TTL ms, done TTL ms, legacy value.
 	commit = redis.NewScript(`
 if redis.call("GET", KEYS[1]) ~= ARGV[1] then
   return redis.error_reply("LOST chain lock expired or taken by another replica")
@@ -115,14 +124,42 @@ if #KEYS == 7 then
   redis.call("SET", KEYS[6], "1", "PX", ARGV[5])
   redis.call("DEL", KEYS[7])
 end
-redis.call("DEL", KEYS[4], KEYS[5])
 if ARGV[3] == "1" then
-  redis.call("DEL", KEYS[2])
+  redis.call("DEL", KEYS[2], KEYS[4])
   redis.call("SET", KEYS[3], ARGV[2], "PX", ARGV[4])
+  redis.call("SET", KEYS[5], ARGV[6], "PX", ARGV[4])
 else
   redis.call("SET", KEYS[2], ARGV[2], "PX", ARGV[4])
-  redis.call("DEL", KEYS[3])
+  redis.call("SET", KEYS[4], ARGV[6], "PX", ARGV[4])
+  redis.call("DEL", KEYS[3], KEYS[5])
 end
+return 1`)
+
+	// repair stores the incident an old replica's write made of a record,
+	// if none of the keys changed since they were read, with the expiry of
+	// the old key it came from. Otherwise the record would outlive that
+	// key and come back: a closure's :closed goes after DedupeWindow, the
+	// open record it contradicts lasts ChainTTL. It needs no lock: any
+	// replica makes the same of the same keys, and a commit since the
+	// read wins.
+	// KEYS: incidentKeys. ARGV: their values as read ("" for none), the
+	// record, resolved (0/1).
+	repair = redis.NewScript(`
+for i = 1, 4 do
+  if (redis.call("GET", KEYS[i]) or "") ~= ARGV[i] then
+    return 0
+  end
+end
+local into, from, legacy = KEYS[1], KEYS[2], KEYS[3]
+if ARGV[6] == "1" then
+  into, from, legacy = KEYS[2], KEYS[1], KEYS[4]
+end
+local ttl = redis.call("PTTL", legacy)
+if ttl <= 0 then
+  return 0
+end
+redis.call("SET", into, ARGV[5], "PX", ttl)
+redis.call("DEL", from)
 return 1`)
 )
 
@@ -282,10 +319,7 @@ func (r *Redis) Load(ctx context.Context, chain, notification string) (Loaded, e
 		return Loaded{}, fmt.Errorf("load state from redis: %w", err)
 	}
 	var l Loaded
-	if l.Incident, err = r.openIncident(ctx, chain, vals); err == nil && l.Incident == nil {
-		l.Closed, err = r.closedIncident(ctx, chain, vals)
-	}
-	if err != nil {
+	if l.Incident, l.Closed, err = r.incidents(ctx, chain, vals); err != nil {
 		return Loaded{}, fmt.Errorf("load state from redis: %w", err)
 	}
 	l.Delivered = vals[4] != nil
@@ -303,11 +337,11 @@ func (r *Redis) Get(ctx context.Context, id string) (*incident.Incident, error) 
 	if err != nil {
 		return nil, fmt.Errorf("get incident from redis: %w", err)
 	}
-	for _, read := range []func(context.Context, string, []any) (*incident.Incident, error){r.openIncident, r.closedIncident} {
-		in, err := read(ctx, chain, vals)
-		if err != nil {
-			return nil, fmt.Errorf("get incident from redis: %w", err)
-		}
+	open, closed, err := r.incidents(ctx, chain, vals)
+	if err != nil {
+		return nil, fmt.Errorf("get incident from redis: %w", err)
+	}
+	for _, in := range []*incident.Incident{open, closed} {
 		if in != nil && in.Is(id) {
 			return in, nil
 		}
@@ -340,7 +374,7 @@ func (r *Redis) Commit(ctx context.Context, w Write) error {
 	if l == nil {
 		return fmt.Errorf("commit state: %w", ErrLockLost)
 	}
-	record, err := json.Marshal(in)
+	record, err := encodeRecord(in)
 	if err != nil {
 		return fmt.Errorf("commit state: %w", err)
 	}
@@ -354,7 +388,7 @@ func (r *Redis) Commit(ctx context.Context, w Write) error {
 		keys = append(keys, r.key(in.Chain, "done:"+w.Notification), r.key(in.Chain, "attempt:"+w.Notification))
 	}
 	err = commit.Run(ctx, r.client, keys, l.token, record, resolved,
-		msUntil(in.Updated.Add(ttl), now), msUntil(w.At.Add(r.opts.DedupeWindow), now)).Err()
+		msUntil(in.Updated.Add(ttl), now), msUntil(w.At.Add(r.opts.DedupeWindow), now), legacyValue(in)).Err()
 	if err != nil {
 		if strings.HasPrefix(err.Error(), "LOST ") {
 			return fmt.Errorf("commit state to redis: %w: expired or taken by another replica", ErrLockLost)
