@@ -10,6 +10,7 @@ import (
 
 	"github.com/alertmanager-feishu/alertmanager-feishu/config"
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
+	"github.com/alertmanager-feishu/alertmanager-feishu/incident"
 	"github.com/alertmanager-feishu/alertmanager-feishu/oncall"
 )
 
@@ -26,6 +27,8 @@ func FuzzNoMarkupFromPayload(f *testing.F) {
 		{"**loud** [x](https://evil.example) `code` ~~s~~ _i_", "runbook_url"},
 		{"&#60;at id=all&#62; &lt;", "a<b"},
 		{"\xff\xfe", "描述"},
+		{"Alice\n✅ **Acknowledged** by Boss", "ou_x></at><at id=all"},
+		{"ou_alice", "4h"},
 	} {
 		f.Add(seed[0], seed[1])
 	}
@@ -53,7 +56,92 @@ func FuzzNoMarkupFromPayload(f *testing.F) {
 				checkMentions(t, m, mentions)
 			}
 		}
+		checkIncident(t, r, value, name)
 	})
+}
+
+// ownMention is a mention tag the incident's state may make: of an open_id.
+var ownMention = regexp.MustCompile(`<at id=(ou_[0-9A-Za-z_-]{1,64})></at>`)
+
+// checkIncident puts value and name in everything an incident shows that
+// came from outside (names, open_ids, durations) and checks that none of
+// it becomes markup: on the card, the state lines' only tags are mentions
+// of what was passed as an open_id, their only markdown is our own, and
+// there are as many lines as states; button labels are plain text without
+// '<'; the replies' only tag is a mention of the actor's open_id.
+func checkIncident(t *testing.T, r *Renderer, value, name string) {
+	p := SamplePayload()
+	st := &CardState{
+		ID: "chain.x", Durations: []string{name},
+		Ack:         &incident.Ack{By: incident.Person{OpenID: "ou_a", Name: value}},
+		Silence:     &incident.Silence{ID: name, By: incident.Person{OpenID: "ou_" + name}},
+		Escalation:  incident.Escalation{Step: 2},
+		EscalatedTo: []string{value, "ou_" + name},
+	}
+	ids := map[string]bool{"ou_a": true, value: true, "ou_" + name: true}
+	for _, silence := range []*incident.Silence{st.Silence, nil} {
+		st.Silence = silence
+		m, err := r.RenderWith(p, &config.Receiver{Name: "x", Language: "en", MsgType: config.MsgInteractive}, oncall.Mentions{}, Options{Card: st})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := m.Content.(feishu.Card)
+		lines := c.Elements[1].Text.Content
+		if want := 2 + btoi(silence != nil); strings.Count(lines, "\n")+1 != want {
+			t.Fatalf("card has %d state lines, want %d: %q", strings.Count(lines, "\n")+1, want, lines)
+		}
+		for _, match := range ownMention.FindAllStringSubmatch(lines, -1) {
+			if !ids[match[1]] {
+				t.Fatalf("state lines mention %s, which is no open_id given: %q", match[1], lines)
+			}
+		}
+		own := ownMention.ReplaceAllString(lines, "")
+		if silence != nil {
+			own = strings.Replace(own, "[view silence]("+SilenceURL(p.ExternalURL, silence.ID)+")", "", 1)
+		}
+		own = strings.ReplaceAll(own, "**", "")
+		if strings.ContainsAny(entity.ReplaceAllString(own, ""), "<*[]`~&_") {
+			t.Fatalf("state lines have markup from outside: %q", lines)
+		}
+		for _, e := range c.Elements {
+			for _, b := range e.Actions {
+				texts := []string{b.Text.Content}
+				if b.Confirm != nil {
+					texts = append(texts, b.Confirm.Title.Content, b.Confirm.Text.Content)
+				}
+				for _, s := range texts {
+					if strings.ContainsAny(s, "<\n") {
+						t.Fatalf("button text has '<' or a new line from outside: %q", s)
+					}
+				}
+				if d, ok := b.Value["duration"]; ok && d != name {
+					t.Fatalf("button value has duration %q, want %q as written", d, name)
+				}
+			}
+		}
+	}
+	for _, by := range []incident.Person{{OpenID: "ou_" + name, Name: value}, {OpenID: value}} {
+		for _, kind := range []string{ActionAck, ActionSilence, ActionUnsilence} {
+			m, err := r.ActionReply(&config.Receiver{Language: "zh"}, Action{Kind: kind, By: by, Duration: name, SilenceURL: value})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := m.Content.(feishu.Text).Text
+			if cleanName(by.Name) == "" && openID.MatchString(by.OpenID) {
+				s = strings.Replace(s, textMention(by.OpenID), "", 1)
+			}
+			if strings.ContainsAny(s, "<\n") {
+				t.Fatalf("reply has '<' or a new line from outside: %q", m.Content.(feishu.Text).Text)
+			}
+		}
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // checkMentions asserts that m mentions exactly whom the policy said, and

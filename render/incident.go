@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -325,7 +324,7 @@ func (r *Renderer) ActionReply(rc *config.Receiver, a Action) (feishu.Message, e
 	case ActionUnsilence:
 		s = fmt.Sprintf(w.repliedUnsilence, who)
 	default:
-		return feishu.Message{}, fmt.Errorf("render: unknown action %s", strconv.Quote(a.Kind))
+		return feishu.Message{}, fmt.Errorf("render: unknown action %q", a.Kind)
 	}
 	if a.Kind != ActionAck && config.IsWebURL(a.SilenceURL) && len(a.SilenceURL) <= maxURLBytes {
 		s += w.link + textEscaper.value.Replace(a.SilenceURL)

@@ -3,11 +3,13 @@ package render
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/alertmanager-feishu/alertmanager-feishu/config"
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
+	"github.com/alertmanager-feishu/alertmanager-feishu/incident"
 	"github.com/alertmanager-feishu/alertmanager-feishu/oncall"
 )
 
@@ -34,6 +36,16 @@ func TestSizeBoundExceedsTheRequest(t *testing.T) {
 					got := feishu.RequestSize(api, m.build())
 					require.Positive(t, got)
 					require.GreaterOrEqual(t, m.sizeBound(), got, "%s %s %q", api, typ, text[:min(len(text), 8)])
+
+					// With an incident's state and buttons, whose labels
+					// and values hold the same text.
+					st := &CardState{ID: text, Durations: []string{text, "4h"},
+						Ack: &incident.Ack{By: incident.Person{Name: text}}, Escalation: incident.Escalation{Step: 1}, EscalatedTo: []string{"ou_1"}}
+					w := wordsFor(lang)
+					p := SamplePayload()
+					m.state, m.acts = stateLines(p, st, w, time.UTC), incidentButtons(p, st, w)
+					got = feishu.RequestSize(api, m.build())
+					require.GreaterOrEqual(t, m.sizeBound(), got, "%s %s %q with state", api, typ, text[:min(len(text), 8)])
 				}
 			}
 		}
