@@ -16,11 +16,12 @@ import (
 	"github.com/alertmanager-feishu/alertmanager-feishu/webhook"
 )
 
-// The actions a button asks for, as its value names them (a contract).
+// The actions a button asks for, as render puts them on its value (a
+// contract), and the one a refused callback is counted as.
 const (
-	ActionAck       = "ack"
-	ActionSilence   = "silence"
-	ActionUnsilence = "unsilence"
+	ActionAck       = render.ActionAck
+	ActionSilence   = render.ActionSilence
+	ActionUnsilence = render.ActionUnsilence
 	actionUnknown   = "unknown"
 )
 

@@ -186,6 +186,7 @@ func TestAcknowledge(t *testing.T) {
 	e.settle(t)
 
 	in := e.incident(t)
+	require.Equal(t, e.n.Body, in.Last, "a receiver with actions keeps its last notification, to render its card from")
 	require.NotNil(t, in.Ack)
 	require.Equal(t, incident.Person{OpenID: "ou_alice", Name: "Alice"}, in.Ack.By)
 	msgs := e.fs.Messages()

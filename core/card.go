@@ -3,9 +3,7 @@ package core
 import (
 	"context"
 	"log/slog"
-	"strings"
 
-	"github.com/alertmanager-feishu/alertmanager-feishu/config"
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
 	"github.com/alertmanager-feishu/alertmanager-feishu/incident"
 	"github.com/alertmanager-feishu/alertmanager-feishu/oncall"
@@ -41,11 +39,17 @@ func silenceURL(in *incident.Incident) string {
 		return ""
 	}
 	p, err := webhook.DecodeBytes(in.Last)
-	if err != nil || !config.IsWebURL(p.ExternalURL) {
+	if err != nil {
 		return ""
 	}
-	return strings.TrimRight(p.ExternalURL, "/") + "/#/silences/" + in.Silence.ID
+	return render.SilenceURL(p.ExternalURL, in.Silence.ID)
 }
+
+// keepsLast reports whether rc's incidents keep their last notification:
+// those whose root card is rendered again, for an action, from the record
+// alone. Others keep none, and their commits stay as small as a chain's
+// root always was.
+func keepsLast(rc *Receiver) bool { return rc.pipeline.Config.HasActions(rc.Config) }
 
 // updateCard replaces the root card of rc's incident in place.
 func (c *Core) updateCard(ctx context.Context, updater feishu.CardUpdater, rc *Receiver, root string, card feishu.Card, logger *slog.Logger) {

@@ -221,7 +221,7 @@ func (c *Core) commit(ctx context.Context, rc *Receiver, d *delivery, n Notifica
 	in.GroupLabels, in.CommonLabels = p.GroupLabels, p.CommonLabels
 	in.Updated = now
 	in.Last = nil
-	if len(n.Body) <= maxKeptBody {
+	if len(n.Body) <= maxKeptBody && keepsLast(rc) {
 		in.Last = n.Body
 	}
 	in.State, in.Resolution = incident.Firing, ""
