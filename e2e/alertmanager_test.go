@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -150,7 +151,7 @@ func TestAlertmanagerHAPairOnTwoReplicas(t *testing.T) {
 	waitForChains(t, fs, 2*n, 2, 15*time.Second)
 
 	// Nothing more comes: a few more group intervals pass quietly.
-	time.Sleep(3 * time.Second)
+	requireQuiet(t, fs, 4*n, 3*time.Second)
 	requireChains(t, fs, 2*n, 2)
 
 	posts := 0
@@ -165,15 +166,53 @@ func TestAlertmanagerHAPairOnTwoReplicas(t *testing.T) {
 // metric reads one series' value from a service's /metrics; 0 if absent.
 func metric(t *testing.T, url, series string) float64 {
 	t.Helper()
-	_, body := get(t, url+"/metrics")
-	for line := range strings.SplitSeq(body, "\n") {
+	v, err := metricValue(url, series)
+	require.NoError(t, err)
+	return v
+}
+
+// metricValue is metric for a condition that polls, which must not fail
+// the test from its own goroutine: an error is returned instead.
+func metricValue(url, series string) (float64, error) {
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("/metrics answered %d", resp.StatusCode)
+	}
+	for line := range strings.SplitSeq(string(body), "\n") {
 		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			require.NoError(t, err, line)
-			return f
+			return strconv.ParseFloat(v, 64)
 		}
 	}
-	return 0
+	return 0, nil
+}
+
+// ready is whether the service at url answers /-/ready with 200, for a
+// polling condition.
+func ready(url string) bool {
+	resp, err := http.Get(url + "/-/ready")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// requireQuiet watches the stand-in for d and fails as soon as it holds
+// other than want messages. What it checks is an absence, that nothing
+// more comes: no event marks the moment after which nothing can, so the
+// watch lasts a few of Alertmanager's group intervals (1 s here).
+func requireQuiet(t *testing.T, fs *feishutest.Server, want int, d time.Duration) {
+	t.Helper()
+	require.Never(t, func() bool { return len(fs.Messages()) != want }, d, 20*time.Millisecond,
+		"no message comes after the %d expected", want)
 }
 
 // waitMessages waits until the stand-in holds n messages and returns them.
@@ -327,17 +366,17 @@ func TestAlertmanagerThroughFeishuOutage(t *testing.T) {
 	require.NoError(t, am.PostAlerts(hostAlert("host-a", time.Now(), false)))
 
 	require.Eventually(t, func() bool {
-		return metric(t, s.URL, `alertmanager_feishu_notifications_total{receiver="infra",status="failed"}`) >= 2
+		v, err := metricValue(s.URL, `alertmanager_feishu_notifications_total{receiver="infra",status="failed"}`)
+		return err == nil && v >= 2
 	},
 		15*time.Second, 50*time.Millisecond, "Alertmanager tried more than once during the outage")
 	require.Empty(t, fs.Messages())
 	fs.ClearTarget("oc_infra")
 
 	waitMessages(t, fs, 1, 20*time.Second)
-	// Alertmanager records the success and stops; the quiet that follows
-	// is a few group intervals long.
-	time.Sleep(3 * time.Second)
-	require.Len(t, fs.Messages(), 1)
+	// Alertmanager records the success and stops: nothing more comes in
+	// the few group intervals that follow.
+	requireQuiet(t, fs, 1, 3*time.Second)
 	t.Logf("%d send attempts for 1 message", fs.Sends())
 }
 

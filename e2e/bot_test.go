@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishutest"
+	"github.com/alertmanager-feishu/alertmanager-feishu/internal/app"
 )
 
 // A team without a Feishu app: the service runs with custom bots alone,
@@ -35,7 +36,7 @@ route: {receiver: team}
 	require.NotContains(t, out, "team-hook")
 	require.NotContains(t, out, "team-secret")
 
-	s := start(t, cfg)
+	s := serve(t, app.Options{ConfigFile: cfg})
 	for _, name := range []string{"firing-DiskFull-default.json", "resolved-DiskFull-default.json"} {
 		status, body := post(t, s.URL+"/webhook", payload(t, name))
 		require.Equal(t, http.StatusOK, status, body)

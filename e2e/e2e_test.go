@@ -1,6 +1,8 @@
-// Package e2e runs the service binary as a process against the Feishu
-// stand-in, for what only a real process shows: restarts, signals, reload,
-// the HTTP endpoints and metrics.
+// Package e2e runs the whole service against the Feishu stand-in: in the
+// test's own process through app.Run (serve) for what does not depend on
+// the process, and as the built binary (start) where the process is the
+// point: SIGKILL, SIGTERM, SIGHUP, the exit code, the subcommands, a real
+// Alertmanager and replicas sharing Redis.
 package e2e
 
 import (
@@ -20,6 +22,7 @@ import (
 
 	"github.com/alertmanager-feishu/alertmanager-feishu/config"
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishutest"
+	"github.com/alertmanager-feishu/alertmanager-feishu/internal/app"
 	"github.com/alertmanager-feishu/alertmanager-feishu/internal/servicetest"
 )
 
@@ -69,9 +72,16 @@ func setup(t *testing.T, fs *feishutest.Server, infraChat string) string {
 
 func setupAPI(t *testing.T, fs *feishutest.Server, api, infraChat string) string {
 	t.Helper()
+	return setupAt(t, fs.URL, api, infraChat)
+}
+
+// setupAt is setupAPI for a Feishu at baseURL: the stand-in, or a gate in
+// front of it.
+func setupAt(t *testing.T, baseURL, api, infraChat string) string {
+	t.Helper()
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "secret"), []byte(feishutest.AppSecret+"\n"), 0o600))
-	writeConfig(t, dir, routingFor(fs, api, infraChat))
+	writeConfig(t, dir, fmt.Sprintf(routing, baseURL, api, infraChat))
 	return filepath.Join(dir, "routing.yaml")
 }
 
@@ -84,9 +94,22 @@ func writeConfig(t *testing.T, dir, content string) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "routing.yaml"), []byte(content), 0o600))
 }
 
+// start runs the binary as a process with the configuration cfg and the
+// flags args, and stops it when the test ends.
 func start(t *testing.T, cfg string, args ...string) *servicetest.Service {
 	t.Helper()
 	s, err := servicetest.Start(bin, append([]string{"--config.file=" + cfg}, args...)...)
+	require.NoError(t, err)
+	stopAtCleanup(t, s)
+	return s
+}
+
+// serve runs the service in the test's process through app.Run with o (its
+// ConfigFile and the flags the test needs; the rest at the flags'
+// defaults), and stops it when the test ends.
+func serve(t *testing.T, o app.Options) *servicetest.Service {
+	t.Helper()
+	s, err := servicetest.RunInProcess(o)
 	require.NoError(t, err)
 	stopAtCleanup(t, s)
 	return s
@@ -104,11 +127,29 @@ func stopAtCleanup(t *testing.T, s *servicetest.Service) {
 	})
 }
 
+// stop stops s (SIGTERM, or in process the end of Run's context) and
+// requires a clean exit.
 func stop(t *testing.T, s *servicetest.Service) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	require.NoError(t, s.Stop(ctx), "a clean exit on SIGTERM")
+}
+
+// exited waits for s to exit by itself, after a signal, and requires a
+// clean exit.
+func exited(t *testing.T, s *servicetest.Service) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	require.NoError(t, s.Wait(ctx), "a clean exit")
+}
+
+// logged waits until s has logged text.
+func logged(t *testing.T, s *servicetest.Service, text string) {
+	t.Helper()
+	require.Eventually(t, func() bool { return strings.Contains(s.Logs(), text) }, 10*time.Second, 10*time.Millisecond,
+		"the service never logged %q", text)
 }
 
 func payload(t *testing.T, name string) []byte {
@@ -144,7 +185,7 @@ func TestEndpointsAndMetrics(t *testing.T) {
 	for _, api := range apis {
 		t.Run(api, func(t *testing.T) {
 			fs := feishutest.New(t)
-			s := start(t, setupAPI(t, fs, api, "oc_infra"))
+			s := serve(t, app.Options{ConfigFile: setupAPI(t, fs, api, "oc_infra")})
 
 			code, body := get(t, s.URL+"/-/healthy")
 			require.Equal(t, http.StatusOK, code)
@@ -206,18 +247,19 @@ func TestEndpointsAndMetrics(t *testing.T) {
 	}
 }
 
-// Chains and dedupe keys survive a restart.
+// Chains and dedupe keys survive a restart: the service stopped and run
+// again on the same state file.
 func TestRestartKeepsState(t *testing.T) {
 	for _, api := range apis {
 		t.Run(api, func(t *testing.T) {
 			fs := feishutest.New(t)
-			cfg := setupAPI(t, fs, api, "oc_infra")
-			s := start(t, cfg)
+			o := app.Options{ConfigFile: setupAPI(t, fs, api, "oc_infra")}
+			s := serve(t, o)
 			code, body := post(t, s.URL+"/webhook", payload(t, "firing-HighCPU-seq1-first-notification.json"))
 			require.Equal(t, http.StatusOK, code, body)
 			stop(t, s)
 
-			s = start(t, cfg)
+			s = serve(t, o)
 			code, body = post(t, s.URL+"/webhook", payload(t, "firing-HighCPU-seq1-first-notification.json"))
 			require.Equal(t, http.StatusOK, code, body)
 			require.Contains(t, body, "deduped", "the repeat is known after the restart")
@@ -231,20 +273,22 @@ func TestRestartKeepsState(t *testing.T) {
 	}
 }
 
-// SIGTERM lets a notification that is being delivered finish.
+// SIGTERM lets a notification that is being delivered finish: the send is
+// held at a gate until the service has begun to stop, so it is surely in
+// flight then, however slow the machine.
 func TestSIGTERMFinishesInFlight(t *testing.T) {
 	fs := feishutest.New(t)
-	s := start(t, setup(t, fs, "oc_infra"))
-	fs.SetLatency(time.Second)
+	g := newGate(t, fs.URL)
+	s := start(t, setupAt(t, g.URL, config.APIIMv1, "oc_infra"))
 
 	type reply struct {
 		code int
 		body string
 	}
 	done := make(chan reply, 1)
+	body := payload(t, "firing-HighCPU-seq1-first-notification.json")
 	go func() {
-		resp, err := http.Post(s.URL+"/webhook", "application/json",
-			bytes.NewReader(payload(t, "firing-HighCPU-seq1-first-notification.json")))
+		resp, err := http.Post(s.URL+"/webhook", "application/json", bytes.NewReader(body))
 		if err != nil {
 			done <- reply{body: err.Error()}
 			return
@@ -253,34 +297,54 @@ func TestSIGTERMFinishesInFlight(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		done <- reply{resp.StatusCode, string(b)}
 	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for fs.Sends() == 0 {
-		require.True(t, time.Now().Before(deadline), "the send never reached the stand-in")
-		time.Sleep(10 * time.Millisecond)
-	}
+	g.waitSend(t)
 	require.NoError(t, s.Signal(syscall.SIGTERM))
-	r := <-done
-	require.Equal(t, http.StatusOK, r.code, r.body)
+	logged(t, s, "finishing in-flight notifications")
+	select {
+	case r := <-done:
+		require.Fail(t, "answered while its send was held", "%d %s", r.code, r.body)
+	default:
+	}
+	g.open()
+	select {
+	case r := <-done:
+		require.Equal(t, http.StatusOK, r.code, r.body)
+	case <-time.After(20 * time.Second):
+		require.Fail(t, "no answer once the send was let through")
+	}
 	require.Len(t, fs.Messages(), 1)
-	stop(t, s)
-	require.Contains(t, s.Logs(), "finishing in-flight notifications")
+	exited(t, s)
 }
 
 // SIGTERM also waits for a delivery that outlived its request: the request
 // was answered 503, the delivery goes on, and the process exits once it is
-// recorded, so that the retry after the restart finds it done.
+// recorded, so that the retry after the restart finds it done. The send is
+// held at a gate until after SIGTERM.
 func TestSIGTERMWaitsForDetachedDeliveries(t *testing.T) {
 	fs := feishutest.New(t)
-	cfg := setup(t, fs, "oc_infra")
+	g := newGate(t, fs.URL)
+	cfg := setupAt(t, g.URL, config.APIIMv1, "oc_infra")
 	s := start(t, cfg, "--delivery.timeout=200ms")
-	fs.SetLatency(1500 * time.Millisecond)
 	body := payload(t, "firing-HighCPU-seq1-first-notification.json")
 	code, answer := post(t, s.URL+"/webhook", body)
 	require.Equal(t, http.StatusServiceUnavailable, code, answer)
 	require.Contains(t, answer, "still being delivered")
 	require.Empty(t, fs.Messages())
 
-	stop(t, s)
+	require.NoError(t, s.Signal(syscall.SIGTERM))
+	logged(t, s, "finishing in-flight notifications")
+	// An absence, so a bounded watch: a process that did not wait for the
+	// held delivery would exit within moments of SIGTERM.
+	require.Never(t, func() bool {
+		select {
+		case <-s.Done():
+			return true
+		default:
+			return false
+		}
+	}, time.Second, 10*time.Millisecond, "the process exited with a delivery under way")
+	g.open()
+	exited(t, s)
 	require.Len(t, fs.Messages(), 1, "delivered before the exit")
 
 	s = start(t, cfg)
@@ -290,22 +354,33 @@ func TestSIGTERMWaitsForDetachedDeliveries(t *testing.T) {
 	require.Len(t, fs.Messages(), 1)
 }
 
+// reloadedAt is when the service last loaded its configuration, from the
+// metric; 0 if it cannot be read.
+func reloadedAt(url string) float64 {
+	v, _ := metricValue(url, "alertmanager_feishu_config_last_reload_success_timestamp_seconds")
+	return v
+}
+
+// Reloading, in process: POST /-/reload applies a new file; a broken one is
+// answered 500 with the problem, the metric says so, and the running
+// configuration goes on; a reload asked for through Options.Reload (what
+// main sends on SIGHUP) applies the file once it is fixed.
 func TestReload(t *testing.T) {
 	fs := feishutest.New(t)
 	cfg := setup(t, fs, "oc_before")
-	s := start(t, cfg)
+	reload := make(chan struct{})
+	s := serve(t, app.Options{ConfigFile: cfg, Reload: reload})
 	dir := filepath.Dir(cfg)
 
 	writeConfig(t, dir, routingFor(fs, config.APIIMv1, "oc_after"))
-	resp, err := http.Post(s.URL+"/-/reload", "", nil)
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	code, body := post(t, s.URL+"/webhook", payload(t, "firing-HighCPU-seq1-first-notification.json"))
+	code, body := post(t, s.URL+"/-/reload", nil)
+	require.Equal(t, http.StatusOK, code, body)
+	code, body = post(t, s.URL+"/webhook", payload(t, "firing-HighCPU-seq1-first-notification.json"))
 	require.Equal(t, http.StatusOK, code, body)
 	require.Equal(t, "oc_after", fs.Messages()[0].TargetID)
 
-	// A broken file is refused and the running configuration kept.
+	// A broken file is refused and the running configuration kept: infra
+	// still goes to oc_after, not to the broken file's chat.
 	writeConfig(t, dir, strings.Replace(routingFor(fs, config.APIIMv1, "oc_broken"), "receiver: infra", "receiver: nobody", 1))
 	code, body = post(t, s.URL+"/-/reload", nil)
 	require.Equal(t, http.StatusInternalServerError, code)
@@ -314,42 +389,63 @@ func TestReload(t *testing.T) {
 	require.Contains(t, metrics, "alertmanager_feishu_config_last_reload_successful 0")
 	code, body = post(t, s.URL+"/webhook", payload(t, "firing-DiskFull-default.json"))
 	require.Equal(t, http.StatusOK, code, body)
-
-	// SIGHUP reloads too.
-	writeConfig(t, dir, routingFor(fs, config.APIIMv1, "oc_hup"))
-	require.NoError(t, s.Signal(syscall.SIGHUP))
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		_, metrics = get(t, s.URL+"/metrics")
-		if strings.Contains(metrics, "alertmanager_feishu_config_last_reload_successful 1") {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "SIGHUP did not reload")
-		time.Sleep(20 * time.Millisecond)
-	}
-	code, body = post(t, s.URL+"/webhook", payload(t, "firing-HighCPU-infra.json"))
+	code, body = post(t, s.URL+"/webhook", payload(t, "firing-HighCPU-critical-max_alerts1.json"))
 	require.Equal(t, http.StatusOK, code, body)
 	msgs := fs.Messages()
+	require.Equal(t, "oc_after", msgs[len(msgs)-1].TargetID, "the old configuration goes on")
+
+	// Options.Reload reloads too.
+	writeConfig(t, dir, routingFor(fs, config.APIIMv1, "oc_hup"))
+	reload <- struct{}{}
+	require.Eventually(t, func() bool {
+		v, err := metricValue(s.URL, "alertmanager_feishu_config_last_reload_successful")
+		return err == nil && v == 1
+	}, 10*time.Second, 20*time.Millisecond, "Options.Reload did not reload")
+	code, body = post(t, s.URL+"/webhook", payload(t, "firing-HighCPU-infra.json"))
+	require.Equal(t, http.StatusOK, code, body)
+	msgs = fs.Messages()
 	require.Equal(t, "oc_hup", msgs[len(msgs)-1].TargetID)
 }
 
+// SIGHUP reloads the process's configuration (main turns it into a reload
+// request; the rest of reloading is TestReload's).
+func TestSIGHUPReloads(t *testing.T) {
+	fs := feishutest.New(t)
+	cfg := setup(t, fs, "oc_before")
+	s := start(t, cfg)
+	before := reloadedAt(s.URL)
+	require.Positive(t, before)
+
+	writeConfig(t, filepath.Dir(cfg), routingFor(fs, config.APIIMv1, "oc_hup"))
+	require.NoError(t, s.Signal(syscall.SIGHUP))
+	require.Eventually(t, func() bool { return reloadedAt(s.URL) > before }, 10*time.Second, 20*time.Millisecond,
+		"SIGHUP did not reload")
+	code, body := post(t, s.URL+"/webhook", payload(t, "firing-HighCPU-infra.json"))
+	require.Equal(t, http.StatusOK, code, body)
+	msgs := fs.Messages()
+	require.Len(t, msgs, 1)
+	require.Equal(t, "oc_hup", msgs[0].TargetID)
+}
+
+// A configuration that does not load: Run refuses it with the problem,
+// and the process says it and exits 1.
 func TestBadConfigRefusedAtStart(t *testing.T) {
 	dir := t.TempDir()
 	writeConfig(t, dir, "receivers: [{name: a}]\nroute: {receiver: b}\nextra: 1\n")
-	_, err := servicetest.Start(bin, "--config.file="+filepath.Join(dir, "routing.yaml"))
-	require.Error(t, err)
-	require.Contains(t, err.Error(), "extra")
+	cfg := filepath.Join(dir, "routing.yaml")
+	_, err := servicetest.RunInProcess(app.Options{ConfigFile: cfg})
+	require.ErrorContains(t, err, "extra")
+
+	out, code := run(t, "--config.file="+cfg, "--web.listen-address=127.0.0.1:0")
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, "extra")
 }
 
 func TestWrongSecretIsLoggedAtStart(t *testing.T) {
 	fs := feishutest.New(t)
 	fs.SetCredentials(feishutest.AppID, "another-secret")
-	s := start(t, setup(t, fs, "oc_infra"))
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(s.Logs(), "app secret invalid") {
-		require.True(t, time.Now().Before(deadline), "no log line about the credentials")
-		time.Sleep(20 * time.Millisecond)
-	}
+	s := serve(t, app.Options{ConfigFile: setup(t, fs, "oc_infra")})
+	logged(t, s, "app secret invalid")
 	code, body := post(t, s.URL+"/webhook", payload(t, "firing-DiskFull-default.json"))
 	require.Equal(t, http.StatusUnprocessableEntity, code, body)
 	require.Contains(t, body, "app secret invalid")
@@ -359,7 +455,7 @@ func TestWrongSecretIsLoggedAtStart(t *testing.T) {
 // Concurrent posts of one group make one root; bad input sends nothing.
 func TestConcurrentPostsAndBadInput(t *testing.T) {
 	fs := feishutest.New(t)
-	s := start(t, setup(t, fs, "oc_infra"))
+	s := serve(t, app.Options{ConfigFile: setup(t, fs, "oc_infra")})
 	fs.SetLatency(20 * time.Millisecond)
 
 	for _, body := range []string{"", "{", `{"version":"4"}`, "[]", "\xff\xfe"} {
@@ -430,19 +526,4 @@ func TestKilledMidSendThenRetried(t *testing.T) {
 			require.Equal(t, msgs[want-1].ID, msgs[want].RootID, "the chain goes on from the recorded root")
 		})
 	}
-}
-
-// The on-call preview reads the configuration and says who is on call and
-// whom each receiver would mention, without starting the service.
-func TestOnCallPreviewCommand(t *testing.T) {
-	out, code := run(t, "oncall", "--config.file="+filepath.Join("..", "routing.yaml"), "--at=2026-02-10T12:00:00+08:00")
-	require.Equal(t, 0, code, out)
-	require.Equal(t, "at 2026-02-10T12:00:00+08:00\n"+
-		"rotation infra-primary: carol@example.com\n"+
-		`receiver infra mentions: carol@example.com, lead@example.com; @all when severity="critical"; and whoever the label owner names`+"\n",
-		out)
-
-	out, code = run(t, "oncall", "--config.file="+filepath.Join("..", "routing.yaml"), "--at=tomorrow")
-	require.Equal(t, 1, code)
-	require.Contains(t, out, "want RFC 3339 time")
 }

@@ -76,7 +76,7 @@ func requireChains(t *testing.T, fs *feishutest.Server, n, each int) {
 	byGroup := perGroup(t, fs.Messages())
 	require.Len(t, byGroup, n)
 	for g, msgs := range byGroup {
-		require.Equal(t, each, len(msgs), "group %d: %s", g, ids(msgs))
+		require.Len(t, msgs, each, "group %d: %s", g, ids(msgs))
 		for _, m := range msgs[1:] {
 			require.Equal(t, msgs[0].ID, m.RootID, "group %d: a later message replies to the root", g)
 		}
@@ -139,10 +139,7 @@ func TestTwoReplicasOnOneRedis(t *testing.T) {
 			// continue, at a replica started meanwhile too.
 			srv.Restart(t)
 			for _, s := range []*servicetest.Service{a, b} {
-				require.Eventually(t, func() bool {
-					status, _ := get(t, s.URL+"/-/ready")
-					return status == http.StatusOK
-				}, 10*time.Second, 50*time.Millisecond)
+				require.Eventually(t, func() bool { return ready(s.URL) }, 10*time.Second, 50*time.Millisecond)
 			}
 			stop(t, a)
 			c := start(t, cfg)
@@ -167,10 +164,7 @@ func TestStartsNotReadyWithoutRedis(t *testing.T) {
 	require.Contains(t, s.Logs(), "Redis does not answer yet")
 
 	srv.Restart(t)
-	require.Eventually(t, func() bool {
-		status, _ := get(t, s.URL+"/-/ready")
-		return status == http.StatusOK
-	}, 10*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool { return ready(s.URL) }, 10*time.Second, 50*time.Millisecond)
 	status, body := post(t, s.URL+"/webhook", amtest.Group(1, nil, false))
 	require.Equal(t, http.StatusOK, status, body)
 	require.Len(t, fs.Messages(), 1)

@@ -112,9 +112,17 @@ func StartNotReady(bin string, args ...string) (*Service, error) {
 	return s, nil
 }
 
+// waitReady polls /-/ready until it answers 200, the service exits (a
+// start that failed: its error is returned at once rather than after the
+// whole wait), or within has passed.
 func (s *Service) waitReady(within time.Duration) error {
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
+		select {
+		case <-s.done:
+			return fmt.Errorf("service exited at start: %w\n%s", s.err, s.Logs())
+		default:
+		}
 		resp, err := http.Get(s.URL + "/-/ready")
 		if err == nil {
 			resp.Body.Close()
@@ -151,6 +159,19 @@ func (s *Service) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 		s.Kill()
 		return errors.New("service did not stop in time")
+	}
+}
+
+// Wait waits for the service to exit by itself (after a Signal, say)
+// without stopping it, and returns how it exited; it kills the service if
+// ctx ends first.
+func (s *Service) Wait(ctx context.Context) error {
+	select {
+	case <-s.done:
+		return s.err
+	case <-ctx.Done():
+		s.Kill()
+		return errors.New("service did not exit in time")
 	}
 }
 
@@ -218,6 +239,9 @@ func RunInProcessNotReady(o app.Options) (*Service, error) {
 	s.stop = cancel
 	go func() {
 		s.err = app.Run(ctx, o)
+		// Run closes the listener once it has served it; one it failed
+		// before serving is closed here, so that the port is not kept.
+		ln.Close()
 		close(s.done)
 	}()
 	return s, nil

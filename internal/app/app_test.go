@@ -1,0 +1,310 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/stretchr/testify/require"
+
+	"github.com/alertmanager-feishu/alertmanager-feishu/feishutest"
+	"github.com/alertmanager-feishu/alertmanager-feishu/internal/amtest"
+	"github.com/alertmanager-feishu/alertmanager-feishu/internal/app"
+	"github.com/alertmanager-feishu/alertmanager-feishu/state"
+)
+
+// routing is a routing.yaml for the stand-in at %[1]s, with the extra
+// receivers %[2]s (YAML list items, one per line), the state in the
+// folder's state.db.
+const routing = `
+feishu:
+  base_url: %[1]s
+  app_id: cli_feishutest
+  app_secret_file: secret
+state:
+  path: state.db
+receivers:
+  - {name: infra, chat_id: oc_infra}
+%[2]s
+route:
+  receiver: infra
+`
+
+// folder writes a routing.yaml for fs, with extra receivers, and its
+// secret into a fresh folder, and returns the file's path.
+func folder(t *testing.T, fs *feishutest.Server, extra string) string {
+	t.Helper()
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "secret"), []byte(feishutest.AppSecret+"\n"), 0o600))
+	cfg := filepath.Join(dir, "routing.yaml")
+	rewrite(t, cfg, fmt.Sprintf(routing, fs.URL, extra))
+	return cfg
+}
+
+func rewrite(t *testing.T, path, content string) {
+	t.Helper()
+	require.NoError(t, os.WriteFile(path, []byte(content), 0o600))
+}
+
+// logs collects what a Run logs; it outlives the test, as the credential
+// check's goroutine may log after Run returned.
+type logs struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logs) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logs) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// service is one app.Run on a free loopback port.
+type service struct {
+	url    string
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error // Run's result, once done is closed
+	logs   *logs
+}
+
+// options fills o as main does, listening on a free loopback port.
+func options(t *testing.T, o app.Options) (app.Options, string, *logs) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() }) // one that Run did not serve
+	noFile, noSocket := "", false
+	o.Web = &web.FlagConfig{WebConfigFile: &noFile, WebSystemdSocket: &noSocket}
+	o.Listeners = []net.Listener{ln}
+	if o.MaxBodyBytes == 0 {
+		o.MaxBodyBytes = 10 << 20
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 8 * time.Second
+	}
+	if o.MaxDelay == 0 {
+		o.MaxDelay = 2 * time.Minute
+	}
+	if o.Grace == 0 {
+		o.Grace = 15 * time.Second
+	}
+	l := &logs{}
+	o.Logger = slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return o, "http://" + ln.Addr().String(), l
+}
+
+// start runs app.Run with o and waits until it answers /-/ready. The
+// service is stopped when the test ends.
+func start(t *testing.T, o app.Options) *service {
+	t.Helper()
+	o, url, l := options(t, o)
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &service{url: url, cancel: cancel, done: make(chan struct{}), logs: l}
+	go func() {
+		s.err = app.Run(ctx, o)
+		close(s.done)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-s.done:
+		case <-time.After(30 * time.Second):
+			t.Error("Run did not return at the end of the test")
+		}
+		if t.Failed() {
+			t.Logf("service log:\n%s", l)
+		}
+	})
+	require.Eventually(t, func() bool {
+		select {
+		case <-s.done:
+			return true // a start that failed: the require below says so
+		default:
+		}
+		resp, err := http.Get(url + "/-/ready")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 10*time.Second, 10*time.Millisecond, "not ready")
+	select {
+	case <-s.done:
+		require.NoError(t, s.err, "Run returned at start")
+	default:
+	}
+	return s
+}
+
+// stop ends Run's context and returns Run's result.
+func (s *service) stop(t *testing.T) error {
+	t.Helper()
+	s.cancel()
+	select {
+	case <-s.done:
+		return s.err
+	case <-time.After(30 * time.Second):
+		require.Fail(t, "Run did not return after its context ended")
+		return nil
+	}
+}
+
+// runAtStart runs app.Run with o, which is expected to fail before it
+// serves, and returns its error.
+func runAtStart(t *testing.T, o app.Options) error {
+	t.Helper()
+	o, _, _ = options(t, o)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return app.Run(ctx, o)
+}
+
+func post(t *testing.T, url string, body []byte) (int, string) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", bytes.NewReader(body))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(b)
+}
+
+// metric reads one series' value from /metrics, for a polling condition
+// (which must not fail the test from its goroutine); ok is false if it
+// could not be read.
+func metric(url, series string) (float64, bool) {
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, false
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
+}
+
+func TestRunRefusesAConfigurationItCannotLoad(t *testing.T) {
+	t.Run("missing", func(t *testing.T) {
+		cfg := filepath.Join(t.TempDir(), "routing.yaml")
+		err := runAtStart(t, app.Options{ConfigFile: cfg})
+		require.ErrorContains(t, err, "load configuration "+cfg)
+	})
+	t.Run("bad", func(t *testing.T) {
+		cfg := filepath.Join(t.TempDir(), "routing.yaml")
+		rewrite(t, cfg, "receivers: [{name: a}]\nroute: {receiver: a}\nextra: 1\n")
+		err := runAtStart(t, app.Options{ConfigFile: cfg})
+		require.ErrorContains(t, err, "extra")
+	})
+}
+
+// A second service on the same state file (another process, or another
+// store in this one) is refused rather than sharing it.
+func TestRunRefusesAStateFileInUse(t *testing.T) {
+	fs := feishutest.New(t)
+	cfg := folder(t, fs, "")
+	other, err := state.OpenFile(filepath.Join(filepath.Dir(cfg), "state.db"), state.Options{}, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	defer other.Close()
+	err = runAtStart(t, app.Options{ConfigFile: cfg})
+	require.ErrorContains(t, err, "locked by another process")
+}
+
+// A reload asked for through Options.Reload applies the new file: a
+// receiver it adds takes webhooks. A broken file then leaves it in force,
+// and the metric says the last reload failed.
+func TestRunReloadsWhenAsked(t *testing.T) {
+	fs := feishutest.New(t)
+	cfg := folder(t, fs, "")
+	reload := make(chan struct{})
+	s := start(t, app.Options{ConfigFile: cfg, Reload: reload})
+	code, body := post(t, s.url+"/webhook/newer", amtest.Group(1, nil, false))
+	require.Equal(t, http.StatusNotFound, code, body)
+
+	at, ok := metric(s.url, "alertmanager_feishu_config_last_reload_success_timestamp_seconds")
+	require.True(t, ok)
+	rewrite(t, cfg, fmt.Sprintf(routing, fs.URL, "  - {name: newer, chat_id: oc_newer}"))
+	reload <- struct{}{}
+	require.Eventually(t, func() bool {
+		next, ok := metric(s.url, "alertmanager_feishu_config_last_reload_success_timestamp_seconds")
+		return ok && next > at
+	}, 10*time.Second, 10*time.Millisecond, "no reload")
+	code, body = post(t, s.url+"/webhook/newer", amtest.Group(2, nil, false))
+	require.Equal(t, http.StatusOK, code, body)
+
+	// A route to a receiver that is not defined: refused.
+	rewrite(t, cfg, strings.Replace(fmt.Sprintf(routing, fs.URL, ""), "receiver: infra", "receiver: nobody", 1))
+	reload <- struct{}{}
+	require.Eventually(t, func() bool {
+		v, ok := metric(s.url, "alertmanager_feishu_config_last_reload_successful")
+		return ok && v == 0
+	}, 10*time.Second, 10*time.Millisecond, "the broken file was not reported")
+	code, body = post(t, s.url+"/webhook/newer", amtest.Group(3, nil, false))
+	require.Equal(t, http.StatusOK, code, body, "the previous configuration goes on")
+
+	msgs := fs.Messages()
+	require.Len(t, msgs, 2)
+	for _, m := range msgs {
+		require.Equal(t, "oc_newer", m.TargetID)
+	}
+	require.Contains(t, s.logs.String(), `receiver \"nobody\" is not defined`)
+}
+
+// The end of ctx stops the service cleanly: it stops listening and Run
+// returns nil.
+func TestRunStopsWhenItsContextEnds(t *testing.T) {
+	fs := feishutest.New(t)
+	s := start(t, app.Options{ConfigFile: folder(t, fs, "")})
+	code, body := post(t, s.url+"/webhook", amtest.Group(1, nil, false))
+	require.Equal(t, http.StatusOK, code, body)
+
+	require.NoError(t, s.stop(t))
+	_, err := http.Get(s.url + "/-/healthy")
+	require.Error(t, err, "still listening")
+	require.Contains(t, s.logs.String(), "msg=stopped")
+}
+
+// A delivery still under way when the grace period runs out makes Run
+// return an error: the notification was not finished, and Alertmanager,
+// answered 503, retries it after the restart.
+func TestRunFailsWhenTheGraceRunsOut(t *testing.T) {
+	fs := feishutest.New(t)
+	fs.SetLatency(time.Minute) // the send is answered when its caller gives up
+	s := start(t, app.Options{ConfigFile: folder(t, fs, ""), Timeout: 100 * time.Millisecond, Grace: 300 * time.Millisecond})
+	code, body := post(t, s.url+"/webhook", amtest.Group(1, nil, false))
+	require.Equal(t, http.StatusServiceUnavailable, code, body)
+	require.Eventually(t, func() bool { return fs.Sends() == 1 }, 10*time.Second, 10*time.Millisecond,
+		"the send did not reach the stand-in")
+
+	begun := time.Now()
+	err := s.stop(t)
+	require.ErrorContains(t, err, "shutdown did not finish in time")
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Less(t, time.Since(begun), 20*time.Second, "the delivery was given up once the grace ran out")
+}
