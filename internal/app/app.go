@@ -140,16 +140,15 @@ func Run(ctx context.Context, o Options) error {
 		case <-ctx.Done():
 			logger.Info("stopping, finishing in-flight notifications", "grace_period", o.Grace)
 			stop, cancel := context.WithTimeout(context.Background(), o.Grace)
-			err := srv.Shutdown(stop)
+			// Every part is stopped whatever the others did: a delivery
+			// left running past the grace would outlive the store it
+			// records in. Each cancels what is left once the grace is up.
+			served := srv.Shutdown(stop)
 			clicks.stop()
-			if err == nil {
-				err = intake.Shutdown(stop)
-			}
-			if err == nil {
-				err = incidents.Shutdown(stop)
-			}
+			err := errors.Join(served, intake.Shutdown(stop), incidents.Shutdown(stop))
 			cancel()
 			if err != nil {
+				srv.Close()
 				return fmt.Errorf("shutdown did not finish in time: %w", err)
 			}
 			logger.Info("stopped")

@@ -308,3 +308,30 @@ func TestRunFailsWhenTheGraceRunsOut(t *testing.T) {
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.Less(t, time.Since(begun), 20*time.Second, "the delivery was given up once the grace ran out")
 }
+
+// A webhook still waiting for its delivery when the grace runs out does not
+// keep the delivery alive past Run: it is cancelled with the rest, and
+// nothing records into a store that was closed.
+func TestRunCancelsDeliveriesOfOpenRequests(t *testing.T) {
+	fs := feishutest.New(t)
+	fs.SetLatency(3 * time.Second)
+	s := start(t, app.Options{ConfigFile: folder(t, fs, ""), Timeout: 8 * time.Second, Grace: 300 * time.Millisecond})
+	answered := make(chan int, 1)
+	go func() {
+		resp, err := http.Post(s.url+"/webhook", "application/json", bytes.NewReader(amtest.Group(1, nil, false)))
+		if err != nil {
+			answered <- 0
+			return
+		}
+		resp.Body.Close()
+		answered <- resp.StatusCode
+	}()
+	require.Eventually(t, func() bool { return fs.Sends() == 1 }, 10*time.Second, 10*time.Millisecond,
+		"the send did not reach the stand-in")
+	require.Error(t, s.stop(t), "the grace ran out")
+	<-answered
+	// The stand-in answers the held send 3 s after it came: a delivery
+	// that outlived Run would then try to record it.
+	require.Never(t, func() bool { return strings.Contains(s.logs.String(), "not recorded") }, 4*time.Second, 50*time.Millisecond,
+		"a delivery outlived Run:\n%s", s.logs.String())
+}

@@ -239,9 +239,11 @@ func RunInProcessNotReady(o app.Options) (*Service, error) {
 	s.stop = cancel
 	go func() {
 		s.err = app.Run(ctx, o)
-		// Run closes the listener once it has served it; one it failed
-		// before serving is closed here, so that the port is not kept.
-		ln.Close()
+		// Run closes the listeners once it has served them; those it
+		// failed before serving are closed here, so that no port is kept.
+		for _, ln := range o.Listeners {
+			ln.Close()
+		}
 		close(s.done)
 	}()
 	return s, nil
