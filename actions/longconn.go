@@ -339,8 +339,7 @@ func (l *LongConnection) serve(ctx context.Context, conn *websocket.Conn, servic
 	defer s.handlers.Wait()
 
 	if err := s.ping(); err != nil {
-		conn.CloseNow()
-		<-readErr
+		drop(conn, readErr)
 		return err
 	}
 	interval := l.config().ping()
@@ -351,10 +350,10 @@ func (l *LongConnection) serve(ctx context.Context, conn *websocket.Conn, servic
 		case <-ctx.Done():
 			stopHandlers()
 			l.close(conn, stopRead)
-			<-readErr
+			_ = readEnd(readErr) // the read ends with the close we asked for
 			return nil
 		case err := <-readErr:
-			conn.CloseNow()
+			_ = conn.CloseNow() // the read's error is the one that counts
 			return fmt.Errorf("long connection read: %w", err)
 		case <-s.changed:
 			if n := l.config().ping(); n != interval {
@@ -365,19 +364,27 @@ func (l *LongConnection) serve(ctx context.Context, conn *websocket.Conn, servic
 			// A server that misses two pongs in a row is gone, even if the
 			// socket looks open.
 			if since := time.Since(time.Unix(0, s.heard.Load())); since > 2*interval {
-				conn.CloseNow()
-				<-readErr
+				drop(conn, readErr)
 				return fmt.Errorf("long connection: server silent for %s", since.Round(time.Millisecond))
 			}
 			if err := s.ping(); err != nil {
-				conn.CloseNow()
-				<-readErr
+				drop(conn, readErr)
 				return err
 			}
 			t.Reset(interval)
 		}
 	}
 }
+
+// drop closes the connection at once and waits for the read to end.
+func drop(conn *websocket.Conn, readErr <-chan error) {
+	_ = conn.CloseNow() // a socket already closed is fine
+	_ = readEnd(readErr)
+}
+
+// readEnd waits for the read goroutine. Once serve has closed the
+// connection, the read's error only echoes that close, so callers drop it.
+func readEnd(readErr <-chan error) error { return <-readErr }
 
 // close sends a close frame and waits for the server's, at most
 // closeTimeout; then it drops the connection.
@@ -392,8 +399,8 @@ func (l *LongConnection) close(conn *websocket.Conn, stopRead context.CancelFunc
 	select {
 	case <-done:
 	case <-t.C:
-		stopRead() // cancelling the read closes the socket
-		conn.CloseNow()
+		stopRead()          // cancelling the read closes the socket
+		_ = conn.CloseNow() // given up on: its close error tells nothing more
 		<-done
 	}
 }

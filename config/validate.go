@@ -288,7 +288,7 @@ func (c *Config) validateReceivers(p *problems, rotations map[string]bool, loc *
 				}
 				m.AllWhenMatchers = append(m.AllWhenMatchers, ms...)
 			}
-			if m.FromLabel != "" && !model.LabelName(m.FromLabel).IsValid() {
+			if m.FromLabel != "" && !model.UTF8Validation.IsValidLabelName(m.FromLabel) {
 				p.add(r.Line, "receiver %q: mentions.from_label %q is not a label name", r.Name, m.FromLabel)
 			}
 		}

@@ -236,7 +236,7 @@ func TestSilenceAndExpire(t *testing.T) {
 	again := e.core.Callback(context.Background(), click(button(t, e.root.Content, core.ActionSilence, "1h"), "ou_bob"))
 	require.Equal(t, actions.ToastInfo, again.Toast.Type, "already silenced")
 
-	var card json.RawMessage = answer.Card
+	card := answer.Card
 	answer = e.core.Callback(context.Background(), click(button(t, card, core.ActionUnsilence, ""), "ou_alice"))
 	require.Equal(t, actions.ToastSuccess, answer.Toast.Type, answer.Toast.Content)
 	e.settle(t)

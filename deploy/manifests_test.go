@@ -3,7 +3,6 @@ package deploy
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -216,6 +215,6 @@ func requireKnownMetrics(t *testing.T, known map[string]bool, where, expr string
 		for _, suffix := range []string{"_bucket", "_sum", "_count"} {
 			base = strings.TrimSuffix(base, suffix)
 		}
-		require.True(t, known[base], fmt.Sprintf("%s: %s is not a metric of the service", where, name))
+		require.True(t, known[base], "%s: %s is not a metric of the service", where, name)
 	}
 }

@@ -161,7 +161,7 @@ func TestStartsNotReadyWithoutRedis(t *testing.T) {
 	stopAtCleanup(t, s)
 	status, _ := get(t, s.URL+"/-/ready")
 	require.Equal(t, http.StatusServiceUnavailable, status)
-	require.Contains(t, s.Logs(), "Redis does not answer yet")
+	require.Contains(t, s.Logs(), "redis does not answer yet")
 
 	srv.Restart(t)
 	require.Eventually(t, func() bool { return ready(s.URL) }, 10*time.Second, 50*time.Millisecond)

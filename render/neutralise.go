@@ -62,7 +62,7 @@ func neutralised(p *webhook.Payload, language string, loc *time.Location, e esca
 			Alerts:             make(template.Alerts, len(p.Alerts)),
 			NotificationReason: esc(p.NotificationReason),
 			GroupLabels:        e.kv(p.GroupLabels),
-			CommonLabels:       e.kv(p.Data.CommonLabels),
+			CommonLabels:       e.kv(p.CommonLabels),
 			CommonAnnotations:  e.kv(p.CommonAnnotations),
 			RouteLabels:        e.kv(p.RouteLabels),
 			ExternalURL:        esc(p.ExternalURL),

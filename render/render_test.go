@@ -179,10 +179,10 @@ func TestHugeGroupIsCutAtAnAlertBoundary(t *testing.T) {
 	require.True(t, strings.HasPrefix(out, "[FIRING:400] DiskFull"), "the title counts every alert")
 	shown := strings.Count(out, "• ")
 	require.Greater(t, shown, 10)
-	require.True(t, strings.Contains(out, fmt.Sprintf("… and %d more alerts not shown.", 400-shown)), "the cut is counted")
+	require.Contains(t, out, fmt.Sprintf("… and %d more alerts not shown.", 400-shown), "the cut is counted")
 	// Every alert shown is whole: the last one shown has its summary.
 	last := out[strings.LastIndex(out, "• "):]
-	require.True(t, strings.Contains(last, "使用率超过 95%，\n"), "the last alert is whole")
+	require.Contains(t, last, "使用率超过 95%，\n", "the last alert is whole")
 }
 
 func TestHugeCommonAnnotationIsCut(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/alertmanager-feishu/alertmanager-feishu/incident"
 )
@@ -61,7 +62,7 @@ func OpenFile(path string, opts Options, logger *slog.Logger) (*File, error) {
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("state file %s is locked by another process", path)
 		}
 		return nil, fmt.Errorf("state file %s: %w", path, err)

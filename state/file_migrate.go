@@ -90,7 +90,7 @@ func migrate(tx *bolt.Tx, logger *slog.Logger) error {
 		return err
 	}
 	if converted+unreadable > 0 {
-		logger.Info("Converted the state file's chains to incident records", "converted", converted, "unreadable", unreadable)
+		logger.Info("converted the state file's chains to incident records", "converted", converted, "unreadable", unreadable)
 	}
 	return nil
 }

@@ -48,9 +48,9 @@ func Open(cfg config.State, logger *slog.Logger) (Store, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := store.Ping(ctx); err != nil {
-		logger.Warn("Redis does not answer yet; not ready until it does", "addresses", rc.Addresses, "err", err)
+		logger.Warn("redis does not answer yet; not ready until it does", "addresses", rc.Addresses, "err", err)
 	} else {
-		logger.Info("Using Redis state", "addresses", rc.Addresses, "key_prefix", rc.KeyPrefix)
+		logger.Info("using redis state", "addresses", rc.Addresses, "key_prefix", rc.KeyPrefix)
 	}
 	return store, nil
 }

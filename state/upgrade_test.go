@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -268,7 +269,7 @@ func TestUpgradeRedis(t *testing.T) {
 		s.key(botChain(fx.bot), "closed"):    "res " + legacyBotPrefix + bot.FirstSent.UTC().Format(time.RFC3339Nano),
 	} {
 		got, err := raw.Get(ctx, key).Result()
-		if err == redis.Nil {
+		if errors.Is(err, redis.Nil) {
 			err = nil
 		}
 		require.NoError(t, err)

@@ -117,7 +117,7 @@ func validStatus(s string) bool {
 func (p *Payload) Resolved() bool { return p.Status == string(model.AlertResolved) }
 
 // CommonLabelSet is the group's common label set, which routing matches on.
-func (p *Payload) CommonLabelSet() model.LabelSet { return LabelSet(p.Data.CommonLabels) }
+func (p *Payload) CommonLabelSet() model.LabelSet { return LabelSet(p.CommonLabels) }
 
 // LabelSet is kv as a label set: alerts' fingerprints are the label set's.
 func LabelSet(kv template.KV) model.LabelSet {

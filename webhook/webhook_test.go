@@ -77,7 +77,7 @@ func TestDecodeRejects(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			_, err := Decode(strings.NewReader(body))
 			var invalid *InvalidError
-			require.True(t, errors.As(err, &invalid), "got %v", err)
+			require.ErrorAs(t, err, &invalid)
 		})
 	}
 }

@@ -1,7 +1,7 @@
 // Command demo shows the service at work without a Feishu app: it starts
 // the Feishu stand-in and the service on loopback, replays the webhook
 // bodies captured from a real Alertmanager, and prints what "Feishu"
-// received. Run it from the repository root: go run ./cmd/demo
+// received. Run it with go run ./cmd/demo from the repository root.
 package main
 
 import (

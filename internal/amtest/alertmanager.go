@@ -46,7 +46,7 @@ func Binaries() (string, error) {
 		cmd.Stderr = &stderr
 		out, err := cmd.Output()
 		if err != nil {
-			buildErr = fmt.Errorf("build alertmanager %s: %v\n%s", Version, err, stderr.String())
+			buildErr = fmt.Errorf("build alertmanager %s: %w\n%s", Version, err, stderr.String())
 			return
 		}
 		buildDir = strings.TrimSpace(string(out))

@@ -35,7 +35,7 @@ func Build(dir string) (string, error) {
 	bin := filepath.Join(dir, "alertmanager-feishu")
 	out, err := exec.Command("go", "build", "-o", bin, Module).CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
+		return "", fmt.Errorf("go build: %w\n%s", err, out)
 	}
 	return bin, nil
 }
@@ -104,7 +104,7 @@ func StartNotReady(bin string, args ...string) (*Service, error) {
 	case a := <-addr:
 		s.URL = "http://" + a
 	case <-s.done:
-		return nil, fmt.Errorf("service exited at start: %v\n%s", s.err, s.Logs())
+		return nil, fmt.Errorf("service exited at start: %w\n%s", s.err, s.Logs())
 	case <-time.After(10 * time.Second):
 		s.Kill()
 		return nil, fmt.Errorf("service did not start listening\n%s", s.Logs())
