@@ -46,6 +46,7 @@ func run() int {
 	renderCmd := a.Command("render", "Print the request each receiver would send to Feishu for a webhook body; sends nothing.")
 	renderPayload := renderCmd.Flag("payload", "A webhook body as Alertmanager posts it.").Required().ExistingFile()
 	renderReceiver := renderCmd.Flag("receiver", "Only this receiver, without routing.").String()
+	renderEscalation := renderCmd.Flag("escalation", "Also print the reply of each escalation step of a receiver whose escalation applies to the group.").Bool()
 	oncallCmd := a.Command("oncall", "Show who is on call in each rotation, and whom each receiver would mention, at a time.")
 	oncallAt := oncallCmd.Flag("at", "The time, RFC 3339, e.g. 2026-02-10T12:00:00+08:00; default now.").String()
 
@@ -58,7 +59,7 @@ func run() int {
 	case routeCmd.FullCommand():
 		err = cli.RouteTest(os.Stdout, *configFile, *routeLabels, *routeVerify)
 	case renderCmd.FullCommand():
-		err = cli.Render(os.Stdout, *configFile, *renderPayload, *renderReceiver)
+		err = cli.Render(os.Stdout, *configFile, *renderPayload, *renderReceiver, *renderEscalation)
 	case oncallCmd.FullCommand():
 		err = cli.OnCall(os.Stdout, *configFile, *oncallAt)
 	default:

@@ -84,7 +84,9 @@ func RouteTest(w io.Writer, file string, labelArgs []string, verify string) erro
 // payloadFile would send to Feishu as the first message of its group: the
 // receivers it is routed to, or only the one named. People named by email
 // are not looked up (that needs Feishu): they show as could-not-mention.
-func Render(w io.Writer, file, payloadFile, receiver string) error {
+// With escalation, each receiver's first message is followed by the reply
+// of each step of its escalation, when the group escalates.
+func Render(w io.Writer, file, payloadFile, receiver string, escalation bool) error {
 	cfg, err := config.Load(file)
 	if err != nil {
 		return err
@@ -143,6 +145,11 @@ func Render(w io.Writer, file, payloadFile, receiver string) error {
 			fmt.Fprintln(w)
 		}
 		fmt.Fprintf(w, "# receiver %s: %s %s, %s\nPOST %s\n%s\n", rc.Name(), rc.Target.Kind, rc.Target.ID, msg.Type, path, pretty.String())
+		if escalation {
+			if err := renderEscalation(w, pl, rc, p); err != nil {
+				return err
+			}
+		}
 	}
 	if len(receivers) == 0 {
 		fmt.Fprintln(w, "# no receiver")

@@ -141,6 +141,8 @@ type Receiver struct {
 	// Actions turns a receiver's buttons off (false) where actions are
 	// configured; absent means on.
 	Actions *bool `yaml:"actions"`
+	// Escalation reaches further people while nobody acknowledges.
+	Escalation *Escalation `yaml:"escalation"`
 
 	// Location is Timezone loaded: where the receiver's times are shown.
 	Location *time.Location `yaml:"-"`

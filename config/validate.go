@@ -41,6 +41,7 @@ func (c *Config) validate() error {
 	rotations := c.validateOnCall(&p)
 	receivers := c.validateReceivers(&p, rotations, loc)
 	c.validateActions(&p, rotations)
+	c.validateEscalations(&p, rotations)
 	c.validateRoute(&p, receivers)
 	return errors.Join(p...)
 }
@@ -216,6 +217,9 @@ func (m Person) validate() error {
 		return fmt.Errorf("email %q is not an email address", m.Email)
 	case m.OpenID != "" && !strings.HasPrefix(m.OpenID, "ou_"):
 		return fmt.Errorf("open_id %q does not start with ou_", m.OpenID)
+	case strings.EqualFold(m.UserID, "all"):
+		// A mention of user_id all is @all: that is mentions.all_when's.
+		return errors.New(`user_id "all" would mention everyone in the chat`)
 	}
 	return nil
 }

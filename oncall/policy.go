@@ -103,58 +103,7 @@ func (p *Policy) For(ctx context.Context, rc *config.Receiver, pl *webhook.Paylo
 		out.All = true
 	}
 
-	var emails []string
-	seenEmail := map[string]bool{}
-	for _, person := range people {
-		if e := strings.ToLower(person.Email); e != "" && !seenEmail[e] {
-			seenEmail[e] = true
-			emails = append(emails, person.Email)
-		}
-	}
-	resolved := map[string]string{} // by lower-case email
-	if len(emails) > 0 && p.directory == nil {
-		for _, e := range emails {
-			out.Unresolved = append(out.Unresolved, Unresolved{Email: e, Reason: "no_app"})
-		}
-		emails = nil
-	}
-	if len(emails) > 0 {
-		lctx, cancel := context.WithTimeout(ctx, lookupTimeout)
-		found, err := p.directory.Resolve(lctx, emails)
-		cancel()
-		for e, id := range found {
-			resolved[strings.ToLower(e)] = id
-		}
-		if err != nil {
-			logger.Warn("contacts lookup failed; people it could not resolve are named without a mention", "err", err)
-		}
-		for _, e := range emails {
-			if _, ok := resolved[strings.ToLower(e)]; ok {
-				continue
-			}
-			reason := "not_found"
-			if err != nil {
-				reason = "lookup_failed"
-			}
-			logger.Warn("cannot mention a person: no open_id for the email", "email", e, "reason", reason)
-			out.Unresolved = append(out.Unresolved, Unresolved{Email: e, Reason: reason})
-		}
-	}
-
-	seenID := map[string]bool{}
-	for _, person := range people {
-		id := person.OpenID
-		if id == "" {
-			id = person.UserID
-		}
-		if person.Email != "" {
-			id = resolved[strings.ToLower(person.Email)]
-		}
-		if id != "" && !seenID[id] {
-			seenID[id] = true
-			out.IDs = append(out.IDs, id)
-		}
-	}
+	out.IDs, out.Unresolved = p.resolve(ctx, people, logger)
 	return out
 }
 

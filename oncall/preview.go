@@ -9,8 +9,9 @@ import (
 	"github.com/alertmanager-feishu/alertmanager-feishu/config"
 )
 
-// Preview writes who is on call in each rotation at t, and whom each
-// receiver's policy would mention in a firing notification then, as the
+// Preview writes who is on call in each rotation at t, whom each
+// receiver's policy would mention in a firing notification then, and whom
+// each step of its escalation would reach if it fired then, as the
 // configuration names them (emails are not looked up).
 func Preview(w io.Writer, cfg *config.Config, t time.Time) error {
 	fmt.Fprintf(w, "at %s\n", t.Format(time.RFC3339))
@@ -30,18 +31,7 @@ func Preview(w io.Writer, cfg *config.Config, t time.Time) error {
 		if m == nil {
 			continue
 		}
-		var people []string
-		seen := map[string]bool{}
-		for _, p := range scheduled(rotations, m, t) {
-			if s := person(p); !seen[strings.ToLower(s)] {
-				seen[strings.ToLower(s)] = true
-				people = append(people, s)
-			}
-		}
-		line := "nobody"
-		if len(people) > 0 {
-			line = strings.Join(people, ", ")
-		}
+		line := names(scheduled(rotations, m, t))
 		if len(m.AllWhen) > 0 {
 			line += "; @all when " + strings.Join(m.AllWhen, ", ")
 		}
@@ -53,6 +43,7 @@ func Preview(w io.Writer, cfg *config.Config, t time.Time) error {
 		}
 		fmt.Fprintf(w, "receiver %s mentions: %s\n", rc.Name, line)
 	}
+	previewEscalations(w, cfg, rotations, t)
 	return nil
 }
 

@@ -31,3 +31,48 @@ func TestPreviewOfTheExampleConfiguration(t *testing.T) {
 		require.Contains(t, b.String(), tc.want)
 	}
 }
+
+// Each receiver's escalation: which groups, and each step's time, urgent
+// kind and people at the time asked, as the configuration names them.
+func TestPreviewOfEscalation(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+feishu: {app_id: cli_x, app_secret: s}
+oncall:
+  - {name: secondary, timezone: UTC, start: "2026-01-01T00:00:00", shift: 24h, members: [{email: alice@example.com}, {open_id: ou_bob}, {user_id: u_carol}]}
+receivers:
+  - name: infra
+    chat_id: oc_infra
+    escalation:
+      when: ['severity=~"critical|page"']
+      steps:
+        - after: 10m
+          mention: {oncall: [secondary], users: [{email: lead@example.com}, {email: ALICE@example.com}]}
+          urgent: app
+        - after: 1h30m
+          mention: {users: [{email: head@example.com}]}
+          urgent: phone
+  - name: db
+    chat_id: oc_db
+    escalation:
+      steps: [{after: 5m, mention: {oncall: [secondary]}}]
+  - {name: quiet, chat_id: oc_quiet}
+route: {receiver: infra}
+`))
+	require.NoError(t, err)
+	var b strings.Builder
+	require.NoError(t, Preview(&b, cfg, time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)))
+	require.Contains(t, b.String(), "rotation secondary: alice@example.com\n"+
+		"receiver infra escalates when severity=~\"critical|page\"\n"+
+		"receiver infra step 1 after 10m (urgent app) reaches: alice@example.com, lead@example.com\n"+
+		"receiver infra step 2 after 1h30m (urgent phone) reaches: head@example.com\n"+
+		"receiver db escalates every group\n"+
+		"receiver db step 1 after 5m (urgent none) reaches: alice@example.com\n")
+	require.NotContains(t, b.String(), "quiet")
+
+	b.Reset()
+	require.NoError(t, Preview(&b, cfg, time.Date(2026, 1, 3, 12, 0, 0, 0, time.UTC)))
+	require.Contains(t, b.String(), "receiver db step 1 after 5m (urgent none) reaches: user_id u_carol\n")
+	b.Reset()
+	require.NoError(t, Preview(&b, cfg, time.Date(2025, 12, 31, 12, 0, 0, 0, time.UTC)))
+	require.Contains(t, b.String(), "receiver db step 1 after 5m (urgent none) reaches: nobody\n", "before the rotation's start")
+}

@@ -42,7 +42,8 @@ type CardState struct {
 	Silence *incident.Silence
 	// Escalation's Step, when above 0, is shown as the step reached.
 	Escalation incident.Escalation
-	// EscalatedTo are the open_ids that step reached, shown as mentions.
+	// EscalatedTo are the open_ids and user_ids that step reached (the IDs
+	// of oncall.Policy.Reach), shown as mentions.
 	EscalatedTo []string
 }
 
@@ -226,7 +227,7 @@ func stateLines(p *webhook.Payload, st *CardState, w *incidentTexts, loc *time.L
 		for _, id := range st.EscalatedTo {
 			// These people were paged by the step already; the mention
 			// shows them by name, and notifies them again.
-			who = append(who, person(incident.Person{OpenID: id}, w, cardMention, value))
+			who = append(who, escalatedPerson(id, w, value))
 		}
 		if len(who) > 0 {
 			line += w.escalatedTo + strings.Join(who, " ")

@@ -1,0 +1,87 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+const escalating = `
+feishu: {app_id: cli_x, app_secret: s}
+oncall:
+  - {name: infra-secondary, timezone: UTC, start: "2026-01-01T00:00:00", shift: 24h, members: [{open_id: ou_sec}]}
+receivers:
+  - name: infra
+    chat_id: oc_infra
+    escalation:
+      when: ['severity=~"critical|page"']
+      steps:
+        - after: 10m
+          mention: {oncall: [infra-secondary], users: [{email: lead@example.com}]}
+          urgent: app
+        - after: 30m
+          mention: {users: [{user_id: u_head}]}
+          urgent: phone
+  - name: warn
+    chat_id: oc_warn
+    escalation:
+      when: ['severity="warning"']
+      steps: [{after: 5m, mention: {users: [{open_id: ou_x}]}}]
+  - {name: quiet, chat_id: oc_quiet}
+route: {receiver: infra}
+`
+
+func writeConfig(t *testing.T, yaml string) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "routing.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(yaml), 0o600))
+	return file
+}
+
+func payload(name string) string { return filepath.Join("..", "testdata", "alertmanager", name) }
+
+func render(t *testing.T, file, payloadFile, receiver string, escalation bool) string {
+	t.Helper()
+	var b strings.Builder
+	require.NoError(t, Render(&b, file, payloadFile, receiver, escalation))
+	return b.String()
+}
+
+// With --escalation the first message is followed by each step's reply,
+// as sent: to the first message, its people mentioned now, emails named
+// (offline, nobody is looked up).
+func TestRenderEscalation(t *testing.T) {
+	file := writeConfig(t, strings.TrimSpace(escalating))
+	firing := payload("firing-HighCPU-seq1-first-notification.json")
+
+	out := render(t, file, firing, "", true)
+	first, steps, ok := strings.Cut(out, "\n\n# receiver infra: escalation step 1 after 10m (urgent app), a reply to the first message\n")
+	require.True(t, ok, out)
+	require.True(t, strings.HasPrefix(first, "# receiver infra: chat_id oc_infra, interactive\n"), "the first message comes first")
+	require.Contains(t, steps, "POST https://open.feishu.cn/open-apis/im/v1/messages/<message_id of the first message>/reply\n{\n  \"msg_type\": \"text\",\n")
+	require.Contains(t, steps, `nobody acknowledged this for 10m. <at user_id=\\\"ou_sec\\\"></at> (buzzed in Feishu) (could not mention: lead@example.com)`)
+	require.Contains(t, steps, "}\n\n# receiver infra: escalation step 2 after 30m (urgent phone), a reply to the first message\n")
+	require.Contains(t, steps, `u_head`)
+	require.Contains(t, steps, `"uuid": "<uuid of the attempt>"`)
+	require.NotContains(t, steps, "receive_id", "a reply names its root, not the chat")
+
+	require.NotContains(t, render(t, file, firing, "", false), "escalation", "only when asked")
+	require.Equal(t, render(t, file, firing, "", false), first+"\n", "the first message is as before")
+
+	require.Contains(t, render(t, file, firing, "warn", true),
+		"}\n\n# receiver warn: no escalation: the group does not match when severity=\"warning\"\n")
+	require.Contains(t, render(t, file, firing, "quiet", true), "}\n\n# receiver quiet: no escalation\n")
+	require.Contains(t, render(t, file, payload("resolved-HighCPU-seq4-all-alerts-resolved.json"), "infra", true),
+		"}\n\n# receiver infra: no escalation of a resolved group\n")
+}
+
+// Through v4 a reply is a send with the first message as its root.
+func TestRenderEscalationV4(t *testing.T) {
+	file := writeConfig(t, strings.NewReplacer("app_secret: s}", "app_secret: s, api: v4}", "urgent: app", "", "urgent: phone", "").Replace(escalating))
+	out := render(t, file, payload("firing-HighCPU-seq1-first-notification.json"), "infra", true)
+	require.Contains(t, out, "# receiver infra: escalation step 1 after 10m (urgent none), a reply to the first message\n"+
+		"POST https://open.feishu.cn/open-apis/message/v4/send/\n{\n  \"chat_id\": \"oc_infra\",\n  \"root_id\": \"<message_id of the first message>\",\n")
+}
