@@ -108,13 +108,13 @@ type Client struct {
 // New builds the transport of the app in cfg, whose secret is already read.
 // Its sends are paced by p, which the process's clients share. Which API a
 // message takes is the caller's choice of sender: IMv1, V4 or Bot.
-func New(cfg config.Feishu, secret string, m *Metrics, p *Pacer, logger *slog.Logger) (*Client, error) {
+func New(cfg config.Feishu, secret string, m *Metrics, p *Pacer, logger *slog.Logger, opts ...Option) (*Client, error) {
 	hc, err := commoncfg.NewClientFromConfig(cfg.HTTPConfig, "feishu",
 		commoncfg.WithUserAgent(version.ComponentUserAgent("alertmanager-feishu")))
 	if err != nil {
 		return nil, fmt.Errorf("feishu http client: %w", err)
 	}
-	return &Client{
+	c := &Client{
 		baseURL: cfg.BaseURL,
 		appID:   cfg.AppID,
 		secret:  secret,
@@ -123,7 +123,11 @@ func New(cfg config.Feishu, secret string, m *Metrics, p *Pacer, logger *slog.Lo
 		pacer:   p,
 		logger:  logger,
 		now:     time.Now,
-	}, nil
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c, nil
 }
 
 // observeSend records the duration of a send begun at start: token, waits

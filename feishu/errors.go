@@ -114,6 +114,10 @@ func Classify(err error) Class {
 		return Transient
 	case tokenCodes[e.Code]:
 		return TokenRejected
+	case urgentEndpoint(e.Endpoint) && (rootGoneCodes[e.Code] || e.Code == 230001):
+		// A buzz starts no chain again: its message gone is as final as
+		// its other refusals.
+		return Permanent
 	case rootGoneCodes[e.Code], e.Code == 230001 && strings.Contains(e.Msg, "invalid message_id"):
 		return RootGone
 	case transientCodes[e.Code], e.HTTPStatus == http.StatusTooManyRequests, e.HTTPStatus >= 500:

@@ -12,7 +12,7 @@ import (
 // message, both idempotent by uuid, and cards updated in place.
 type imv1 struct{ c *Client }
 
-// IMv1 is the sender through im/v1. It is also a CardUpdater.
+// IMv1 is the sender through im/v1. It is also a CardUpdater and a Buzzer.
 func (c *Client) IMv1() Sender { return imv1{c} }
 
 // Send delivers m, with the tenant token, once its target's slot has come.

@@ -97,6 +97,7 @@ type Server struct {
 	sends         int             // send requests received, answered or not
 	now           func() time.Time
 	cb            callbacks // card callbacks and card update limits (callback.go)
+	urg           urgents   // chat members, quotas and buzzes (urgent.go)
 }
 
 // Start runs a stand-in on addr ("127.0.0.1:0" picks a free port).
@@ -134,6 +135,7 @@ func Start(addr string) (*Server, error) {
 	mux.HandleFunc("GET /open-apis/contact/v3/users/{id}", s.user)
 	mux.HandleFunc("POST /open-apis/bot/v2/hook/{token}", s.sendBot)
 	s.routeCallbacks(mux)
+	s.routeUrgent(mux)
 	mux.HandleFunc("GET /_feishutest/messages", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.Messages())
 	})
