@@ -143,10 +143,18 @@ func (a *act) run(ctx context.Context) actions.Answer {
 	}
 	answer, _ := json.Marshal(t)
 	in.Remember(a.cb.EventID, a.now, answer)
+	// Acknowledging stops the escalation; a silence holds it until it
+	// ends; expiring the silence resumes it at the next step not fired.
+	due := in.Escalation.Due
+	in.Escalation.Due = c.nextDue(escalation(a.receiver, in), in)
 	if err := c.store.Commit(ctx, state.Write{Incident: in, At: a.now}); err != nil {
 		// The silence may exist in Alertmanager already; the next click
 		// of the same button is told so, and records it.
 		return c.fail(v.Action, a.cb, fmt.Errorf("record action: %w", err), toastBusy)
+	}
+	if !in.Escalation.Due.Equal(due) {
+		// A timer left behind finds the incident acknowledged, and goes.
+		_ = c.reschedule(ctx, in, a.logger)
 	}
 	c.actions.WithLabelValues(v.Action, resultDone).Inc()
 	a.logger.Info("incident acted on from its card", "silence", silenceID(in))

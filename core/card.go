@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/alertmanager-feishu/alertmanager-feishu/config"
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
 	"github.com/alertmanager-feishu/alertmanager-feishu/incident"
 	"github.com/alertmanager-feishu/alertmanager-feishu/oncall"
@@ -15,14 +16,19 @@ import (
 // does not page anyone again.
 var oncallNone = oncall.Mentions{}
 
-// cardState is what rc's root card shows of in: nil when rc has no
-// actions, and its cards look as they always did.
+// cardState is what rc's root card shows of in: its state and buttons
+// where rc has actions, its escalation where rc escalates (and its messages
+// are cards), nil otherwise: those cards look as they always did.
 func (c *Core) cardState(rc *Receiver, in *incident.Incident) *render.CardState {
 	cfg := rc.pipeline.Config
-	if !cfg.HasActions(rc.Config) {
+	if !keepsLast(rc) {
 		return nil
 	}
-	st := &render.CardState{ID: in.ID, Ack: in.Ack, Escalation: in.Escalation}
+	st := &render.CardState{Escalation: in.Escalation, EscalatedTo: in.Escalation.Reached}
+	if !cfg.HasActions(rc.Config) {
+		return st // no ID: no buttons
+	}
+	st.ID, st.Ack = in.ID, in.Ack
 	if rc.pipeline.Silencer != nil {
 		st.Durations = cfg.Actions.SilenceDurations
 	}
@@ -49,7 +55,11 @@ func silenceURL(in *incident.Incident) string {
 // those whose root card is rendered again, for an action, from the record
 // alone. Others keep none, and their commits stay as small as a chain's
 // root always was.
-func keepsLast(rc *Receiver) bool { return rc.pipeline.Config.HasActions(rc.Config) }
+func keepsLast(rc *Receiver) bool {
+	cfg := rc.pipeline.Config
+	return cfg.HasActions(rc.Config) ||
+		rc.Config.Escalation != nil && rc.Config.MsgType == config.MsgInteractive && cfg.Feishu.API == config.APIIMv1
+}
 
 // updateCard replaces the root card of rc's incident in place.
 func (c *Core) updateCard(ctx context.Context, updater feishu.CardUpdater, rc *Receiver, root string, card feishu.Card, logger *slog.Logger) {

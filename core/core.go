@@ -36,6 +36,8 @@ type Core struct {
 	unresolved    *prometheus.CounterVec
 	rootUpdates   *prometheus.CounterVec
 	actions       *prometheus.CounterVec
+	escalations   *prometheus.CounterVec
+	buzzRefused   *prometheus.CounterVec
 }
 
 // Options configure a Core.
@@ -73,6 +75,14 @@ func New(store state.Store, p *Pipeline, o Options) *Core {
 			Name: "alertmanager_feishu_actions_total",
 			Help: "Clicks of card buttons, per action (ack, silence, unsilence; unknown when refused before the action was known) and result: done, duplicate (done before, nothing changed), refused (not allowed or not valid; nothing done) or failed (Alertmanager or the state failed; the clicker may try again).",
 		}, []string{"action", "result"}),
+		escalations: promauto.With(o.Registerer).NewCounterVec(prometheus.CounterOpts{
+			Name: "alertmanager_feishu_escalations_total",
+			Help: "Escalation steps fired, per receiver and step (from 1): each step of an incident fires once.",
+		}, []string{"receiver", "step"}),
+		buzzRefused: promauto.With(o.Registerer).NewCounterVec(prometheus.CounterOpts{
+			Name: "alertmanager_feishu_escalation_buzz_refused_total",
+			Help: "People an escalation step should have buzzed but Feishu did not (not in the chat, outside the app's availability, quota used up, or the call failed), per receiver and kind (app, sms, phone). They are still mentioned.",
+		}, []string{"receiver", "kind"}),
 	}
 	c.base, c.cancel = context.WithCancel(context.Background())
 	if c.now == nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/alertmanager-feishu/alertmanager-feishu/config"
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
@@ -92,12 +93,17 @@ func (c *Core) Notify(ctx context.Context, rc *Receiver, n Notification) (out Ou
 	if err != nil {
 		return failed(err)
 	}
-	if err := c.commit(ctx, rc, d, n, msg, msgID); err != nil {
+	if err := c.commit(ctx, rc, d, n, msgID); err != nil {
 		// Feishu has the message but the state does not. A 200 now would
 		// leave the chain and the dedupe key unrecorded for good; a 503
 		// lets Alertmanager's retry record them, at the risk of a second
 		// copy of this message on v4, which has no idempotency key.
 		return transient(fmt.Errorf("message %s sent but not recorded: %w", msgID, err))
+	}
+	if err := c.keepTimer(ctx, d, logger); err != nil {
+		// The escalation would never fire. Alertmanager's retry finds the
+		// notification delivered, and schedules it again.
+		return transient(fmt.Errorf("message %s sent but its escalation not scheduled: %w", msgID, err))
 	}
 	logger.Debug("notification delivered", "message_id", msgID, "root", d.incident.Root)
 	if p.Resolved() && d.replied {
@@ -111,6 +117,7 @@ type delivery struct {
 	chain    string
 	incident *incident.Incident // the incident the notification belongs to
 	fresh    bool               // the notification opens the incident: it is not stored yet
+	due      time.Time          // when the incident's next step was due before the notification
 	attempt  string             // an earlier attempt's idempotency key
 	replied  bool               // the message went as a reply to the incident's root
 }
@@ -125,6 +132,12 @@ func (c *Core) decide(ctx context.Context, rc *Receiver, chain string, n Notific
 	}
 	if loaded.Delivered {
 		logger.Debug("notification already delivered")
+		if in := loaded.Incident; in != nil && !in.Escalation.Due.IsZero() {
+			// A retry after the timer could not be kept: keep it now.
+			if err := c.reschedule(ctx, in, logger); err != nil {
+				return nil, err
+			}
+		}
 		return nil, nil
 	}
 	d := &delivery{chain: chain, incident: loaded.Incident, attempt: loaded.Attempt}
@@ -142,6 +155,7 @@ func (c *Core) decide(ctx context.Context, rc *Receiver, chain string, n Notific
 		// root card's buttons can name it.
 		d.incident, d.fresh = incident.New(chain, c.now()), true
 	}
+	d.due = d.incident.Escalation.Due
 	return d, nil
 }
 
@@ -210,7 +224,7 @@ func (c *Core) send(ctx context.Context, rc *Receiver, d *delivery, n Notificati
 // commit records the incident as the delivery left it (opening it if the
 // notification started a chain) and the notification as delivered, at
 // once.
-func (c *Core) commit(ctx context.Context, rc *Receiver, d *delivery, n Notification, msg feishu.Message, msgID string) error {
+func (c *Core) commit(ctx context.Context, rc *Receiver, d *delivery, n Notification, msgID string) error {
 	now := c.now()
 	in := d.incident
 	if !d.replied && !rc.Target.IsBot() {
@@ -228,7 +242,20 @@ func (c *Core) commit(ctx context.Context, rc *Receiver, d *delivery, n Notifica
 	if p.Resolved() {
 		in.State, in.Resolution = incident.Resolved, webhook.ResolutionKey(rc.Name(), p)
 	}
+	// The incident's first message starts its escalation; a resolution
+	// ends it.
+	in.Escalation.Due = c.nextDue(escalation(rc, in), in)
 	return c.store.Commit(ctx, state.Write{Incident: in, Notification: n.Key, At: now})
+}
+
+// keepTimer makes the store's timer of the incident agree with the record
+// just committed, where the notification changed when its next step is due:
+// a new incident with a policy, or one that resolved with a step pending.
+func (c *Core) keepTimer(ctx context.Context, d *delivery, logger *slog.Logger) error {
+	if d.incident.Escalation.Due.Equal(d.due) {
+		return nil
+	}
+	return c.reschedule(ctx, d.incident, logger)
 }
 
 // updateRoot shows a resolved group on its chain's root card, so that the

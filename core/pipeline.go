@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -70,6 +71,9 @@ type PipelineOptions struct {
 	Metrics *feishu.Metrics // nil: counted nowhere
 	Pacer   *feishu.Pacer   // nil: a pacer of the configuration's own
 	Logger  *slog.Logger
+	// HTTPClient, when set, makes the Feishu calls instead of a client of
+	// the configuration's: tests serve them in memory.
+	HTTPClient *http.Client
 	// Offline builds a pipeline for the commands that print what would be
 	// sent: it reads no secret (each is a placeholder) and looks nobody up
 	// in Feishu's contacts.
@@ -110,7 +114,11 @@ func NewPipeline(cfg *config.Config, o PipelineOptions) (*Pipeline, error) {
 	if cfg.State.Backend == "redis" {
 		read(cfg.State.Redis.Secret, "")
 	}
-	client, err := feishu.New(cfg.Feishu, secret, o.Metrics, o.Pacer, o.Logger)
+	var fo []feishu.Option
+	if o.HTTPClient != nil {
+		fo = append(fo, feishu.WithHTTPClient(o.HTTPClient))
+	}
+	client, err := feishu.New(cfg.Feishu, secret, o.Metrics, o.Pacer, o.Logger, fo...)
 	if err != nil {
 		problems = append(problems, err)
 	}

@@ -99,10 +99,12 @@ type Person struct {
 }
 
 // Escalation is how far an incident has escalated: the steps fired so
-// far, and when the next one is due (zero: none pending).
+// far, whom the last one reached, and when the next one is due (zero: none
+// pending).
 type Escalation struct {
-	Step int       `json:"step,omitempty"`
-	Due  time.Time `json:"due,omitzero"`
+	Step    int       `json:"step,omitempty"`
+	Reached []string  `json:"reached,omitempty"`
+	Due     time.Time `json:"due,omitzero"`
 }
 
 // New opens an incident on chain with its first message sent at now.

@@ -109,6 +109,12 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("load configuration %s: %w", o.ConfigFile, err)
 	}
 	checkCredentials(incidents.Pipeline(), logger)
+	// Escalation steps fire on every replica's timers; the store gives
+	// each due step to one of them.
+	timers, stopTimers := context.WithCancel(context.Background())
+	timersDone := make(chan struct{})
+	go func() { incidents.RunTimers(timers); close(timersDone) }()
+	defer func() { stopTimers(); <-timersDone }()
 
 	intake := receiver.New(incidents, receiver.Options{
 		MaxBodyBytes: o.MaxBodyBytes, Timeout: o.Timeout, MaxDelay: o.MaxDelay, Logger: logger,

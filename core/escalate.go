@@ -1,0 +1,247 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/alertmanager-feishu/alertmanager-feishu/config"
+	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
+	"github.com/alertmanager-feishu/alertmanager-feishu/incident"
+	"github.com/alertmanager-feishu/alertmanager-feishu/state"
+)
+
+// How the timers are looked for: every replica polls the store's due index
+// this often, so that a step fires within a second of its time, and claims
+// a few at a time, each of which it alone then fires.
+const (
+	pollEvery = 250 * time.Millisecond
+	dueBatch  = 16
+	// stepTimeout bounds one step's firing (the lock, the reply with its
+	// retries, the buzz, the commit): under the store's claim, so that the
+	// claim does not pass to another replica while the step is under way.
+	stepTimeout = 20 * time.Second
+)
+
+// RunTimers fires escalation steps as they come due, until ctx is done.
+// Every replica runs it; the store hands each due step to one of them. A
+// step that came due while no replica ran fires at the first poll.
+func (c *Core) RunTimers(ctx context.Context) {
+	t := time.NewTicker(pollEvery)
+	defer t.Stop()
+	failing := false
+	for {
+		ids, err := c.store.Due(ctx, c.now(), dueBatch)
+		switch {
+		case err != nil && ctx.Err() == nil && !failing:
+			c.logger.Error("escalation timers cannot be read; retrying", "err", err)
+			failing = true
+		case err == nil:
+			failing = false
+		}
+		var wg sync.WaitGroup
+		for _, id := range ids {
+			wg.Go(func() {
+				sctx, cancel := context.WithTimeout(ctx, stepTimeout)
+				defer cancel()
+				c.escalate(sctx, id)
+			})
+		}
+		wg.Wait()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// escalation is the receiver's escalation policy if it applies to in:
+// nil when the receiver has none, or its `when` does not match the group.
+func escalation(rc *Receiver, in *incident.Incident) *config.Escalation {
+	e := rc.Config.Escalation
+	if e == nil || !e.Applies(labelSet(in.CommonLabels)) {
+		return nil
+	}
+	return e
+}
+
+// nextDue is when in's next step is due by e: its time after the first
+// message, not before the end of a silence in force; zero when no step is
+// left or the incident no longer escalates (resolved, acknowledged).
+func (c *Core) nextDue(e *config.Escalation, in *incident.Incident) time.Time {
+	if e == nil || !in.Open() || in.Ack != nil || in.Escalation.Step >= len(e.Steps) {
+		return time.Time{}
+	}
+	due := in.FirstSent.Add(time.Duration(e.Steps[in.Escalation.Step].After))
+	if in.Silenced(c.now()) && in.Silence.Until.After(due) {
+		due = in.Silence.Until
+	}
+	return due
+}
+
+// reschedule keeps the store's timer of in as in says: its next step's
+// time, or none. A failure is logged: the timer fires, or not, on what the
+// record says when it does.
+func (c *Core) reschedule(ctx context.Context, in *incident.Incident, logger *slog.Logger) error {
+	var err error
+	if in.Escalation.Due.IsZero() {
+		err = c.store.Unschedule(ctx, in.ID)
+	} else {
+		err = c.store.Schedule(ctx, in.ID, in.Escalation.Due)
+	}
+	if err != nil {
+		logger.Error("escalation timer not updated", "incident", in.ID, "due", in.Escalation.Due, "err", err)
+	}
+	return err
+}
+
+// escalate fires the step of incident id that came due, under its chain's
+// lock: a reply in the chain that mentions the step's people, the buzz if
+// the step asks for it, the root card showing the step, and the next
+// step's timer. The step counts as fired once Feishu accepted the reply,
+// and the reply is sent with the idempotency key of its attempt, so that a
+// crash between the two neither loses nor doubles it.
+func (c *Core) escalate(ctx context.Context, id string) {
+	logger := c.logger.With("incident", id)
+	chain := incident.ChainOf(id)
+	unlock, err := c.store.Lock(ctx, chain)
+	if err != nil {
+		logger.Warn("escalation waits: chain not locked", "err", err)
+		return // the claim runs out, and the step comes due again
+	}
+	defer unlock()
+	in, err := c.store.Get(ctx, id)
+	if errors.Is(err, state.ErrNotFound) {
+		_ = c.store.Unschedule(ctx, id)
+		return
+	}
+	if err != nil {
+		logger.Warn("escalation waits: incident not read", "err", err)
+		return
+	}
+	pl := c.Pipeline()
+	rc := pl.Receiver(in.Receiver)
+	var e *config.Escalation
+	if rc != nil {
+		e = escalation(rc, in)
+	}
+	logger = logger.With("receiver", in.Receiver)
+	due := c.nextDue(e, in)
+	if due.IsZero() || due.After(c.now()) {
+		// Acknowledged, silenced, resolved, or its policy changed by a
+		// reload since it was scheduled.
+		in.Escalation.Due = due
+		_ = c.reschedule(ctx, in, logger)
+		return
+	}
+	n := in.Escalation.Step + 1
+	step := e.Steps[n-1]
+	if err := c.fireStep(ctx, rc, in, n, step, logger); err != nil {
+		logger.Error("escalation step not fired; it is tried again", "step", n, "err", err)
+		return
+	}
+	c.escalations.WithLabelValues(rc.Name(), fmt.Sprint(n)).Inc()
+	in.Escalation.Due = c.nextDue(e, in)
+	_ = c.reschedule(ctx, in, logger)
+}
+
+// escalationKey is the key a step is recorded as delivered under, beside
+// the chain's notifications.
+func escalationKey(id string, step int) string { return fmt.Sprintf("escalation:%s:%d", id, step) }
+
+func (c *Core) fireStep(ctx context.Context, rc *Receiver, in *incident.Incident, n int, step config.EscalationStep, logger *slog.Logger) error {
+	pl := rc.pipeline
+	key := escalationKey(in.ID, n)
+	loaded, err := c.store.Load(ctx, in.Chain, key)
+	if err != nil {
+		return err
+	}
+	reach := pl.Mentions.Reach(ctx, step.Mention)
+	for _, u := range reach.Unresolved {
+		c.unresolved.WithLabelValues(rc.Name(), u.Reason).Inc()
+	}
+	if !loaded.Delivered {
+		msg, err := pl.Renderer.EscalationReply(rc.Config, n, time.Duration(step.After), reach, step.UrgentKind())
+		if err != nil {
+			return err
+		}
+		msg.Target, msg.RootID = rc.Target, in.Root
+		if rc.API == config.APIIMv1 {
+			msg.UUID = loaded.Attempt
+			if msg.UUID == "" {
+				msg.UUID = attemptUUID(key)
+				if err := c.store.Begin(ctx, in.Chain, key, msg.UUID, c.now()); err != nil {
+					return err
+				}
+			}
+		}
+		_, err = rc.Sender.Send(ctx, msg)
+		if msg.RootID != "" && feishu.Classify(err) == feishu.RootGone {
+			logger.Info("chain root is gone on Feishu's side; the escalation starts a new chain", "root", msg.RootID)
+			msg.RootID = ""
+			var root string
+			if root, err = rc.Sender.Send(ctx, msg); err == nil {
+				in.Root = root
+			}
+		}
+		if err != nil {
+			return err
+		}
+		c.buzz(ctx, rc, in, step.UrgentKind(), reach.IDs, logger)
+	}
+	in.Escalation.Step, in.Escalation.Reached = n, reach.IDs
+	if err := c.store.Commit(ctx, state.Write{Incident: in, Notification: key, At: c.now()}); err != nil {
+		return fmt.Errorf("step sent but not recorded: %w", err)
+	}
+	logger.Info("incident escalated", "step", n, "reached", strings.Join(reach.IDs, ","))
+	if updater, ok := rc.Sender.(feishu.CardUpdater); ok && c.cardState(rc, in) != nil {
+		if card, err := c.rootCard(rc, in); err == nil {
+			c.updateCard(ctx, updater, rc, in.Root, card, logger)
+		}
+	}
+	return nil
+}
+
+// buzz calls the step's people on the root message with Feishu's urgent
+// message. People Feishu will not buzz (not in the chat, outside the app's
+// availability) are still mentioned by the reply; they are logged and
+// counted. A failed buzz does not undo the step: the reply went.
+func (c *Core) buzz(ctx context.Context, rc *Receiver, in *incident.Incident, kind string, ids []string, logger *slog.Logger) {
+	buzzer, ok := rc.Sender.(feishu.Buzzer)
+	var openIDs []string
+	for _, id := range ids {
+		if strings.HasPrefix(id, "ou_") { // the urgent API takes open_ids here
+			openIDs = append(openIDs, id)
+		}
+	}
+	if kind == config.UrgentNone || !ok || len(openIDs) == 0 || in.Root == "" {
+		return
+	}
+	invalid, err := buzzer.Urgent(ctx, in.Root, kind, openIDs)
+	if err != nil {
+		c.buzzRefused.WithLabelValues(rc.Name(), kind).Add(float64(len(openIDs)))
+		logger.Error("urgent call failed; the people are still mentioned", "kind", kind, "err", err)
+		return
+	}
+	if len(invalid) > 0 {
+		c.buzzRefused.WithLabelValues(rc.Name(), kind).Add(float64(len(invalid)))
+		logger.Warn("feishu would not buzz some people (not in the chat, or outside the app's availability); they are still mentioned",
+			"kind", kind, "open_ids", strings.Join(invalid, ","))
+	}
+}
+
+// labelSet is a record's labels as matchers take them.
+func labelSet(kv map[string]string) model.LabelSet {
+	ls := make(model.LabelSet, len(kv))
+	for k, v := range kv {
+		ls[model.LabelName(k)] = model.LabelValue(v)
+	}
+	return ls
+}

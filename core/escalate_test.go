@@ -1,0 +1,183 @@
+package core_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/promslog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/alertmanager-feishu/alertmanager-feishu/config"
+	"github.com/alertmanager-feishu/alertmanager-feishu/core"
+	"github.com/alertmanager-feishu/alertmanager-feishu/feishutest"
+	"github.com/alertmanager-feishu/alertmanager-feishu/state"
+)
+
+const escalationRouting = `
+feishu:
+  base_url: %s
+  app_id: cli_feishutest
+  app_secret: feishutest-secret
+  rate_limit: {per_chat: 0, per_app: 0, per_app_minute: 0}
+actions:
+  alertmanager: {urls: [%s]}
+receivers:
+  - name: infra
+    chat_id: oc_infra
+    escalation:
+      when: ['severity="critical"']
+      steps:
+        - {after: %s, mention: {users: [{open_id: ou_lead}]}, urgent: app}
+        - {after: %s, mention: {users: [{open_id: ou_head}]}}
+route:
+  receiver: infra
+`
+
+// timerEnv is a core with an escalation policy and its timers running.
+type timerEnv struct {
+	core *core.Core
+	pl   *core.Pipeline
+	fs   *feishutest.Server
+}
+
+// newTimerEnv starts a core whose Feishu is the stand-in, answered in
+// memory so that it can run in a synctest bubble; fs must be made outside
+// the bubble, as its listener is a real socket.
+func newTimerEnv(t *testing.T, fs *feishutest.Server, amURL, first, second string, inMemory bool) *timerEnv {
+	t.Helper()
+	logger := promslog.NewNopLogger()
+	store, err := state.OpenFile(filepath.Join(t.TempDir(), "state.db"), state.Options{ChainTTL: 24 * time.Hour, DedupeWindow: time.Hour}, logger)
+	require.NoError(t, err)
+	cfg, err := config.Parse(fmt.Appendf(nil, escalationRouting, fs.URL, amURL, first, second))
+	require.NoError(t, err)
+	o := core.PipelineOptions{Logger: logger}
+	if inMemory {
+		o.HTTPClient = fs.Client()
+	}
+	pl, err := core.NewPipeline(cfg, o)
+	require.NoError(t, err)
+	c := core.New(store, pl, core.Options{Logger: logger, Registerer: prometheus.NewRegistry()})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.RunTimers(ctx); close(done) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		_ = c.Shutdown(context.Background())
+		store.Close()
+	})
+	return &timerEnv{core: c, pl: pl, fs: fs}
+}
+
+func (e *timerEnv) notify(t *testing.T, name string) {
+	t.Helper()
+	out := e.core.Notify(context.Background(), e.pl.Receiver("infra"), notification(t, "infra", name))
+	require.Equal(t, core.Sent, out.Status, out.Err)
+}
+
+// steps are the escalation replies the stand-in holds.
+func (e *timerEnv) steps() []feishutest.Message {
+	var out []feishutest.Message
+	for _, m := range e.fs.Messages() {
+		if strings.Contains(m.Text, "⏫") && m.ParentID != "" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// In virtual time: an unacknowledged critical incident gets step 1 and then
+// step 2, each once and at its time; the buzz of step 1 reaches its person.
+func TestEscalationFiresEachStepOnceAtItsTime(t *testing.T) {
+	fs := feishutest.New(t)
+	fs.AddChatMembers("oc_infra", "ou_lead", "ou_head")
+	synctest.Test(t, func(t *testing.T) {
+		e := newTimerEnv(t, fs, "http://127.0.0.1:1", "10m", "30m", true)
+		start := time.Now()
+		e.notify(t, "firing-HighCPU-seq1-first-notification.json")
+
+		// The commit's batch took a virtual millisecond; wake just
+		// before the step's time.
+		time.Sleep(time.Until(start.Add(10*time.Minute - time.Millisecond)))
+		synctest.Wait()
+		require.Empty(t, e.steps(), "not before its time")
+		time.Sleep(time.Second)
+		synctest.Wait()
+		require.Len(t, e.steps(), 1)
+		require.WithinRange(t, e.steps()[0].Time, start.Add(10*time.Minute), start.Add(10*time.Minute+time.Second))
+		require.Equal(t, []string{"ou_lead"}, e.steps()[0].Mentions())
+		require.Len(t, fs.Urgents(), 1)
+
+		time.Sleep(20 * time.Minute)
+		synctest.Wait()
+		require.Len(t, e.steps(), 2)
+		require.WithinRange(t, e.steps()[1].Time, start.Add(30*time.Minute), start.Add(30*time.Minute+time.Second))
+		require.Equal(t, []string{"ou_head"}, e.steps()[1].Mentions())
+		require.Len(t, fs.Urgents(), 1, "step 2 asks for no buzz")
+
+		time.Sleep(30 * time.Minute)
+		synctest.Wait()
+		require.Len(t, e.steps(), 2, "each step fires once")
+	})
+}
+
+// Acknowledging, resolving, or a group the policy does not cover: no step.
+func TestEscalationStopsOrNeverStarts(t *testing.T) {
+	for name, act := range map[string]func(t *testing.T, e *timerEnv){
+		"acknowledged": func(t *testing.T, e *timerEnv) {
+			root := e.fs.Messages()[0]
+			answer := e.core.Callback(context.Background(), click(button(t, root.Content, core.ActionAck, ""), "ou_alice"))
+			require.Equal(t, "success", answer.Toast.Type, answer.Toast.Content)
+		},
+		"resolved": func(t *testing.T, e *timerEnv) {
+			e.notify(t, "resolved-HighCPU-seq4-all-alerts-resolved.json")
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			fs := feishutest.New(t)
+			synctest.Test(t, func(t *testing.T) {
+				e := newTimerEnv(t, fs, "http://127.0.0.1:1", "10m", "30m", true)
+				e.notify(t, "firing-HighCPU-seq1-first-notification.json")
+				time.Sleep(5 * time.Minute)
+				act(t, e)
+				time.Sleep(40 * time.Minute)
+				synctest.Wait()
+				require.Empty(t, e.steps())
+			})
+		})
+	}
+	t.Run("a warning group", func(t *testing.T) {
+		fs := feishutest.New(t)
+		synctest.Test(t, func(t *testing.T) {
+			e := newTimerEnv(t, fs, "http://127.0.0.1:1", "10m", "30m", true)
+			e.notify(t, "firing-DiskFull-default.json")
+			time.Sleep(40 * time.Minute)
+			synctest.Wait()
+			require.Empty(t, e.steps())
+		})
+	})
+}
+
+// A silence from the card holds the escalation, and expiring it resumes at
+// the next step not fired. Real seconds: the silence is made in a real
+// Alertmanager, over a real socket.
+func TestEscalationHeldBySilence(t *testing.T) {
+	ae := newActionEnv(t, "", "")
+	e := newTimerEnv(t, ae.fs, ae.am.URL, "1s", "2s", false)
+	e.notify(t, "firing-HighCPU-seq1-first-notification.json")
+	root := e.fs.Messages()[0]
+	answer := e.core.Callback(context.Background(), click(button(t, root.Content, core.ActionSilence, "1h"), "ou_alice"))
+	require.Equal(t, "success", answer.Toast.Type, answer.Toast.Content)
+	require.Never(t, func() bool { return len(e.steps()) > 0 }, 3*time.Second, 50*time.Millisecond, "a silenced incident does not escalate")
+
+	answer = e.core.Callback(context.Background(), click(button(t, answer.Card, core.ActionUnsilence, ""), "ou_alice"))
+	require.Equal(t, "success", answer.Toast.Type, answer.Toast.Content)
+	require.Eventually(t, func() bool { return len(e.steps()) == 1 }, 3*time.Second, 10*time.Millisecond, "expiring resumes at step 1")
+	require.Eventually(t, func() bool { return len(e.steps()) == 2 }, 3*time.Second, 10*time.Millisecond, "then step 2, at once: its time passed")
+}

@@ -1,0 +1,172 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/alertmanager-feishu/alertmanager-feishu/feishutest"
+	"github.com/alertmanager-feishu/alertmanager-feishu/internal/amtest"
+	"github.com/alertmanager-feishu/alertmanager-feishu/internal/app"
+	"github.com/alertmanager-feishu/alertmanager-feishu/internal/redistest"
+	"github.com/alertmanager-feishu/alertmanager-feishu/internal/servicetest"
+)
+
+// escalationConfig escalates critical groups of infra in real seconds:
+// step 1 after first+1, step 2 after first+2 (seconds since the incident's
+// first message).
+const escalationConfig = `
+feishu:
+  base_url: %s
+  app_id: cli_feishutest
+  app_secret_file: secret
+  rate_limit: {per_chat: 0, per_app: 0, per_app_minute: 0}
+state: %s
+oncall:
+  - {name: secondary, timezone: UTC, start: "2026-01-01T00:00:00", shift: 24h, members: [{open_id: ou_second}]}
+receivers:
+  - name: infra
+    chat_id: oc_infra
+    escalation:
+      when: ['severity="critical"']
+      steps:
+        - {after: %ds, mention: {oncall: [secondary]}, urgent: app}
+        - {after: %ds, mention: {users: [{open_id: ou_head}, {open_id: ou_outsider}]}, urgent: phone}
+route:
+  receiver: infra
+`
+
+// escalationFolder writes the configuration, with the state block given
+// ("" for a state file of its own), and returns routing.yaml's path.
+func escalationFolder(t *testing.T, fs *feishutest.Server, state string, first, second int) string {
+	t.Helper()
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "secret"), []byte(feishutest.AppSecret+"\n"), 0o600))
+	if state == "" {
+		state = "{path: " + filepath.Join(dir, "state.db") + "}"
+	}
+	cfg := filepath.Join(dir, "routing.yaml")
+	require.NoError(t, os.WriteFile(cfg, fmt.Appendf(nil, escalationConfig, fs.URL, state, first, second), 0o600))
+	return cfg
+}
+
+// escalations are the escalation replies in root's chain, oldest first.
+func escalations(fs *feishutest.Server, root string) []feishutest.Message {
+	var out []feishutest.Message
+	for _, m := range repliesTo(fs, root) {
+		if strings.Contains(m.Text, "⏫") {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func critical(n int) []byte {
+	return amtest.Group(n, map[string]string{"team": "infra", "severity": "critical"}, false)
+}
+
+// In real seconds, with the service in-process: an unacknowledged critical
+// incident gets step 1 then step 2, each once and within a second of its
+// time; the buzz reaches the step's people in the chat, and those outside
+// it are still mentioned, logged and counted; a warning group gets none.
+func TestEscalationInRealSeconds(t *testing.T) {
+	fs := feishutest.New(t)
+	fs.AddChatMembers("oc_infra", "ou_second", "ou_head")
+	s, err := servicetest.RunInProcess(app.Options{ConfigFile: escalationFolder(t, fs, "", 1, 2)})
+	require.NoError(t, err)
+	defer s.Stop(context.Background())
+
+	code, body := post(t, s.URL+"/webhook", critical(1))
+	require.Equal(t, 200, code, body)
+	code, body = post(t, s.URL+"/webhook", amtest.Group(2, map[string]string{"team": "infra", "severity": "warning"}, false))
+	require.Equal(t, 200, code, body)
+	roots := fs.Messages()
+	require.Len(t, roots, 2)
+	root, warning := roots[0], roots[1]
+
+	require.Eventually(t, func() bool { return len(escalations(fs, root.ID)) == 2 }, 10*time.Second, 10*time.Millisecond)
+	steps := escalations(fs, root.ID)
+	for i, m := range steps {
+		after := time.Duration(i+1) * time.Second
+		late := m.Time.Sub(root.Time.Add(after))
+		t.Logf("step %d sent %v after its time", i+1, late)
+		require.GreaterOrEqual(t, late, time.Duration(0), "step %d early", i+1)
+		require.Less(t, late, time.Second, "step %d late", i+1)
+	}
+	require.Contains(t, steps[0].Mentions(), "ou_second")
+	require.ElementsMatch(t, []string{"ou_head", "ou_outsider"}, steps[1].Mentions())
+	require.Equal(t, []feishutest.Urgent{
+		{MessageID: root.ID, Kind: "app", OpenIDs: []string{"ou_second"}},
+		{MessageID: root.ID, Kind: "phone", OpenIDs: []string{"ou_head"}},
+	}, fs.Urgents(), "only the people in the chat are buzzed")
+	require.Contains(t, s.Logs(), "ou_outsider", "the one Feishu would not buzz is logged")
+	require.Equal(t, 1.0, metric(t, s.URL, `alertmanager_feishu_escalation_buzz_refused_total{kind="phone",receiver="infra"}`))
+	require.Equal(t, 1.0, metric(t, s.URL, `alertmanager_feishu_escalations_total{receiver="infra",step="1"}`))
+	require.Equal(t, 1.0, metric(t, s.URL, `alertmanager_feishu_escalations_total{receiver="infra",step="2"}`))
+	require.Empty(t, repliesTo(fs, warning.ID), "a warning group does not escalate")
+	require.Eventually(t, func() bool {
+		root, _ = fs.Message(root.ID)
+		return strings.Contains(root.Text, "**Escalated** to step 2")
+	}, 5*time.Second, 10*time.Millisecond, "the root card shows the step reached: %s", root.Text)
+	require.Contains(t, root.Text, "<at id=ou_head></at>", "and whom it reached")
+}
+
+// Two replicas on one Redis, each running the timers: every step fires
+// exactly once, also when the replica that scheduled it is killed before
+// it comes due.
+func TestEscalationOnTwoReplicasSurvivesAKill(t *testing.T) {
+	srv := redistest.Start(t)
+	fs := feishutest.New(t)
+	cfg := escalationFolder(t, fs, "{backend: redis, redis: {addresses: ["+srv.Addr+"]}}", 2, 3)
+	a, b := start(t, cfg), start(t, cfg)
+	for i := range 3 {
+		code, body := post(t, a.URL+"/webhook", critical(i))
+		require.Equal(t, 200, code, body)
+	}
+	a.Kill() // the replica that scheduled every step
+	require.Eventually(t, func() bool {
+		for _, m := range fs.Messages()[:3] {
+			if len(escalations(fs, m.ID)) < 2 {
+				return false
+			}
+		}
+		return true
+	}, 15*time.Second, 20*time.Millisecond, "replica b fires the steps")
+	// Steps do not fire twice: a later marker shows nothing more came.
+	marker := critical(9)
+	code, body := post(t, b.URL+"/webhook", marker)
+	require.Equal(t, 200, code, body)
+	require.Never(t, func() bool {
+		for _, m := range fs.Messages()[:3] {
+			if len(escalations(fs, m.ID)) > 2 {
+				return true
+			}
+		}
+		return false
+	}, 2*time.Second, 50*time.Millisecond)
+	require.Equal(t, 3.0, metric(t, b.URL, `alertmanager_feishu_escalations_total{receiver="infra",step="1"}`))
+}
+
+// A step due while the service was down fires once, when it starts again.
+func TestEscalationStepDueDuringDowntime(t *testing.T) {
+	fs := feishutest.New(t)
+	cfg := escalationFolder(t, fs, "", 1, 600)
+	s := start(t, cfg)
+	code, body := post(t, s.URL+"/webhook", critical(1))
+	require.Equal(t, 200, code, body)
+	root := fs.Messages()[0]
+	stop(t, s) // before the step's second is up
+	require.Empty(t, escalations(fs, root.ID), "stopped before step 1 came due")
+	// The downtime itself: real time passes, with no service running,
+	// until step 1 is due.
+	<-time.After(time.Until(root.Time.Add(1500 * time.Millisecond)))
+	start(t, cfg)
+	require.Eventually(t, func() bool { return len(escalations(fs, root.ID)) == 1 }, 5*time.Second, 10*time.Millisecond)
+	require.Never(t, func() bool { return len(escalations(fs, root.ID)) > 1 }, time.Second, 50*time.Millisecond)
+}
