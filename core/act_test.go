@@ -187,6 +187,8 @@ func TestAcknowledge(t *testing.T) {
 
 	in := e.incident(t)
 	require.Equal(t, e.n.Body, in.Last, "a receiver with actions keeps its last notification, to render its card from")
+	require.Equal(t, map[string]string(e.n.Payload.GroupLabels), in.GroupLabels, "and the labels a silence selects")
+	require.Equal(t, map[string]string(e.n.Payload.CommonLabels), in.CommonLabels)
 	require.NotNil(t, in.Ack)
 	require.Equal(t, incident.Person{OpenID: "ou_alice", Name: "Alice"}, in.Ack.By)
 	msgs := e.fs.Messages()

@@ -51,6 +51,14 @@ func silenceURL(in *incident.Incident) string {
 	return render.SilenceURL(p.ExternalURL, in.Silence.ID)
 }
 
+// acts reports whether anything acts on rc's incidents after their
+// notifications: card actions, which silence by the group's labels, or an
+// escalation policy, which matches them. Only such incidents keep the
+// labels; the others' records stay small.
+func acts(rc *Receiver) bool {
+	return rc.pipeline.Config.HasActions(rc.Config) || rc.Config.Escalation != nil
+}
+
 // keepsLast reports whether rc's incidents keep their last notification:
 // those whose root card is rendered again, for an action, from the record
 // alone. Others keep none, and their commits stay as small as a chain's

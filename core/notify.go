@@ -232,7 +232,10 @@ func (c *Core) commit(ctx context.Context, rc *Receiver, d *delivery, n Notifica
 	}
 	p := n.Payload
 	in.Receiver, in.Target, in.GroupKey = rc.Name(), rc.Target.String(), p.GroupKey
-	in.GroupLabels, in.CommonLabels = p.GroupLabels, p.CommonLabels
+	in.GroupLabels, in.CommonLabels = nil, nil
+	if acts(rc) {
+		in.GroupLabels, in.CommonLabels = p.GroupLabels, p.CommonLabels
+	}
 	in.Updated = now
 	in.Last = nil
 	if len(n.Body) <= maxKeptBody && keepsLast(rc) {

@@ -32,8 +32,9 @@ type Incident struct {
 	// chain's own slot of a shared store and cannot be guessed from the
 	// group.
 	ID string `json:"id"`
-	// Chain is state.ChainKey of the receiver, target and group key.
-	Chain    string `json:"chain"`
+	// Chain is state.ChainKey of the receiver, target and group key. It is
+	// the ID's first part, and not kept twice: a store sets it on reading.
+	Chain    string `json:"-"`
 	Receiver string `json:"receiver,omitempty"`
 	Target   string `json:"target,omitempty"` // kind and ID, as feishu.Target prints it
 	GroupKey string `json:"group_key,omitempty"`

@@ -34,6 +34,7 @@ func decodeRecord(v []byte) (*incident.Incident, error) {
 	if err := json.Unmarshal(doc, in); err != nil {
 		return nil, err
 	}
+	in.Chain = incident.ChainOf(in.ID)
 	if len(last) > 0 {
 		in.Last = last
 	}
