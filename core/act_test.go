@@ -364,3 +364,31 @@ func TestNoButtonsWithoutActions(t *testing.T) {
 	require.Equal(t, core.Sent, e.core.Notify(context.Background(), e.pl.Receiver("quiet"), n).Status)
 	require.Empty(t, buttons(t, e.fs.Messages()[0].Content))
 }
+
+// The incidents gauge counts the open incidents by what is being done
+// about them.
+func TestIncidentsGauge(t *testing.T) {
+	e := newActionEnv(t, "http://127.0.0.1:1", "")
+	e.notify(t)
+	gauge := func(state string) float64 {
+		mfs, err := e.reg.Gather()
+		require.NoError(t, err)
+		for _, mf := range mfs {
+			if mf.GetName() != "alertmanager_feishu_incidents" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				if m.GetLabel()[0].GetValue() == state {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+		return -1
+	}
+	require.InDelta(t, 1, gauge("firing"), 0)
+	require.InDelta(t, 0, gauge("acknowledged"), 0)
+	require.Equal(t, actions.ToastSuccess, e.core.Callback(context.Background(), click(button(t, e.root.Content, core.ActionAck, ""), "ou_alice")).Toast.Type)
+	require.InDelta(t, 0, gauge("firing"), 0)
+	require.InDelta(t, 1, gauge("acknowledged"), 0)
+	require.InDelta(t, 0, gauge("silenced"), 0)
+}

@@ -100,8 +100,34 @@ func New(store state.Store, p *Pipeline, o Options) *Core {
 		}
 		return float64(n)
 	})
+	if o.Registerer != nil {
+		o.Registerer.MustRegister(incidentsCollector{c})
+	}
 	c.pipeline.Store(p)
 	return c
+}
+
+// incidentsCollector is alertmanager_feishu_incidents{state}: the store's
+// census, read once per scrape.
+type incidentsCollector struct{ c *Core }
+
+var incidentsDesc = prometheus.NewDesc("alertmanager_feishu_incidents",
+	"Open incidents by state: silenced (a silence from the card in force), else acknowledged, else firing.",
+	[]string{"state"}, nil)
+
+func (ic incidentsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- incidentsDesc }
+
+func (ic incidentsCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	census, err := ic.c.store.Census(ctx, ic.c.now())
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(incidentsDesc, err)
+		return
+	}
+	for state, n := range map[string]int{"firing": census.Firing, "acknowledged": census.Acknowledged, "silenced": census.Silenced} {
+		ch <- prometheus.MustNewConstMetric(incidentsDesc, prometheus.GaugeValue, float64(n), state)
+	}
 }
 
 // Pipeline is the pipeline that events arriving now are handled with.

@@ -406,6 +406,7 @@ func (r *Redis) Commit(ctx context.Context, w Write) error {
 			pipe.ZRem(ctx, index, in.Chain)
 		}
 		pipe.ZRemRangeByScore(ctx, index, "-inf", strconv.FormatInt(now.UnixMilli(), 10))
+		r.census(ctx, pipe, in, now)
 		return nil
 	})
 	if err != nil {

@@ -76,6 +76,8 @@ type Store interface {
 	// now+ClaimTTL, so that it comes due again if the claimer dies; the
 	// claimer Schedules the next time or Unschedules it.
 	Due(ctx context.Context, now time.Time, limit int) ([]string, error)
+	// Census counts the open incidents at now by state.
+	Census(ctx context.Context, now time.Time) (Census, error)
 	// Chains counts the open chains.
 	Chains(ctx context.Context) (int, error)
 	// Ping reports whether the store is usable.

@@ -101,6 +101,7 @@ func TestStoreConformance(t *testing.T) {
 				{"due order and limit", testDueOrder},
 				{"due claim", testDueClaim},
 				{"due claimed once", testDueClaimedOnce},
+				{"census", testCensus},
 			} {
 				t.Run(c.name, func(t *testing.T) { c.test(t, replicas) })
 			}
