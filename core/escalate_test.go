@@ -181,3 +181,27 @@ func TestEscalationHeldBySilence(t *testing.T) {
 	require.Eventually(t, func() bool { return len(e.steps()) == 1 }, 3*time.Second, 10*time.Millisecond, "expiring resumes at step 1")
 	require.Eventually(t, func() bool { return len(e.steps()) == 2 }, 3*time.Second, 10*time.Millisecond, "then step 2, at once: its time passed")
 }
+
+// A reload that changes a receiver's steps applies to the steps not yet
+// fired: a step moved later fires at its new time, not at the old one.
+func TestEscalationFollowsAReload(t *testing.T) {
+	fs := feishutest.New(t)
+	synctest.Test(t, func(t *testing.T) {
+		e := newTimerEnv(t, fs, "http://127.0.0.1:1", "10m", "30m", true)
+		start := time.Now()
+		e.notify(t, "firing-HighCPU-seq1-first-notification.json")
+		cfg, err := config.Parse(fmt.Appendf(nil, escalationRouting, fs.URL, "http://127.0.0.1:1", "20m", "40m"))
+		require.NoError(t, err)
+		pl, err := core.NewPipeline(cfg, core.PipelineOptions{Logger: promslog.NewNopLogger(), HTTPClient: fs.Client()})
+		require.NoError(t, err)
+		e.core.SetPipeline(pl)
+
+		time.Sleep(15 * time.Minute)
+		synctest.Wait()
+		require.Empty(t, e.steps(), "step 1 moved to 20m")
+		time.Sleep(6 * time.Minute)
+		synctest.Wait()
+		require.Len(t, e.steps(), 1)
+		require.WithinRange(t, e.steps()[0].Time, start.Add(20*time.Minute), start.Add(20*time.Minute+time.Second))
+	})
+}
