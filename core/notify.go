@@ -258,7 +258,11 @@ func (c *Core) keepTimer(ctx context.Context, d *delivery, logger *slog.Logger) 
 	if d.incident.Escalation.Due.Equal(d.due) {
 		return nil
 	}
-	return c.reschedule(ctx, d.incident, logger)
+	err := c.reschedule(ctx, d.incident, logger)
+	if d.incident.Escalation.Due.IsZero() {
+		return nil // a timer left behind finds the incident resolved, and goes
+	}
+	return err
 }
 
 // updateRoot shows a resolved group on its chain's root card, so that the

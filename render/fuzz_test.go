@@ -60,8 +60,10 @@ func FuzzNoMarkupFromPayload(f *testing.F) {
 	})
 }
 
-// ownMention is a mention tag the incident's state may make: of an open_id.
-var ownMention = regexp.MustCompile(`<at id=(ou_[0-9A-Za-z_-]{1,64})></at>`)
+// ownMention is a mention tag the incident's state may make: of an open_id,
+// or of a user_id an escalation step reached (from the configuration);
+// the check below holds it to the IDs it was given.
+var ownMention = regexp.MustCompile(`<at id=([0-9A-Za-z_-]{1,64})></at>`)
 
 // checkIncident puts value and name in everything an incident shows that
 // came from outside (names, open_ids, durations) and checks that none of
@@ -73,12 +75,15 @@ func checkIncident(t *testing.T, r *Renderer, value, name string) {
 	p := SamplePayload()
 	st := &CardState{
 		ID: "chain.x", Durations: []string{name},
-		Ack:         &incident.Ack{By: incident.Person{OpenID: "ou_a", Name: value}},
+		Ack:         &incident.Ack{By: incident.Person{OpenID: "ou_a", Name: name}},
 		Silence:     &incident.Silence{ID: name, By: incident.Person{OpenID: "ou_" + name}},
 		Escalation:  incident.Escalation{Step: 2},
 		EscalatedTo: []string{value, "ou_" + name},
 	}
-	ids := map[string]bool{"ou_a": true, value: true, "ou_" + name: true}
+	// A step reaches people by open_id or user_id, from the configuration:
+	// those may be mentions, and nothing else.
+	ids := map[string]bool{"ou_a": true, "ou_" + name: true,
+		value: userID.MatchString(value) && !strings.EqualFold(value, "all")}
 	for _, silence := range []*incident.Silence{st.Silence, nil} {
 		st.Silence = silence
 		m, err := r.RenderWith(p, &config.Receiver{Name: "x", Language: "en", MsgType: config.MsgInteractive}, oncall.Mentions{}, Options{Card: st})
