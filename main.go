@@ -33,6 +33,8 @@ func run() int {
 	timeout := a.Flag("delivery.timeout", "How long a webhook request waits for its deliveries before answering 503 for those still under way.").Default("8s").Duration()
 	maxDelay := a.Flag("delivery.max-delay", "How long one delivery may take, waits for a send slot under Feishu's rate limits and retries included; Alertmanager's retries join it meanwhile.").Default("2m").Duration()
 	grace := a.Flag("web.shutdown-grace-period", "On SIGTERM, how long in-flight notifications may take to finish.").Default("15s").Duration()
+	lifecycle := a.Flag("web.enable-lifecycle", "Serve POST /-/reload; without it the endpoint answers 403 (SIGHUP always reloads).").Bool()
+	pprof := a.Flag("web.enable-pprof", "Serve Go's profiles under /debug/pprof/.").Bool()
 	webCfg := webflag.AddFlags(a, ":9098")
 	logCfg := &promslog.Config{}
 	promslogflag.AddFlags(a, logCfg)
@@ -86,7 +88,7 @@ func run() int {
 		}()
 		err = app.Run(ctx, app.Options{
 			ConfigFile: *configFile, MaxBodyBytes: int64(*maxBody), Timeout: *timeout, MaxDelay: *maxDelay,
-			Grace: *grace, Web: webCfg, Reload: reload, Logger: logger,
+			Grace: *grace, Web: webCfg, Reload: reload, EnableLifecycle: *lifecycle, EnablePprof: *pprof, Logger: logger,
 		})
 		if err != nil {
 			logger.Error("service failed", "err", err)

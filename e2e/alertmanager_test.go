@@ -305,7 +305,7 @@ func TestAlertmanagerAuthenticates(t *testing.T) {
 		dir := filepath.Dir(cfg)
 		require.NoError(t, os.WriteFile(filepath.Join(dir, "token"), []byte("am-token-123\n"), 0o600))
 		appendConfig(t, cfg, "intake: {bearer_token_file: token}\n")
-		s := start(t, cfg)
+		s := start(t, cfg, "--web.enable-lifecycle")
 		requireOnlyWith(t, fs, s.URL, "authorization: {credentials: am-token-123}")
 
 		// Neither the token nor the app secret, both read from files,

@@ -369,7 +369,7 @@ func TestReload(t *testing.T) {
 	fs := feishutest.New(t)
 	cfg := setup(t, fs, "oc_before")
 	reload := make(chan struct{})
-	s := serve(t, app.Options{ConfigFile: cfg, Reload: reload})
+	s := serve(t, app.Options{ConfigFile: cfg, Reload: reload, EnableLifecycle: true})
 	dir := filepath.Dir(cfg)
 
 	writeConfig(t, dir, routingFor(fs, config.APIIMv1, "oc_after"))

@@ -108,7 +108,11 @@ func run(o options) error {
 	if o.maxProcs > 0 {
 		os.Setenv("GOMAXPROCS", strconv.Itoa(o.maxProcs))
 	}
-	svc, err := servicetest.Start(bin, "--config.file="+cfg)
+	args := []string{"--config.file=" + cfg}
+	if o.cpuProfile != "" {
+		args = append(args, "--web.enable-pprof")
+	}
+	svc, err := servicetest.Start(bin, args...)
 	if err != nil {
 		return err
 	}

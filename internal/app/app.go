@@ -49,7 +49,13 @@ type Options struct {
 	Listeners []net.Listener
 	// Reload asks for routing.yaml to be read again (main sends SIGHUP's).
 	Reload <-chan struct{}
-	Logger *slog.Logger
+	// EnableLifecycle serves POST /-/reload, as Prometheus's
+	// --web.enable-lifecycle does; without it the endpoint answers 403.
+	EnableLifecycle bool
+	// EnablePprof serves Go's profiles under /debug/pprof/; without it they
+	// are not there (404).
+	EnablePprof bool
+	Logger      *slog.Logger
 }
 
 // Run runs the service until ctx is done, then finishes the notifications
@@ -122,7 +128,7 @@ func Run(ctx context.Context, o Options) error {
 	mux := http.NewServeMux()
 	intake.Register(mux)
 	mux.HandleFunc("POST /feishu/callback", clicks.serveHTTP)
-	registerOperations(mux, reg, incidents, coordinator)
+	registerOperations(mux, reg, incidents, coordinator, o)
 
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
@@ -164,14 +170,17 @@ func Run(ctx context.Context, o Options) error {
 }
 
 // registerOperations adds the endpoints of the people and programs that
-// run the service: metrics, health, readiness, reload and profiles.
-func registerOperations(mux *http.ServeMux, reg *prometheus.Registry, c *core.Core, coordinator *config.Coordinator) {
+// run the service: metrics, health, readiness, and where o allows them,
+// reload and profiles. The web config's TLS and basic auth cover them all.
+func registerOperations(mux *http.ServeMux, reg *prometheus.Registry, c *core.Core, coordinator *config.Coordinator, o Options) {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	// Profiles, as Prometheus and Alertmanager serve them, for finding
-	// where the time goes under load.
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if o.EnablePprof {
+		// Profiles, as Prometheus and Alertmanager serve them, for finding
+		// where the time goes under load.
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("/-/healthy", getOrHead(func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "OK")
 	}))
@@ -185,6 +194,11 @@ func registerOperations(mux *http.ServeMux, reg *prometheus.Registry, c *core.Co
 		fmt.Fprintln(w, "OK")
 	}))
 	mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, _ *http.Request) {
+		if !o.EnableLifecycle {
+			// Prometheus's answer: the endpoint exists, and is off.
+			http.Error(w, "Lifecycle API is not enabled (start with --web.enable-lifecycle; SIGHUP always reloads).", http.StatusForbidden)
+			return
+		}
 		if err := coordinator.Reload(); err != nil {
 			http.Error(w, "failed to reload config: "+err.Error(), http.StatusInternalServerError)
 			return

@@ -335,3 +335,28 @@ func TestRunCancelsDeliveriesOfOpenRequests(t *testing.T) {
 	require.Never(t, func() bool { return strings.Contains(s.logs.String(), "not recorded") }, 4*time.Second, 50*time.Millisecond,
 		"a delivery outlived Run:\n%s", s.logs.String())
 }
+
+// Reload and profiles are served only where their flags ask, as Prometheus
+// does: without --web.enable-lifecycle POST /-/reload answers 403 and
+// reloads nothing; without --web.enable-pprof there are no profiles.
+func TestAdminEndpointsNeedTheirFlags(t *testing.T) {
+	fs := feishutest.New(t)
+	for _, on := range []bool{false, true} {
+		t.Run(fmt.Sprint(on), func(t *testing.T) {
+			s := start(t, app.Options{ConfigFile: folder(t, fs, ""), EnableLifecycle: on, EnablePprof: on})
+			code, body := post(t, s.url+"/-/reload", nil)
+			pprof, err := http.Get(s.url + "/debug/pprof/")
+			require.NoError(t, err)
+			pprof.Body.Close()
+			if on {
+				require.Equal(t, http.StatusOK, code, body)
+				require.Equal(t, http.StatusOK, pprof.StatusCode)
+				return
+			}
+			require.Equal(t, http.StatusForbidden, code, body)
+			require.Contains(t, body, "--web.enable-lifecycle")
+			require.Equal(t, http.StatusNotFound, pprof.StatusCode)
+			require.Equal(t, 1, strings.Count(s.logs.String(), `msg="configuration loaded"`), "loaded at start, and not again")
+		})
+	}
+}
