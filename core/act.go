@@ -40,6 +40,10 @@ type buttonValue struct {
 	Duration string `json:"duration,omitempty"`
 }
 
+// recordTimeout bounds the commit of an action, which goes on past the
+// click's own deadline.
+const recordTimeout = 5 * time.Second
+
 // lockWait bounds the wait for an incident's chain when a click arrives
 // while a notification of it is being sent: the clicker is answered within
 // Feishu's 3 s, told to try again, rather than left with Feishu's timeout.
@@ -147,14 +151,18 @@ func (a *act) run(ctx context.Context) actions.Answer {
 	// ends; expiring the silence resumes it at the next step not fired.
 	due := in.Escalation.Due
 	in.Escalation.Due = c.nextDue(escalation(a.receiver, in), in)
-	if err := c.store.Commit(ctx, state.Write{Incident: in, At: a.now}); err != nil {
-		// The silence may exist in Alertmanager already; the next click
-		// of the same button is told so, and records it.
+	// What was done in Alertmanager is recorded even when the click's
+	// answer is late: a silence left unrecorded would be made again by the
+	// next click. The answer is then too late for Feishu, and the card is
+	// updated through the API below.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	if err := c.store.Commit(rctx, state.Write{Incident: in, At: a.now}); err != nil {
 		return c.fail(v.Action, a.cb, fmt.Errorf("record action: %w", err), toastBusy)
 	}
 	if !in.Escalation.Due.Equal(due) {
 		// A timer left behind finds the incident acknowledged, and goes.
-		_ = c.reschedule(ctx, in, a.logger)
+		_ = c.reschedule(rctx, in, a.logger)
 	}
 	c.actions.WithLabelValues(v.Action, resultDone).Inc()
 	a.logger.Info("incident acted on from its card", "silence", silenceID(in))
