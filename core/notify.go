@@ -200,11 +200,25 @@ func (c *Core) prepare(ctx context.Context, rc *Receiver, d *delivery, n Notific
 }
 
 // send sends msg, as a new root when Feishu says the root it replies to is
-// gone.
+// gone, or refuses the reply for good for a reason other than the
+// configuration: a chain whose replies are refused would otherwise fail
+// every later notification of the group, its resolution included, and
+// never close. A refusal the configuration causes would meet the new root
+// too, so it fails as it is.
 func (c *Core) send(ctx context.Context, rc *Receiver, d *delivery, n Notification, msg *feishu.Message, logger *slog.Logger) (string, error) {
 	msgID, err := rc.Sender.Send(ctx, *msg)
-	if msg.RootID != "" && feishu.Classify(err) == feishu.RootGone {
-		logger.Info("chain root is gone on Feishu's side, starting a new chain", "root", msg.RootID, "err", err)
+	if msg.RootID != "" && err != nil {
+		// Only Feishu's answer counts: a request this service could not
+		// make would fail as a new root too.
+		var fe *feishu.Error
+		switch class := feishu.Classify(err); {
+		case class == feishu.RootGone:
+			logger.Info("chain root is gone on Feishu's side, starting a new chain", "root", msg.RootID, "err", err)
+		case class == feishu.Permanent && !feishu.ConfigurationError(err) && errors.As(err, &fe):
+			logger.Warn("reply to the chain root refused for good, starting a new chain", "root", msg.RootID, "code", fe.Code, "err", err)
+		default:
+			return "", sendError(err)
+		}
 		msg.RootID = ""
 		if st := c.cardState(rc, d.incident); st != nil {
 			// The new root shows the incident, as the old one did.

@@ -82,8 +82,33 @@ var tokenCodes = map[int]bool{
 	99991661: true, 99991663: true, 99991664: true, 99991665: true, 99991668: true, 99991671: true,
 }
 
-// Codes for a reply target that is gone: recalled, deleted, not found.
-var rootGoneCodes = map[int]bool{230011: true, 230110: true, 231003: true}
+// Codes for a reply target that is gone: recalled (230011), deleted
+// (230110), not found (231003), invisible to the bot (230050), in a topic
+// that is gone (230019), or a self-destructing message (230111).
+var rootGoneCodes = map[int]bool{
+	230011: true, 230110: true, 231003: true,
+	230050: true, 230019: true, 230111: true,
+}
+
+// Codes that name a cause in the configuration (the app, its bot, its
+// scopes, the receiver's target) rather than in the message replied to:
+// a new root would fail the same way.
+var configurationCodes = map[int]bool{
+	// The bot is not in the chat.
+	230002: true, 10002: true, 10030: true,
+	// The app lacks a scope, its IP allow-list refuses, or the month's
+	// API quota is used up.
+	99991672: true, 99991401: true, 99991403: true,
+	// The app's bot is not enabled.
+	230006: true, 11205: true, 11240: true,
+	// The user is outside the availability scope, or has left.
+	230013: true, 11225: true, 230029: true, 11236: true,
+	// The target does not exist for this app, is across tenants, or
+	// blocked the bot; the chat is dissolved.
+	230034: true, 230038: true, 230053: true, 99992351: true, 99992360: true, 99992361: true, 10010: true, 232009: true,
+	// The chat lets only admins post, or the app may not post there.
+	230018: true, 230035: true, 230027: true,
+}
 
 // Classify sorts an error from this package into a Class.
 func Classify(err error) Class {
@@ -124,6 +149,31 @@ func Classify(err error) Class {
 		return Transient
 	}
 	return Permanent
+}
+
+// ConfigurationError says whether err is a refusal whose cause is the
+// configuration: credentials, scopes, the bot's place in the chat, the
+// target. Sending again, as a new root or otherwise, fails the same way
+// until the operator fixes it. Rate limits and a rejected token count too:
+// they concern the app, not the message, and pass by themselves. An unknown
+// code does not count: when a reply is refused for a reason this service
+// does not know, a new root is the safer bet to keep the chain alive.
+func ConfigurationError(err error) bool {
+	var te *TokenError
+	if errors.As(err, &te) {
+		return true
+	}
+	var e *Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	switch {
+	case configurationCodes[e.Code], tokenCodes[e.Code]:
+		return true
+	case e.Code == 230001 && strings.Contains(e.Msg, "receive_id"):
+		return true
+	}
+	return rateLimited(err) != notLimited
 }
 
 // Which limit a rate-limit answer is about.

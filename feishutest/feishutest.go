@@ -98,6 +98,7 @@ type Server struct {
 	now           func() time.Time
 	cb            callbacks // card callbacks and card update limits (callback.go)
 	urg           urgents   // chat members, quotas and buzzes (urgent.go)
+	lost          lostRoots // answers to replies to lost roots (lostroot.go)
 }
 
 // Start runs a stand-in on addr ("127.0.0.1:0" picks a free port).

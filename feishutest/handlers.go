@@ -209,15 +209,17 @@ func (s *Server) sendV4(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.RootID != "" {
-		root, ok := s.replyTarget(w, req.RootID)
+		root, ok := s.v4Root(w, req.RootID)
 		if !ok {
 			return
 		}
-		if root.TargetID != m.TargetID {
+		if root != nil && root.TargetID != m.TargetID {
 			fail(w, http.StatusBadRequest, 230001, "param is invalid, ext=invalid message_id")
 			return
 		}
-		m.RootID = req.RootID
+		if root != nil {
+			m.RootID = req.RootID
+		}
 	}
 	s.store(w, m, v4Codes)
 }

@@ -57,6 +57,9 @@ func (s *Server) replyIM(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if s.replyFault(w, r.PathValue("id")) {
+		return
+	}
 	parent, ok := s.replyTarget(w, r.PathValue("id"))
 	if !ok {
 		return
