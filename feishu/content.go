@@ -27,6 +27,20 @@ type PostNode struct {
 	UserID string `json:"user_id,omitempty"`
 }
 
+// MarshalJSON always writes a text node's text, "" for a blank line:
+// Feishu marks it required there, and a node without it may be refused.
+// The other tags keep theirs out when empty.
+func (n PostNode) MarshalJSON() ([]byte, error) {
+	type plain PostNode
+	if n.Tag != "text" {
+		return json.Marshal(plain(n))
+	}
+	return json.Marshal(struct {
+		Tag  string `json:"tag"`
+		Text string `json:"text"`
+	}{n.Tag, n.Text})
+}
+
 type postBody struct {
 	Title   string       `json:"title"`
 	Content [][]PostNode `json:"content"`

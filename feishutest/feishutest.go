@@ -99,6 +99,9 @@ type Server struct {
 	cb            callbacks // card callbacks and card update limits (callback.go)
 	urg           urgents   // chat members, quotas and buzzes (urgent.go)
 	lost          lostRoots // answers to replies to lost roots (lostroot.go)
+
+	// strictPostText refuses post text nodes without text (parse.go).
+	strictPostText bool
 }
 
 // Start runs a stand-in on addr ("127.0.0.1:0" picks a free port).

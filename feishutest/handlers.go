@@ -276,6 +276,10 @@ func (s *Server) replyTarget(w http.ResponseWriter, id string) (*Message, bool) 
 // store accepts m after the checks every send shares: the bot is in the
 // chat, and the chat is under its rate limit. It is called with s.mu held.
 func (s *Server) store(w http.ResponseWriter, m *Message, c codes) {
+	if code, refused := s.refusesPostText(m); refused {
+		fail(w, http.StatusBadRequest, code, "param is invalid, ext=text is required in a text node")
+		return
+	}
 	if f, ok := s.targetFaults[m.TargetID]; ok {
 		answerFault(w, f)
 		return

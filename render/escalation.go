@@ -72,7 +72,7 @@ func (r *Renderer) EscalationReply(rc *config.Receiver, step int, after time.Dur
 	if len(ids) > 0 && buzzed != "" {
 		parts = append(parts, buzzed)
 	}
-	if note := m.unresolvedNote(textEscaper.value); note != "" {
+	if note := m.unresolvedNote(textEscaperFor(r.api).value); note != "" {
 		parts = append(parts, note)
 	} else if len(ids) == 0 {
 		parts = append(parts, w.nobody)
@@ -89,7 +89,7 @@ var userID = regexp.MustCompile(`^[0-9A-Za-z_-]{1,64}$`)
 // mention of their open_id or user_id (a step names people by either, as
 // mentions do), else the ID as text. user_id all would be @all, and is
 // never a person.
-func escalatedPerson(id string, w *incidentTexts, value *strings.Replacer) string {
+func escalatedPerson(id string, w *incidentTexts, value replacer) string {
 	if !openID.MatchString(id) && userID.MatchString(id) && !strings.EqualFold(id, "all") {
 		return cardMention(id)
 	}

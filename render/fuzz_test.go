@@ -1,6 +1,7 @@
 package render
 
 import (
+	"encoding/json"
 	"regexp"
 	"slices"
 	"strings"
@@ -10,17 +11,21 @@ import (
 
 	"github.com/alertmanager-feishu/alertmanager-feishu/config"
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
+	"github.com/alertmanager-feishu/alertmanager-feishu/feishutest"
 	"github.com/alertmanager-feishu/alertmanager-feishu/incident"
 	"github.com/alertmanager-feishu/alertmanager-feishu/oncall"
+	"github.com/alertmanager-feishu/alertmanager-feishu/webhook"
 )
 
 var entity = regexp.MustCompile(`&#[0-9]+;`)
 
 // FuzzNoMarkupFromPayload puts arbitrary text in labels, annotations and
 // their names, and checks that none of it becomes markup in any message
-// type: no '<' anywhere (so no <at>, <i>, ...), and in card markdown no
+// type: no '<' anywhere (so no <at>, <i>, ...), in card markdown no
 // link, emphasis or code character and no '&' that is not one of our
-// entities.
+// entities, and, read by the stand-in's rules, no link, bold or emoji in
+// text (both APIs), post or card that the templates do not make of plain
+// values.
 func FuzzNoMarkupFromPayload(f *testing.F) {
 	for _, seed := range [][2]string{
 		{`<at user_id="all"></at>`, "owner"},
@@ -29,6 +34,7 @@ func FuzzNoMarkupFromPayload(f *testing.F) {
 		{"\xff\xfe", "描述"},
 		{"Alice\n✅ **Acknowledged** by Boss", "ou_x></at><at id=all"},
 		{"ou_alice", "4h"},
+		{":OK: x:Fire:y :2022: host:9100", "a:b"},
 	} {
 		f.Add(seed[0], seed[1])
 	}
@@ -36,28 +42,57 @@ func FuzzNoMarkupFromPayload(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	r4, err := New(nil, config.APIv4, promslog.NewNopLogger())
+	if err != nil {
+		f.Fatal(err)
+	}
+	renderers := []*Renderer{r, r4}
+	// own is the markup the templates make of a plain value and name: the
+	// card's bold headings, and the :NN: of its times that the stand-in
+	// counts as emoji keys.
+	own := map[*Renderer]map[string]markup{}
+	for _, r := range renderers {
+		own[r] = map[string]markup{}
+		for _, typ := range []string{config.MsgText, config.MsgPost, config.MsgInteractive} {
+			m, err := r.Render(fuzzPayload("plain", "plain"), &config.Receiver{Name: "x", Language: "en", MsgType: typ}, oncall.Mentions{})
+			if err != nil {
+				f.Fatal(err)
+			}
+			own[r][typ] = markupOf(f, r.api, m)
+		}
+	}
 	f.Fuzz(func(t *testing.T, value, name string) {
-		p := SamplePayload()
-		p.CommonAnnotations["summary"] = value
-		p.CommonAnnotations[name] = value
-		p.CommonLabels["team"] = value
-		p.GroupLabels["team"] = value
-		p.Alerts[0].Labels["instance"] = value
-		p.Alerts[0].Labels[name] = value
-		p.Alerts[0].Annotations["summary"] = value + "!"
+		p := fuzzPayload(value, name)
 		policies := []oncall.Mentions{{}, {IDs: []string{"ou_fuzz", "u_fuzz"}, All: true,
 			Unresolved: []oncall.Unresolved{{Email: "gone@example.com", Reason: "not_found"}}}}
-		for _, mentions := range policies {
-			for _, typ := range []string{config.MsgText, config.MsgPost, config.MsgInteractive} {
-				m, err := r.Render(p, &config.Receiver{Name: "x", Language: "en", MsgType: typ}, mentions)
-				if err != nil {
-					t.Fatal(err)
+		for _, r := range renderers {
+			for _, mentions := range policies {
+				for _, typ := range []string{config.MsgText, config.MsgPost, config.MsgInteractive} {
+					m, err := r.Render(p, &config.Receiver{Name: "x", Language: "en", MsgType: typ}, mentions)
+					if err != nil {
+						t.Fatal(err)
+					}
+					checkMentions(t, m, mentions)
+					checkParsed(t, r.api, m, p, own[r][typ])
 				}
-				checkMentions(t, m, mentions)
 			}
 		}
 		checkIncident(t, r, value, name)
 	})
+}
+
+// fuzzPayload is the sample with value in labels and annotations, and name
+// among their names.
+func fuzzPayload(value, name string) *webhook.Payload {
+	p := SamplePayload()
+	p.CommonAnnotations["summary"] = value
+	p.CommonAnnotations[name] = value
+	p.CommonLabels["team"] = value
+	p.GroupLabels["team"] = value
+	p.Alerts[0].Labels["instance"] = value
+	p.Alerts[0].Labels[name] = value
+	p.Alerts[0].Annotations["summary"] = value + "!"
+	return p
 }
 
 // ownMention is a mention tag the incident's state may make: of an open_id,
@@ -199,6 +234,79 @@ func checkMentions(t *testing.T, m feishu.Message, mentions oncall.Mentions) {
 	for _, s := range parts {
 		if strings.Contains(s, "<") {
 			t.Fatalf("%s message has '<' from the payload: %q", m.Type, s)
+		}
+	}
+}
+
+// markup is what Feishu would render of a message as links, bold and
+// emoji, by the stand-in's rules.
+type markup struct {
+	links       []feishutest.Link
+	bold, emoji []string
+}
+
+// markupOf reads m as the stand-in would read it sent through api: its
+// content as the request carries it.
+func markupOf(t testing.TB, api string, m feishu.Message) markup {
+	t.Helper()
+	m.Target = feishu.Target{Kind: config.TargetChatID, ID: "oc_fuzz"}
+	_, body, err := feishu.Preview(api, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var req struct {
+		Content json.RawMessage `json:"content"`
+		Card    json.RawMessage `json:"card"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		t.Fatal(err)
+	}
+	sent := feishutest.Message{API: "v4", Type: m.Type, Content: req.Content}
+	switch {
+	case api == config.APIIMv1:
+		var content string
+		if err := json.Unmarshal(req.Content, &content); err != nil {
+			t.Fatal(err)
+		}
+		sent.API, sent.Content = "im_v1", json.RawMessage(content)
+	case m.Type == config.MsgPost:
+		var c struct {
+			Post json.RawMessage `json:"post"`
+		}
+		if err := json.Unmarshal(req.Content, &c); err != nil {
+			t.Fatal(err)
+		}
+		sent.Content = c.Post
+	case m.Type == config.MsgInteractive:
+		sent.Content = req.Card
+	}
+	return markup{links: sent.Links(), bold: sent.Bold(), emoji: sent.Emoji()}
+}
+
+// checkParsed asserts that Feishu would render no link, bold or emoji of
+// m that the payload p made: its only links are the post's links of p
+// (to Alertmanager, the runbook, the source, as URLs and never markup),
+// its only bold and emoji are those of own, the sample's.
+func checkParsed(t *testing.T, api string, m feishu.Message, p *webhook.Payload, own markup) {
+	t.Helper()
+	got := markupOf(t, api, m)
+	var want []feishutest.Link
+	if m.Type == config.MsgPost {
+		for _, l := range links(p, "en") {
+			want = append(want, feishutest.Link{Text: l.text, URL: l.url})
+		}
+	}
+	if !slices.Equal(got.links, want) {
+		t.Fatalf("%s through %s has links %q, want %q", m.Type, api, got.links, want)
+	}
+	for _, b := range got.bold {
+		if !slices.Contains(own.bold, b) {
+			t.Fatalf("%s through %s has bold %q from the payload", m.Type, api, b)
+		}
+	}
+	for _, e := range got.emoji {
+		if !slices.Contains(own.emoji, e) {
+			t.Fatalf("%s through %s has emoji :%s: from the payload", m.Type, api, e)
 		}
 	}
 }

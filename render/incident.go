@@ -157,7 +157,7 @@ func cleanName(s string) string {
 // it, which is why the name is preferred. An ID that does not look like an
 // open_id is shown as text. tag is the mention markup, value the escaper
 // of the message's kind.
-func person(p incident.Person, w *incidentTexts, tag func(string) string, value *strings.Replacer) string {
+func person(p incident.Person, w *incidentTexts, tag func(string) string, value replacer) string {
 	if name := cleanName(p.Name); name != "" {
 		return value.Replace(name)
 	}
@@ -310,13 +310,14 @@ func (r *Renderer) ActionReply(rc *config.Receiver, a Action) (feishu.Message, e
 		loc = time.UTC
 	}
 	w := wordsFor(rc.Language)
-	who := person(a.By, w, textMention, textEscaper.value)
+	value := textEscaperFor(r.api).value
+	who := person(a.By, w, textMention, value)
 	var s string
 	switch a.Kind {
 	case ActionAck:
 		s = fmt.Sprintf(w.repliedAck, who)
 	case ActionSilence:
-		d := textEscaper.value.Replace(cleanName(a.Duration))
+		d := value.Replace(cleanName(a.Duration))
 		if a.Until.IsZero() {
 			s = fmt.Sprintf(w.repliedSilenceFor, who, d)
 		} else {
@@ -328,7 +329,7 @@ func (r *Renderer) ActionReply(rc *config.Receiver, a Action) (feishu.Message, e
 		return feishu.Message{}, fmt.Errorf("render: unknown action %q", a.Kind)
 	}
 	if a.Kind != ActionAck && config.IsWebURL(a.SilenceURL) && len(a.SilenceURL) <= maxURLBytes {
-		s += w.link + textEscaper.value.Replace(a.SilenceURL)
+		s += w.link + value.Replace(a.SilenceURL)
 	} else {
 		s += w.end
 	}

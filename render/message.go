@@ -30,6 +30,9 @@ type message struct {
 	// the templates' and sizing does not cut them.
 	state string
 	acts  []feishu.CardButton
+	// text is the escaper of the text view, by the API a text message
+	// goes through: it escapes the note of unresolved mentions too.
+	text escaper
 }
 
 // notMentioned introduces the people who could not be mentioned.
@@ -37,7 +40,7 @@ var notMentioned = map[string]string{"en": "could not mention: ", "zh": "无法�
 
 // unresolvedNote names the people who could not be mentioned, escaped by
 // e: their emails come from the configuration or a label.
-func (m message) unresolvedNote(value *strings.Replacer) string {
+func (m message) unresolvedNote(value replacer) string {
 	if len(m.mentions.Unresolved) == 0 {
 		return ""
 	}
@@ -62,7 +65,7 @@ func (m message) mentioned() []string {
 
 // mentionLine is the line of mentions in text or card markdown, tag being
 // the markup of one mention of id.
-func (m message) mentionLine(tag func(id string) string, value *strings.Replacer) string {
+func (m message) mentionLine(tag func(id string) string, value replacer) string {
 	var parts []string
 	for _, id := range m.mentioned() {
 		parts = append(parts, tag(id))
@@ -130,6 +133,14 @@ type link struct {
 	silence   bool
 }
 
+// textEscaper is m.text, or textEscaper when it was not set.
+func (m message) textEscaper() escaper {
+	if m.text.value == nil {
+		return textEscaper
+	}
+	return m.text
+}
+
 func (m message) build() feishu.Message {
 	switch m.typ {
 	case config.MsgPost:
@@ -137,7 +148,7 @@ func (m message) build() feishu.Message {
 	case config.MsgInteractive:
 		return feishu.Message{Type: m.typ, Content: m.card()}
 	}
-	body := withLine(m.mentionLine(textMention, textEscaper.value), m.body)
+	body := withLine(m.mentionLine(textMention, m.textEscaper().value), m.body)
 	return feishu.Message{Type: config.MsgText, Content: feishu.Text{Text: strings.TrimSpace(m.title + "\n" + body)}}
 }
 

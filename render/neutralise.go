@@ -1,11 +1,13 @@
 package render
 
 import (
+	"regexp"
 	"strings"
 	"time"
 
 	"github.com/prometheus/alertmanager/template"
 
+	"github.com/alertmanager-feishu/alertmanager-feishu/config"
 	"github.com/alertmanager-feishu/alertmanager-feishu/webhook"
 )
 
@@ -15,6 +17,21 @@ import (
 // above all) can be formed from it.
 var textEscaper = escaper{value: strings.NewReplacer("<", "＜", ">", "＞")}
 
+// imTextEscaper neutralises markup in an im/v1 text message, which also
+// parses **bold** and [label](url): asterisks and square brackets take
+// their full-width forms too, as angle brackets do. v4 text parses
+// neither, so its values are left as they were.
+var imTextEscaper = escaper{value: strings.NewReplacer(
+	"<", "＜", ">", "＞", "*", "＊", "[", "［", "]", "］")}
+
+// textEscaperFor is the escaper of text messages sent through api.
+func textEscaperFor(api string) escaper {
+	if api == config.APIIMv1 {
+		return imTextEscaper
+	}
+	return textEscaper
+}
+
 // markdownEscaper neutralises card markdown (lark_md) with the HTML entities
 // Feishu documents for it: no tag (a mention above all), emphasis, link or
 // entity can be formed from a value, and the value still reads the same.
@@ -22,8 +39,8 @@ var textEscaper = escaper{value: strings.NewReplacer("<", "＜", ">", "＞")}
 // still look them up by name (.CommonAnnotations.runbook_url); a name can
 // at worst make italics, never a tag or a link.
 var markdownEscaper = escaper{
-	value: strings.NewReplacer(append(markdownEntities, "_", "&#95;")...),
-	name:  strings.NewReplacer(markdownEntities...),
+	value: emojiEscaper{strings.NewReplacer(append(markdownEntities, "_", "&#95;")...)},
+	name:  emojiEscaper{strings.NewReplacer(markdownEntities...)},
 }
 
 // markdownEntities are the replacements card markdown needs, "_" aside.
@@ -32,9 +49,42 @@ var markdownEntities = []string{
 	"~", "&#126;", "[", "&#91;", "]", "&#93;", "`", "&#96;",
 }
 
+// replacer is what an escaper replaces a value with: a *strings.Replacer,
+// or one that also looks at the value as a whole.
+type replacer interface{ Replace(s string) string }
+
+// emojiEscaper is r followed by the neutralising of emoji keys: card
+// markdown renders :KEY: as an emoji, so the colons around a key in a value
+// become &#58;. Only those: a colon elsewhere (host:9100, 23:01) cannot
+// make an emoji within the value, and stays as written. The default
+// templates never write a colon against a value; a template that does
+// could pair it with a value's lone colon.
+type emojiEscaper struct{ r replacer }
+
+func (e emojiEscaper) Replace(s string) string {
+	if !strings.Contains(s, ":") {
+		return e.r.Replace(s)
+	}
+	// Keys are found in the value as written, before "_" becomes an
+	// entity, so that Feishu finds none whichever it reads first.
+	var b strings.Builder
+	last := 0
+	for _, k := range emojiKey.FindAllStringIndex(s, -1) {
+		b.WriteString(e.r.Replace(s[last:k[0]]))
+		b.WriteString("&#58;" + e.r.Replace(s[k[0]+1:k[1]-1]) + "&#58;")
+		last = k[1]
+	}
+	b.WriteString(e.r.Replace(s[last:]))
+	return b.String()
+}
+
+// emojiKey is a :KEY: of card markdown, by the characters Feishu's keys
+// are made of (OK, Status_PrivateMessage, 2022).
+var emojiKey = regexp.MustCompile(`:[0-9A-Za-z_]+:`)
+
 // escaper neutralises values, and names (label and annotation keys) by its
 // own rule if it has one.
-type escaper struct{ value, name *strings.Replacer }
+type escaper struct{ value, name replacer }
 
 func (e escaper) kv(kv template.KV) template.KV {
 	name := e.name

@@ -162,7 +162,17 @@ func (r *Renderer) RenderWith(p *webhook.Payload, rc *config.Receiver, mentions 
 	if msgType == "" {
 		msgType = config.MsgText
 	}
-	v := views{text: neutralised(p, rc.Language, loc, textEscaper)}
+	api := r.api
+	if rc.IsBot() {
+		api = feishu.APIBot
+	}
+	// Text messages through im/v1 parse more markup than the rest: their
+	// view (the title included, which is the text's first line) escapes it.
+	te := textEscaper
+	if msgType == config.MsgText {
+		te = textEscaperFor(api)
+	}
+	v := views{text: neutralised(p, rc.Language, loc, te)}
 	v.markdown = v.text
 	bodyTmpl := orDefault(rc.Templates.Text, DefaultText)
 	if msgType == config.MsgInteractive {
@@ -176,7 +186,7 @@ func (r *Renderer) RenderWith(p *webhook.Payload, rc *config.Receiver, mentions 
 	// A title is one line in a header; a group label of kilobytes must not
 	// crowd the body out of the size limit, or the title alone exceed it.
 	title = truncateBytes(strings.TrimSpace(title), MaxTitleBytes)
-	m := message{typ: msgType, title: title, lang: rc.Language, links: links(p, rc.Language), color: color(p), mentions: mentions}
+	m := message{typ: msgType, title: title, lang: rc.Language, links: links(p, rc.Language), color: color(p), mentions: mentions, text: te}
 	if st := o.Card; st != nil && msgType == config.MsgInteractive {
 		w := wordsFor(rc.Language)
 		m.state, m.acts = stateLines(p, st, w, loc), incidentButtons(p, st, w)
@@ -195,10 +205,6 @@ func (r *Renderer) RenderWith(p *webhook.Payload, rc *config.Receiver, mentions 
 		return note + strings.TrimSpace(s), err
 	}
 
-	api := r.api
-	if rc.IsBot() {
-		api = feishu.APIBot
-	}
 	limit := MaxBytes(api, msgType)
 	if m.body, err = body(); err != nil {
 		return feishu.Message{}, err
