@@ -65,7 +65,7 @@ func New(store state.Store, p *Pipeline, o Options) *Core {
 		}, []string{"receiver", "class"}),
 		unresolved: promauto.With(o.Registerer).NewCounterVec(prometheus.CounterOpts{
 			Name: "alertmanager_feishu_mentions_unresolved_total",
-			Help: "People a message should have mentioned but named in plain text instead, per receiver and reason: not_found (Feishu knows no user by that email), lookup_failed, or no_app (custom bots without an app to look emails up with).",
+			Help: "People a message should have mentioned but named in plain text instead, per receiver and reason: not_found (Feishu knows no user by that email), lookup_failed, no_app (custom bots without an app to look emails up with), refused (Feishu refused the message for its mentions, sent again without them) or all_refused (likewise @all, dropped).",
 		}, []string{"receiver", "reason"}),
 		rootUpdates: promauto.With(o.Registerer).NewCounterVec(prometheus.CounterOpts{
 			Name: "alertmanager_feishu_root_updates_total",

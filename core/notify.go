@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/alertmanager-feishu/alertmanager-feishu/config"
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
 	"github.com/alertmanager-feishu/alertmanager-feishu/incident"
+	"github.com/alertmanager-feishu/alertmanager-feishu/oncall"
 	"github.com/alertmanager-feishu/alertmanager-feishu/render"
 	"github.com/alertmanager-feishu/alertmanager-feishu/state"
 	"github.com/alertmanager-feishu/alertmanager-feishu/webhook"
@@ -120,6 +122,10 @@ type delivery struct {
 	due      time.Time          // when the incident's next step was due before the notification
 	attempt  string             // an earlier attempt's idempotency key
 	replied  bool               // the message went as a reply to the incident's root
+	// mentions and opts are what the message was rendered with, for
+	// rendering it again when Feishu refuses it or its root is gone.
+	mentions oncall.Mentions
+	opts     render.Options
 }
 
 // decide loads the chain and says how n is delivered; nil when it is no
@@ -164,18 +170,17 @@ func (c *Core) decide(ctx context.Context, rc *Receiver, chain string, n Notific
 // idempotency key remembered before it is used.
 func (c *Core) prepare(ctx context.Context, rc *Receiver, d *delivery, n Notification) (feishu.Message, error) {
 	pl := rc.pipeline
-	mentions := pl.Mentions.For(ctx, rc.Config, n.Payload)
-	for _, u := range mentions.Unresolved {
+	d.mentions = pl.Mentions.For(ctx, rc.Config, n.Payload)
+	for _, u := range d.mentions.Unresolved {
 		c.unresolved.WithLabelValues(rc.Name(), u.Reason).Inc()
 	}
-	var o render.Options
 	switch {
 	case d.fresh:
-		o.Card = c.cardState(rc, d.incident) // the root card shows the incident
+		d.opts.Card = c.cardState(rc, d.incident) // the root card shows the incident
 	case rc.Target.IsBot():
-		o.FirstSent = d.incident.FirstSent
+		d.opts.FirstSent = d.incident.FirstSent
 	}
-	msg, err := pl.Renderer.RenderWith(n.Payload, rc.Config, mentions, o)
+	msg, err := pl.Renderer.RenderWith(n.Payload, rc.Config, d.mentions, d.opts)
 	if err != nil {
 		return msg, permanent(err)
 	}
@@ -207,6 +212,9 @@ func (c *Core) prepare(ctx context.Context, rc *Receiver, d *delivery, n Notific
 // too, so it fails as it is.
 func (c *Core) send(ctx context.Context, rc *Receiver, d *delivery, n Notification, msg *feishu.Message, logger *slog.Logger) (string, error) {
 	msgID, err := rc.Sender.Send(ctx, *msg)
+	if err != nil && mentionRefused(err) && (len(d.mentions.IDs) > 0 || d.mentions.All) {
+		msgID, err = c.sendUnmentioned(ctx, rc, d, n, msg, err, logger)
+	}
 	if msg.RootID != "" && err != nil {
 		// Only Feishu's answer counts: a request this service could not
 		// make would fail as a new root too.
@@ -222,7 +230,7 @@ func (c *Core) send(ctx context.Context, rc *Receiver, d *delivery, n Notificati
 		msg.RootID = ""
 		if st := c.cardState(rc, d.incident); st != nil {
 			// The new root shows the incident, as the old one did.
-			if root, err := rc.pipeline.Renderer.RenderWith(n.Payload, rc.Config, rc.pipeline.Mentions.For(ctx, rc.Config, n.Payload), render.Options{Card: st}); err == nil {
+			if root, err := rc.pipeline.Renderer.RenderWith(n.Payload, rc.Config, d.mentions, render.Options{Card: st}); err == nil {
 				msg.Content = root.Content
 			}
 		}
@@ -233,6 +241,56 @@ func (c *Core) send(ctx context.Context, rc *Receiver, d *delivery, n Notificati
 		return "", sendError(err)
 	}
 	return msgID, nil
+}
+
+// sendUnmentioned sends msg again with its mentions named in plain text and
+// @all dropped, after Feishu refused it for them (refused): one person
+// Feishu cannot mention, an open_id of another app say, or a chat without
+// @all, must not keep the alert from everyone. A refusal of the second
+// send is an ordinary failure.
+func (c *Core) sendUnmentioned(ctx context.Context, rc *Receiver, d *delivery, n Notification, msg *feishu.Message, refused error, logger *slog.Logger) (string, error) {
+	plain := d.mentions.Unmentioned(reasonRefused)
+	again, err := rc.pipeline.Renderer.RenderWith(n.Payload, rc.Config, plain, d.opts)
+	if err != nil {
+		return "", refused
+	}
+	var fe *feishu.Error
+	errors.As(refused, &fe)
+	logger.Warn("message refused for its mentions, sending it with them named in plain text", "code", fe.Code, "mentions", len(d.mentions.IDs), "all", d.mentions.All, "err", refused)
+	for range d.mentions.IDs {
+		c.unresolved.WithLabelValues(rc.Name(), reasonRefused).Inc()
+	}
+	if d.mentions.All {
+		c.unresolved.WithLabelValues(rc.Name(), reasonAllRefused).Inc()
+	}
+	d.mentions = plain
+	msg.Content = again.Content
+	return rc.Sender.Send(ctx, *msg)
+}
+
+// Reasons of the unresolved mentions metric for mentions Feishu refused.
+const (
+	reasonRefused    = "refused"
+	reasonAllRefused = "all_refused"
+)
+
+// mentionRefused says whether Feishu refused a message for its mentions: a
+// card with an open_id it does not know (230099, sub-code 100290 "invalid
+// user resource") or with @all in a chat whose owner has not enabled it
+// (230099; Feishu documents the failure but not its message, taken to name
+// @all), and v4 text or post with @all there (11235).
+func mentionRefused(err error) bool {
+	var fe *feishu.Error
+	if !errors.As(err, &fe) || fe.Err != nil {
+		return false
+	}
+	switch fe.Code {
+	case 11235:
+		return true
+	case 230099:
+		return strings.Contains(fe.Msg, "100290") || strings.Contains(fe.Msg, "@all")
+	}
+	return false
 }
 
 // commit records the incident as the delivery left it (opening it if the

@@ -96,9 +96,10 @@ type Server struct {
 	bots          map[string]*bot // custom bots by webhook token
 	sends         int             // send requests received, answered or not
 	now           func() time.Time
-	cb            callbacks // card callbacks and card update limits (callback.go)
-	urg           urgents   // chat members, quotas and buzzes (urgent.go)
-	lost          lostRoots // answers to replies to lost roots (lostroot.go)
+	cb            callbacks    // card callbacks and card update limits (callback.go)
+	urg           urgents      // chat members, quotas and buzzes (urgent.go)
+	lost          lostRoots    // answers to replies to lost roots (lostroot.go)
+	ment          mentionRules // stricter answers to mentions (mentions.go)
 
 	// strictPostText refuses post text nodes without text (parse.go).
 	strictPostText bool

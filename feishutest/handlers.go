@@ -280,6 +280,9 @@ func (s *Server) store(w http.ResponseWriter, m *Message, c codes) {
 		fail(w, http.StatusBadRequest, code, "param is invalid, ext=text is required in a text node")
 		return
 	}
+	if s.refusesMentions(w, m) {
+		return
+	}
 	if f, ok := s.targetFaults[m.TargetID]; ok {
 		answerFault(w, f)
 		return

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,8 +25,23 @@ type Mentions struct {
 
 // Unresolved is a person who could not be mentioned, and why.
 type Unresolved struct {
-	Email  string
-	Reason string // not_found, lookup_failed, or no_app (nothing to look up with)
+	// Email names the person: their email, or the ID of a mention Feishu
+	// refused, the only name the message had for them.
+	Email string
+	// Reason is not_found, lookup_failed, no_app (nothing to look up
+	// with), or refused (Feishu refused the message for the mention).
+	Reason string
+}
+
+// Unmentioned is m for a message Feishu refused for its mentions: everyone
+// it mentions is named in plain text instead, with reason, and @all is
+// dropped, so that the alert still goes out.
+func (m Mentions) Unmentioned(reason string) Mentions {
+	out := Mentions{Unresolved: slices.Clone(m.Unresolved)}
+	for _, id := range m.IDs {
+		out.Unresolved = append(out.Unresolved, Unresolved{Email: id, Reason: reason})
+	}
+	return out
 }
 
 // Policy applies receivers' mention policies.

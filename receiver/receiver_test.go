@@ -693,7 +693,7 @@ func TestMentionsEndToEnd(t *testing.T) {
 		require.Len(t, msgs, 2)
 		require.Empty(t, msgs[1].Mentions(), "a resolved notification mentions no one")
 		require.NoError(t, testutil.GatherAndCompare(e.reg, strings.NewReader(`
-# HELP alertmanager_feishu_mentions_unresolved_total People a message should have mentioned but named in plain text instead, per receiver and reason: not_found (Feishu knows no user by that email), lookup_failed, or no_app (custom bots without an app to look emails up with).
+# HELP alertmanager_feishu_mentions_unresolved_total People a message should have mentioned but named in plain text instead, per receiver and reason: not_found (Feishu knows no user by that email), lookup_failed, no_app (custom bots without an app to look emails up with), refused (Feishu refused the message for its mentions, sent again without them) or all_refused (likewise @all, dropped).
 # TYPE alertmanager_feishu_mentions_unresolved_total counter
 alertmanager_feishu_mentions_unresolved_total{reason="not_found",receiver="infra"} 1
 `), "alertmanager_feishu_mentions_unresolved_total"))
