@@ -9,12 +9,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/common/model"
-
 	"github.com/alertmanager-feishu/alertmanager-feishu/config"
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
 	"github.com/alertmanager-feishu/alertmanager-feishu/incident"
 	"github.com/alertmanager-feishu/alertmanager-feishu/state"
+	"github.com/alertmanager-feishu/alertmanager-feishu/webhook"
 )
 
 // How the timers are looked for: every replica polls the store's due index
@@ -66,7 +65,7 @@ func (c *Core) RunTimers(ctx context.Context) {
 // nil when the receiver has none, or its `when` does not match the group.
 func escalation(rc *Receiver, in *incident.Incident) *config.Escalation {
 	e := rc.Config.Escalation
-	if e == nil || !e.Applies(labelSet(in.CommonLabels)) {
+	if e == nil || !e.Applies(webhook.LabelSet(in.CommonLabels)) {
 		return nil
 	}
 	return e
@@ -235,13 +234,4 @@ func (c *Core) buzz(ctx context.Context, rc *Receiver, in *incident.Incident, ki
 		logger.Warn("feishu would not buzz some people (not in the chat, or outside the app's availability); they are still mentioned",
 			"kind", kind, "open_ids", strings.Join(invalid, ","))
 	}
-}
-
-// labelSet is a record's labels as matchers take them.
-func labelSet(kv map[string]string) model.LabelSet {
-	ls := make(model.LabelSet, len(kv))
-	for k, v := range kv {
-		ls[model.LabelName(k)] = model.LabelValue(v)
-	}
-	return ls
 }

@@ -54,8 +54,8 @@ func (r *Receiver) Name() string { return r.Config.Name }
 // Receiver returns the receiver called name, or nil.
 func (p *Pipeline) Receiver(name string) *Receiver { return p.receivers[name] }
 
-// Receivers returns the receivers a group with these common labels is
-// routed to, in the route tree's order.
+// Routed returns the receivers named, in that order: those the route tree
+// picked for a group.
 func (p *Pipeline) Routed(names []string) []*Receiver {
 	out := make([]*Receiver, 0, len(names))
 	for _, n := range names {
