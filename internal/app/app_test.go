@@ -6,22 +6,20 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/stretchr/testify/require"
 
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishutest"
 	"github.com/alertmanager-feishu/alertmanager-feishu/internal/amtest"
 	"github.com/alertmanager-feishu/alertmanager-feishu/internal/app"
+	"github.com/alertmanager-feishu/alertmanager-feishu/internal/servicetest"
 	"github.com/alertmanager-feishu/alertmanager-feishu/state"
 )
 
@@ -58,124 +56,58 @@ func rewrite(t *testing.T, path, content string) {
 	require.NoError(t, os.WriteFile(path, []byte(content), 0o600))
 }
 
-// logs collects what a Run logs; it outlives the test, as the credential
-// check's goroutine may log after Run returned.
-type logs struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logs) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logs) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// service is one app.Run on a free loopback port.
+// service is one app.Run in the test's process, on a free loopback port,
+// as servicetest runs it for the end-to-end tests.
 type service struct {
-	url    string
-	cancel context.CancelFunc
-	done   chan struct{}
-	err    error // Run's result, once done is closed
-	logs   *logs
+	*servicetest.Service
+	url  string
+	logs logView
 }
 
-// options fills o as main does, listening on a free loopback port.
-func options(t *testing.T, o app.Options) (app.Options, string, *logs) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() }) // one that Run did not serve
-	noFile, noSocket := "", false
-	o.Web = &web.FlagConfig{WebConfigFile: &noFile, WebSystemdSocket: &noSocket}
-	o.Listeners = []net.Listener{ln}
-	if o.MaxBodyBytes == 0 {
-		o.MaxBodyBytes = 10 << 20
-	}
-	if o.Timeout == 0 {
-		o.Timeout = 8 * time.Second
-	}
-	if o.MaxDelay == 0 {
-		o.MaxDelay = 2 * time.Minute
-	}
-	if o.Grace == 0 {
-		o.Grace = 15 * time.Second
-	}
-	l := &logs{}
-	o.Logger = slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	return o, "http://" + ln.Addr().String(), l
-}
+// logView reads what the service logged so far.
+type logView struct{ s *servicetest.Service }
+
+func (l logView) String() string { return l.s.Logs() }
 
 // start runs app.Run with o and waits until it answers /-/ready. The
 // service is stopped when the test ends.
 func start(t *testing.T, o app.Options) *service {
 	t.Helper()
-	o, url, l := options(t, o)
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &service{url: url, cancel: cancel, done: make(chan struct{}), logs: l}
-	go func() {
-		s.err = app.Run(ctx, o)
-		close(s.done)
-	}()
+	s, err := servicetest.RunInProcess(o)
+	require.NoError(t, err)
 	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-s.done:
-		case <-time.After(30 * time.Second):
-			t.Error("Run did not return at the end of the test")
-		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = s.Stop(ctx)
 		if t.Failed() {
-			t.Logf("service log:\n%s", l)
+			t.Logf("service log:\n%s", s.Logs())
 		}
 	})
-	require.Eventually(t, func() bool {
-		select {
-		case <-s.done:
-			return true // a start that failed: the require below says so
-		default:
-		}
-		resp, err := http.Get(url + "/-/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 10*time.Second, 10*time.Millisecond, "not ready")
-	select {
-	case <-s.done:
-		require.NoError(t, s.err, "Run returned at start")
-	default:
-	}
-	return s
+	return &service{Service: s, url: s.URL, logs: logView{s}}
 }
 
 // stop ends Run's context and returns Run's result.
 func (s *service) stop(t *testing.T) error {
 	t.Helper()
-	s.cancel()
-	select {
-	case <-s.done:
-		return s.err
-	case <-time.After(30 * time.Second):
-		require.Fail(t, "Run did not return after its context ended")
-		return nil
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return s.Stop(ctx)
 }
 
 // runAtStart runs app.Run with o, which is expected to fail before it
 // serves, and returns its error.
 func runAtStart(t *testing.T, o app.Options) error {
 	t.Helper()
-	o, _, _ = options(t, o)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	return app.Run(ctx, o)
+	s, err := servicetest.RunInProcessNotReady(o)
+	require.NoError(t, err)
+	select {
+	case <-s.Done():
+		return s.Err()
+	case <-time.After(30 * time.Second):
+		s.Kill()
+		require.Fail(t, "Run did not return at start")
+		return nil
+	}
 }
 
 func post(t *testing.T, url string, body []byte) (int, string) {
