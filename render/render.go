@@ -79,6 +79,9 @@ type Renderer struct {
 	// against set. Alertmanager's ExecuteTextString clones the whole set
 	// and parses the string on every call, which was a third of a render.
 	compiled sync.Map // string -> *tmpltext.Template
+	// fast is whether the default template strings may be rendered by
+	// fastFuncs: no template file redefined what they use.
+	fast bool
 }
 
 // New parses Alertmanager's default templates, then the project's, then the
@@ -98,12 +101,13 @@ func New(globs []string, api string, logger *slog.Logger) (*Renderer, error) {
 	if err := t.Parse(f); err != nil {
 		return nil, fmt.Errorf("parse default feishu templates: %w", err)
 	}
+	defaultTrees := treesOf(set)
 	for _, g := range globs {
 		if err := t.FromGlob(g); err != nil {
 			return nil, fmt.Errorf("parse templates %s: %w", g, err)
 		}
 	}
-	return &Renderer{set: set, api: api, logger: logger}, nil
+	return &Renderer{set: set, api: api, logger: logger, fast: sameTrees(defaultTrees, set)}, nil
 }
 
 // Check renders every receiver's templates against a sample group, so that
@@ -264,6 +268,14 @@ func (r *Renderer) execute(field, text string, d *Data) (string, error) {
 	if text == "" {
 		return "", nil
 	}
+	if f := fastFuncs[text]; f != nil && r.fast {
+		return f(d), nil
+	}
+	return r.executeTemplate(field, text, d)
+}
+
+// executeTemplate is execute by the template engine alone.
+func (r *Renderer) executeTemplate(field, text string, d *Data) (string, error) {
 	t, err := r.compile(text)
 	if err == nil {
 		var b strings.Builder
