@@ -5,8 +5,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/prometheus/alertmanager/pkg/labels"
-
 	"github.com/alertmanager-feishu/alertmanager-feishu/config"
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
 	"github.com/alertmanager-feishu/alertmanager-feishu/oncall"
@@ -293,7 +291,7 @@ func links(p *webhook.Payload, lang string) []link {
 func silenceFilter(p *webhook.Payload) string {
 	ms := make([]string, 0, len(p.GroupLabels))
 	for _, pair := range p.GroupLabels.SortedPairs() {
-		ms = append(ms, (&labels.Matcher{Type: labels.MatchEqual, Name: pair.Name, Value: pair.Value}).String())
+		ms = append(ms, equalMatcher(pair.Name, pair.Value))
 	}
 	return "{" + strings.Join(ms, ", ") + "}"
 }
