@@ -55,6 +55,23 @@ func Decode(r io.Reader) (*Payload, error) {
 
 // DecodeBytes is Decode of a body already read.
 func DecodeBytes(body []byte) (*Payload, error) {
+	var w wirePayload
+	if err := json.Unmarshal(body, &w); err != nil {
+		// The answer names what is wrong as decoding into Payload does.
+		return decodeReference(body)
+	}
+	p := w.payload()
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	p.finish()
+	return p, nil
+}
+
+// decodeReference is DecodeBytes by encoding/json into Payload itself, the
+// definition of what a body means: FuzzDecode holds DecodeBytes to it, and
+// its errors are the answer to a body that does not decode.
+func decodeReference(body []byte) (*Payload, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, invalid("empty body")
 	}
@@ -73,6 +90,12 @@ func DecodeBytes(body []byte) (*Payload, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
+	p.finish()
+	return &p, nil
+}
+
+// finish completes a valid payload.
+func (p *Payload) finish() {
 	// Alertmanager renders route labels before it posts them. Without this
 	// mark the routeLabels template function would execute their values, which
 	// come from the request, as templates.
@@ -84,7 +107,6 @@ func DecodeBytes(body []byte) (*Payload, error) {
 			a.Fingerprint = LabelSet(a.Labels).Fingerprint().String()
 		}
 	}
-	return &p, nil
 }
 
 // Validate checks the payload's meaning: the fields a notification cannot do

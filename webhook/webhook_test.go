@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -165,8 +166,18 @@ func FuzzDecode(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte(`{"version":"4","groupKey":"k","status":"firing","alerts":[{"status":"firing"}]}`))
+	f.Add([]byte(`{"version":"4","groupKey":"k","status":"firing","alerts":[{"status":"firing","labels":{"a":"1"},"Labels":{"b":"\u00e9", "a" : "x"}}],` +
+		`"commonLabels":{"a":"\xff","b":null},"groupLabels":null,"routeLabels":{"é":"\ud800"},"commonAnnotations":{"a":1}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		p, err := Decode(strings.NewReader(string(body)))
+		// Decoding is the same as encoding/json's into Payload, errors too.
+		want, wantErr := decodeReference(body)
+		if (err == nil) != (wantErr == nil) || err != nil && err.Error() != wantErr.Error() {
+			t.Fatalf("decoded with error %v, encoding/json says %v", err, wantErr)
+		}
+		if !reflect.DeepEqual(p, want) {
+			t.Fatalf("decoded %+v, encoding/json says %+v", p, want)
+		}
 		if err != nil {
 			var invalid *InvalidError
 			if !errors.As(err, &invalid) {
