@@ -62,7 +62,8 @@ type replacer interface{ Replace(s string) string }
 type emojiEscaper struct{ r replacer }
 
 func (e emojiEscaper) Replace(s string) string {
-	if !strings.Contains(s, ":") {
+	// A key takes two colons: most values with one (host:9100) have none.
+	if i := strings.IndexByte(s, ':'); i < 0 || strings.IndexByte(s[i+1:], ':') < 0 {
 		return e.r.Replace(s)
 	}
 	// Keys are found in the value as written, before "_" becomes an
@@ -91,11 +92,28 @@ func (e escaper) kv(kv template.KV) template.KV {
 	if name == nil {
 		name = e.value
 	}
+	// Most label sets have nothing to escape: templates then read the
+	// payload's own, which nothing writes to.
+	if e.leaves(kv, name) {
+		return kv
+	}
 	out := make(template.KV, len(kv))
 	for k, v := range kv {
 		out[name.Replace(k)] = e.value.Replace(v)
 	}
 	return out
+}
+
+// leaves reports whether e would leave every name (escaped by name) and
+// value of kv as it is. The replacers return a string they leave alone
+// without copying it.
+func (e escaper) leaves(kv template.KV, name replacer) bool {
+	for k, v := range kv {
+		if name.Replace(k) != k || e.value.Replace(v) != v {
+			return false
+		}
+	}
+	return true
 }
 
 // neutralised returns a copy of the payload for templates in which every
