@@ -43,6 +43,7 @@ const sweepEvery = time.Minute
 // File is the embedded store: one bbolt file, used by one process.
 type File struct {
 	db     *bolt.DB
+	writes *group
 	opts   Options
 	locks  *locks
 	logger *slog.Logger
@@ -67,14 +68,14 @@ func OpenFile(path string, opts Options, logger *slog.Logger) (*File, error) {
 		}
 		return nil, fmt.Errorf("state file %s: %w", path, err)
 	}
-	// Commits of concurrent notifications share one fsync; a lone commit
+	// The due list's writes still go through bbolt's Batch: a lone one
 	// waits at most this long for company.
 	db.MaxBatchDelay = time.Millisecond
 	if err := db.Update(func(tx *bolt.Tx) error { return migrate(tx, logger) }); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("state file %s: %w", path, err)
 	}
-	f := &File{db: db, opts: opts, locks: newLocks(), logger: logger, stop: make(chan struct{})}
+	f := &File{db: db, writes: &group{db: db}, opts: opts, locks: newLocks(), logger: logger, stop: make(chan struct{})}
 	f.done.Add(1)
 	go f.sweepLoop()
 	return f, nil
@@ -172,7 +173,7 @@ func (f *File) ttl(bucket []byte) time.Duration {
 
 // Begin implements Store.
 func (f *File) Begin(_ context.Context, _, notification, attempt string, at time.Time) error {
-	err := f.db.Batch(func(tx *bolt.Tx) error {
+	err := f.writes.do(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketAttempts).Put([]byte(notification), append(encodeTime(at), attempt...))
 	})
 	if err != nil {
@@ -195,7 +196,8 @@ func (f *File) Commit(_ context.Context, w Write) error {
 	if err != nil {
 		return fmt.Errorf("commit state: %w", err)
 	}
-	err = f.db.Batch(func(tx *bolt.Tx) error {
+	// Commits of concurrent notifications share one fsync.
+	err = f.writes.do(func(tx *bolt.Tx) error {
 		if w.Notification != "" {
 			if err := tx.Bucket(bucketDelivered).Put([]byte(w.Notification), encodeTime(w.At)); err != nil {
 				return err
