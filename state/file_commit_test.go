@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 func openGroup(t *testing.T) (*group, *bolt.DB) {
@@ -84,7 +85,7 @@ func TestGroupCommitFailureFailsEveryWrite(t *testing.T) {
 	require.NoError(t, db.Close())
 	var wg sync.WaitGroup
 	for i := range 8 {
-		wg.Go(func() { require.ErrorIs(t, g.do(put(fmt.Sprint(i))), bolt.ErrDatabaseNotOpen) })
+		wg.Go(func() { require.ErrorIs(t, g.do(put(fmt.Sprint(i))), bolterrors.ErrDatabaseNotOpen) })
 	}
 	wg.Wait()
 }
