@@ -55,12 +55,12 @@ func Decode(r io.Reader) (*Payload, error) {
 
 // DecodeBytes is Decode of a body already read.
 func DecodeBytes(body []byte) (*Payload, error) {
-	var w wirePayload
-	if err := json.Unmarshal(body, &w); err != nil {
-		// The answer names what is wrong as decoding into Payload does.
+	p, ok := parse(body)
+	if !ok {
+		// A body of another shape, or not JSON: the answer names what is
+		// wrong as decoding into Payload does.
 		return decodeReference(body)
 	}
-	p := w.payload()
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}

@@ -168,6 +168,19 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"version":"4","groupKey":"k","status":"firing","alerts":[{"status":"firing"}]}`))
 	f.Add([]byte(`{"version":"4","groupKey":"k","status":"firing","alerts":[{"status":"firing","labels":{"a":"1"},"Labels":{"b":"\u00e9", "a" : "x"}}],` +
 		`"commonLabels":{"a":"\xff","b":null},"groupLabels":null,"routeLabels":{"é":"\ud800"},"commonAnnotations":{"a":1}}`))
+	for _, s := range []string{
+		`{"version":"4","groupKey":"k","status":"firing","alerts":[{"status":"firing","startsAt":null,"labels":{"a":null},"endsAt":"2026-01-01T00:00:00.5+08:00"}],"truncatedAlerts":12}`,
+		`{"st\u0061tus":"firing","version":"4","groupKey":"k\"\n","alerts":[{"status":"firing","fingerprint":"\u00e9\ud83d\ude00"}],"receiver":null,"externalURL":"\xff"}`,
+		`{"version":"4","groupKey":"k","status":"firing","alerts":[{"status":"firing"}],"truncatedAlerts":01}`,
+		`{"version":"4","groupKey":"k","status":"firing","alerts":[{"status":"firing"}],"truncatedAlerts":1e2}`,
+		`{"version":"4","groupKey":"k","status":"firing","alerts":[{"status":"firing"}],"truncatedAlerts":18446744073709551616}`,
+		`{"version":"4","groupKey":"k","status":"firing","alerts":[{"status":"firing"}],"version":"4"}`,
+		`{"version":"4","groupKey":"k","Status":"firing","alerts":[{"status":"firing","Labels":{}}],"new":[1,{"a":null}]}`,
+		` {"version":"4","groupKey":"k","status":"firing","alerts":[{"status":"firing","startsAt":"2026-13-01T00:00:00Z"}]} `,
+		`{"version":"4","groupKey":"k","status":"firing","alerts":[null,{"status":"firing"}]}`,
+	} {
+		f.Add([]byte(s))
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		p, err := Decode(strings.NewReader(string(body)))
 		// Decoding is the same as encoding/json's into Payload, errors too.
