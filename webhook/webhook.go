@@ -11,7 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
+	"slices"
 	"strconv"
 	"time"
 
@@ -158,13 +158,7 @@ func LabelSet(kv template.KV) model.LabelSet {
 // external URL and notification reason are left out on purpose: HA peers may
 // differ in them for the same notification.
 func NotificationKey(receiver string, p *Payload) string {
-	alerts := make([]string, len(p.Alerts))
-	for i, a := range p.Alerts {
-		alerts[i] = a.Fingerprint + "\x00" + a.Status + "\x00" +
-			formatTime(a.StartsAt) + "\x00" + formatTime(a.EndsAt)
-	}
-	sort.Strings(alerts)
-	return hashFields(append([]string{receiver, p.GroupKey, p.Status}, alerts...))
+	return hashSorted([]string{receiver, p.GroupKey, p.Status}, p.Alerts, true)
 }
 
 // ResolutionKey identifies what a resolved notification resolves: a hash
@@ -174,24 +168,57 @@ func NotificationKey(receiver string, p *Payload) string {
 // Prometheus's last update reaching one member and not the other), so one
 // resolution may come as two notifications; their resolution keys agree.
 func ResolutionKey(receiver string, p *Payload) string {
-	alerts := make([]string, len(p.Alerts))
-	for i, a := range p.Alerts {
-		alerts[i] = a.Fingerprint + "\x00" + formatTime(a.StartsAt)
-	}
-	sort.Strings(alerts)
-	return hashFields(append([]string{"resolution", receiver, p.GroupKey}, alerts...))
+	return hashSorted([]string{"resolution", receiver, p.GroupKey}, p.Alerts, false)
 }
 
-// hashFields is the hex SHA-256 of fields, each length-prefixed so that no
-// two different lists produce the same byte stream.
-func hashFields(fields []string) string {
-	h := sha256.New()
-	for _, s := range fields {
-		h.Write([]byte(strconv.Itoa(len(s))))
-		h.Write([]byte{':'})
-		h.Write([]byte(s))
+// hashSorted is the hex SHA-256 of head's fields and then the sorted
+// entries of alerts, each field length-prefixed so that no two different
+// lists produce the same byte stream. An alert's entry is its
+// fingerprint, status, startsAt and endsAt when full, its fingerprint and
+// startsAt when not, separated by NUL bytes. The entries are written into
+// one buffer and sorted as byte strings, the order of sort.Strings.
+func hashSorted(head []string, alerts template.Alerts, full bool) string {
+	buf := make([]byte, 0, 96*len(alerts))
+	bounds := make([]int, 0, len(alerts)+1)
+	bounds = append(bounds, 0)
+	for _, a := range alerts {
+		buf = append(buf, a.Fingerprint...)
+		buf = append(buf, 0)
+		if full {
+			buf = append(buf, a.Status...)
+			buf = append(buf, 0)
+		}
+		buf = appendTime(buf, a.StartsAt)
+		if full {
+			buf = append(buf, 0)
+			buf = appendTime(buf, a.EndsAt)
+		}
+		bounds = append(bounds, len(buf))
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	entries := make([][]byte, len(alerts))
+	for i := range entries {
+		entries[i] = buf[bounds[i]:bounds[i+1]]
+	}
+	slices.SortFunc(entries, bytes.Compare)
+
+	stream := make([]byte, 0, len(buf)+256)
+	for _, f := range head {
+		stream = appendField(stream, f)
+	}
+	for _, e := range entries {
+		stream = appendField(stream, e)
+	}
+	sum := sha256.Sum256(stream)
+	var hexed [2 * sha256.Size]byte
+	hex.Encode(hexed[:], sum[:])
+	return string(hexed[:])
 }
 
-func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+// appendField appends f, length-prefixed.
+func appendField[F string | []byte](stream []byte, f F) []byte {
+	stream = strconv.AppendInt(stream, int64(len(f)), 10)
+	stream = append(stream, ':')
+	return append(stream, f...)
+}
+
+func appendTime(b []byte, t time.Time) []byte { return t.UTC().AppendFormat(b, time.RFC3339Nano) }

@@ -202,5 +202,6 @@ func FuzzDecode(f *testing.F) {
 		if p.Validate() != nil || len(NotificationKey("r", p)) != 64 {
 			t.Fatalf("accepted an invalid payload: %+v", p)
 		}
+		requireKeysAsBefore(t, p)
 	})
 }
