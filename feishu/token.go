@@ -202,9 +202,9 @@ func (m *Metrics) observeToken(err error) {
 	}
 }
 
-// ForgetToken takes alertmanager_feishu_token_ok back to no value: the
+// ClearTokenOK takes alertmanager_feishu_token_ok back to no value: the
 // configuration has no app any more, so there is no token to obtain.
-func (m *Metrics) ForgetToken() {
+func (m *Metrics) ClearTokenOK() {
 	m.token.mu.Lock()
 	defer m.token.mu.Unlock()
 	m.token.known = false

@@ -134,7 +134,7 @@ func TestTokenOKFollowsEveryFetch(t *testing.T) {
 	ok, _ = m.TokenOK()
 	require.True(t, ok, "and so does its next fetch")
 
-	m.ForgetToken()
+	m.ClearTokenOK()
 	_, known = m.TokenOK()
 	require.False(t, known)
 }

@@ -44,7 +44,7 @@ func (c *credentials) check(p *core.Pipeline) {
 	c.stop()
 	if p.Client == nil || p.Config.Feishu.AppID == "" {
 		// Custom bots alone need no app, and have no token to show.
-		c.metrics.ForgetToken()
+		c.metrics.ClearTokenOK()
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
