@@ -34,40 +34,42 @@ type credentials struct {
 	logger  *slog.Logger
 
 	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	cancel context.CancelFunc // the running check's
+	wg     sync.WaitGroup
 }
 
-// check stops the check of the previous configuration, if any, and starts
-// that of p's.
+// check ends the check of the previous configuration, if any, and starts
+// that of p's. It does not wait for the previous one to return: that may
+// be waiting for a send's token fetch on the old client, and a reload must
+// not wait for Feishu. Once cancelled, a check neither logs nor sets the
+// gauge.
 func (c *credentials) check(p *core.Pipeline) {
-	c.stop()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cancel != nil {
+		c.cancel()
+		c.cancel = nil
+	}
 	if p.Client == nil || p.Config.Feishu.AppID == "" {
 		// Custom bots alone need no app, and have no token to show.
 		c.metrics.ClearTokenOK()
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	c.mu.Lock()
-	c.cancel, c.done = cancel, done
-	c.mu.Unlock()
-	go func() {
-		defer close(done)
-		c.run(ctx, p.Client, p.Config.Feishu.BaseURL, p.Config.Feishu.AppID)
-	}()
+	c.cancel = cancel
+	c.wg.Go(func() { c.run(ctx, p.Client, p.Config.Feishu.BaseURL, p.Config.Feishu.AppID) })
 }
 
-// stop ends the running check and waits for it.
+// stop ends the checks and waits for them: at shutdown, once the
+// deliveries that could hold a client's token fetch have ended.
 func (c *credentials) stop() {
 	c.mu.Lock()
-	cancel, done := c.cancel, c.done
-	c.cancel, c.done = nil, nil
-	c.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
+	if c.cancel != nil {
+		c.cancel()
+		c.cancel = nil
 	}
+	c.mu.Unlock()
+	c.wg.Wait()
 }
 
 func (c *credentials) run(ctx context.Context, client *feishu.Client, baseURL, appID string) {
