@@ -100,6 +100,7 @@ type Server struct {
 	urg           urgents      // chat members, quotas and buzzes (urgent.go)
 	lost          lostRoots    // answers to replies to lost roots (lostroot.go)
 	ment          mentionRules // stricter answers to mentions (mentions.go)
+	tok           tokenFaults  // answers to token requests instead of a token (token.go)
 
 	// strictPostText refuses post text nodes without text (parse.go).
 	strictPostText bool
