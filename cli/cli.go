@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -29,18 +30,43 @@ import (
 // CheckConfig loads file as serve would: the schema, every matcher, the
 // templates of every receiver executed against a sample group, and the
 // secret files. It prints a summary, or returns every problem found, each
-// with its YAML line. No secret is printed.
+// with its key and YAML line, one a line. No secret is printed.
 func CheckConfig(w io.Writer, file string) error {
 	cfg, err := config.Load(file)
 	if err != nil {
-		return err
+		return problemList(err)
 	}
 	if _, err := core.NewPipeline(cfg, core.PipelineOptions{Logger: promslog.NewNopLogger(), Offline: true}); err != nil {
-		return err
+		return problemList(err)
 	}
 	fmt.Fprintf(w, "Checking '%s'  SUCCESS\nFound:\n - %d receivers\n - %d routes\n - %d on-call rotations\n - %d template globs\n - state: %s\n - feishu api: %s\n",
 		file, len(cfg.Receivers), countRoutes(cfg.Route), len(cfg.OnCall), len(cfg.Templates), cfg.State.Backend, cfg.Feishu.API)
 	return nil
+}
+
+// problemList is err as check-config prints it under its FAILED line,
+// which names the file: one problem a line, indented.
+func problemList(err error) error {
+	var lines []string
+	var flatten func(err error)
+	flatten = func(err error) {
+		var errs config.Errors
+		if errors.As(err, &errs) {
+			for _, e := range errs {
+				lines = append(lines, e.Error())
+			}
+			return
+		}
+		if joined, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range joined.Unwrap() {
+				flatten(e)
+			}
+			return
+		}
+		lines = append(lines, err.Error())
+	}
+	flatten(err)
+	return errors.New("  " + strings.Join(lines, "\n  "))
 }
 
 func countRoutes(r *config.Route) int {
