@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
 )
 
 // broken are files with problems and exactly what Parse says of them, in
@@ -296,4 +297,162 @@ func TestMatchPointerGivesEquivalentMatchers(t *testing.T) {
 	require.Len(t, ms, 3)
 	require.True(t, ms.Matches(map[model.LabelName]model.LabelValue{"team": "infra", "service.name": "it's", "severity": "page"}))
 	require.False(t, ms.Matches(map[model.LabelName]model.LabelValue{"team": "infra", "service.name": "it's", "severity": "pager"}), "anchored, as match_re is")
+}
+
+// full has a key of every section, for TestEveryKeyMisspeltOrMistyped.
+const full = `
+feishu:
+  base_url: https://open.feishu.cn
+  app_id: cli_x
+  app_secret: s3cret
+  api: im_v1
+  rate_limit: {per_chat: 5, per_app: 50, per_app_minute: 1000, per_bot: 5, per_bot_minute: 100}
+  http_config:
+    proxy_url: http://proxy:3128
+    tls_config: {min_version: TLS12, insecure_skip_verify: false}
+    follow_redirects: true
+intake: {bearer_token: tok}
+state:
+  backend: redis
+  path: data/state.db
+  redis: {addresses: ["a:1"], master_name: m, username: u, password: p, db: 1, key_prefix: "x:", tls_config: {server_name: r}}
+  chain_ttl: 168h
+  dedupe_window: 10m
+templates: [templates/*.tmpl]
+language: en
+timezone: UTC
+oncall:
+  - name: primary
+    timezone: Asia/Shanghai
+    start: "2026-01-05T10:00:00"
+    shift: 24h
+    members: [{email: alice@example.com}, {open_id: ou_bob}, {user_id: u_c}]
+    overrides:
+      - {start: "2026-02-10T10:00:00", end: "2026-02-11T10:00:00", member: {open_id: ou_carol}}
+actions:
+  transport: http
+  verification_token: v
+  encrypt_key: e
+  alertmanager: {urls: [http://am:9093], http_config: {follow_redirects: true}}
+  silence_durations: [1h, 4h]
+  allowed: {users: [{email: a@example.com}], oncall: [primary]}
+receivers:
+  - name: infra
+    chat_id: oc_infra
+    msg_type: interactive
+    language: zh
+    timezone: UTC
+    actions: true
+    mentions: {oncall: [primary], users: [{email: lead@example.com}], all_when: ['severity="critical"'], on_resolved: true, from_label: owner}
+    templates: {title: '{{ template "feishu.default.title" . }}', text: '{{ template "feishu.default.text" . }}'}
+    escalation:
+      when: ['severity="critical"']
+      steps:
+        - {after: 10m, mention: {oncall: [primary], users: [{email: head@example.com}]}, urgent: app}
+  - {name: bot, webhook_url: "https://open.feishu.cn/open-apis/bot/v2/hook/x", secret: s}
+route:
+  receiver: infra
+  routes:
+    - {matchers: ['team="infra"'], receiver: bot, continue: true, routes: [{receiver: infra}]}
+`
+
+// Every key of full, misspelt, is reported with the key it was, and every
+// value, replaced by one of another kind, is reported without a Go type:
+// on a line, with its key, and without hiding the others.
+func TestEveryKeyMisspeltOrMistyped(t *testing.T) {
+	_, err := Parse([]byte(full))
+	require.NoError(t, err)
+	var doc yaml.Node
+	require.NoError(t, yaml.Unmarshal([]byte(full), &doc))
+	// Each node of the tree by its position in a walk, with its key path
+	// and, for a key, the key's name.
+	type spot struct {
+		key  string
+		name string // "" for a value
+	}
+	var spots []spot
+	var walk func(n *yaml.Node, key string)
+	walk = func(n *yaml.Node, key string) {
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				child := childKey(key, n.Content[i].Value)
+				spots = append(spots, spot{child, n.Content[i].Value}, spot{child, ""})
+				walk(n.Content[i+1], child)
+			}
+		case yaml.SequenceNode:
+			for i, item := range n.Content {
+				spots = append(spots, spot{itemKey(key, i), ""})
+				walk(item, itemKey(key, i))
+			}
+		}
+	}
+	walk(doc.Content[0], "")
+	require.Greater(t, len(spots), 150)
+
+	// mutated is full with the i-th node of the walk changed by f.
+	mutated := func(i int, f func(*yaml.Node)) []byte {
+		var d yaml.Node
+		require.NoError(t, yaml.Unmarshal([]byte(full), &d))
+		var nodes []*yaml.Node
+		var collect func(n *yaml.Node)
+		collect = func(n *yaml.Node) {
+			switch n.Kind {
+			case yaml.MappingNode:
+				for i := 0; i+1 < len(n.Content); i += 2 {
+					nodes = append(nodes, n.Content[i], n.Content[i+1])
+					collect(n.Content[i+1])
+				}
+			case yaml.SequenceNode:
+				for _, item := range n.Content {
+					nodes = append(nodes, item)
+					collect(item)
+				}
+			}
+		}
+		collect(d.Content[0])
+		f(nodes[i])
+		b, err := yaml.Marshal(&d)
+		require.NoError(t, err)
+		return b
+	}
+	for i, s := range spots {
+		var variants []func(*yaml.Node)
+		if s.name != "" {
+			variants = append(variants, func(n *yaml.Node) { n.Value += "x" })
+		} else {
+			variants = append(variants,
+				func(n *yaml.Node) { *n = yaml.Node{Kind: yaml.ScalarNode, Value: "zz?"} },
+				func(n *yaml.Node) {
+					*n = yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{{Kind: yaml.ScalarNode, Value: "zz"}, {Kind: yaml.ScalarNode, Value: "1"}}}
+				},
+				func(n *yaml.Node) {
+					*n = yaml.Node{Kind: yaml.SequenceNode, Content: []*yaml.Node{{Kind: yaml.ScalarNode, Value: "zz"}}}
+				},
+			)
+		}
+		for v, f := range variants {
+			in := mutated(i, f)
+			_, err := Parse(in)
+			if s.name != "" {
+				require.Error(t, err, "%s misspelt", s.key)
+				require.Contains(t, err.Error(), s.key+"x: unknown key; did you mean "+s.name+"?", string(in))
+			}
+			if err == nil {
+				continue
+			}
+			var errs Errors
+			require.ErrorAs(t, err, &errs)
+			for _, e := range errs {
+				require.NotRegexp(t, goType, e.Error(), "%s variant %d", s.key, v)
+				require.NotContains(t, e.Msg, "\n")
+				if e.Line == 0 {
+					// Only a key none of whose enclosing keys is written
+					// has no line.
+					top, _, _ := strings.Cut(strings.SplitN(e.Key, "[", 2)[0], ".")
+					require.NotRegexp(t, "(?m)^"+regexp.QuoteMeta(top)+":", string(in), "%s variant %d: %v", s.key, v, e)
+				}
+			}
+		}
+	}
 }

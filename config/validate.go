@@ -78,13 +78,12 @@ func (c *Config) validateFeishu(p *problems) {
 	}
 	// The app's credentials are needed as soon as a receiver is an app
 	// target; a configuration of custom bots alone needs no app.
-	appReceiver := ""
+	needsApp, appReceiver := false, ""
 	for _, r := range c.Receivers {
-		if !r.IsBot() && appReceiver == "" {
-			appReceiver = r.Name
+		if !r.IsBot() && !needsApp {
+			needsApp, appReceiver = true, r.Name
 		}
 	}
-	needsApp := appReceiver != ""
 	if f.AppID == "" && needsApp {
 		p.at("feishu.app_id", "required: receiver %q sends through the app", appReceiver)
 	}
@@ -178,7 +177,7 @@ func (c *Config) validateOnCall(p *problems) map[string]bool {
 			loc = time.UTC
 		}
 		if _, err := time.ParseInLocation(TimeLayout, r.Start, loc); err != nil {
-			p.at(key+".start", "want local time like 2026-01-05T10:00:00, not %q", r.Start)
+			p.at(key+".start", "%s", badTime(r.Start))
 		}
 		if r.Shift <= 0 {
 			p.at(key+".shift", "must be positive")
@@ -195,9 +194,9 @@ func (c *Config) validateOnCall(p *problems) map[string]bool {
 			end, err2 := time.ParseInLocation(TimeLayout, o.End, loc)
 			switch {
 			case err1 != nil:
-				p.at(okey+".start", "want local time like 2026-01-05T10:00:00, not %q", o.Start)
+				p.at(okey+".start", "%s", badTime(o.Start))
 			case err2 != nil:
-				p.at(okey+".end", "want local time like 2026-01-05T10:00:00, not %q", o.End)
+				p.at(okey+".end", "%s", badTime(o.End))
 			case !end.After(start):
 				p.at(okey+".end", "must be after start")
 			}
@@ -205,6 +204,14 @@ func (c *Config) validateOnCall(p *problems) map[string]bool {
 		}
 	}
 	return names
+}
+
+// badTime says what is wrong with a rotation's time s.
+func badTime(s string) string {
+	if s == "" {
+		return "required: local time like 2026-01-05T10:00:00"
+	}
+	return fmt.Sprintf("want local time like 2026-01-05T10:00:00, not %q", s)
 }
 
 // check reports the problem of a person written at key, if any.
