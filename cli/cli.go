@@ -36,7 +36,8 @@ func CheckConfig(w io.Writer, file string) error {
 	if err != nil {
 		return problemList(err)
 	}
-	if _, err := core.NewPipeline(cfg, core.PipelineOptions{Logger: promslog.NewNopLogger(), Offline: true}); err != nil {
+	_, err = core.NewPipeline(cfg, core.PipelineOptions{Logger: promslog.NewNopLogger(), Offline: true})
+	if err := errors.Join(err, cfg.CheckSecretFiles()); err != nil {
 		return problemList(err)
 	}
 	fmt.Fprintf(w, "Checking '%s'  SUCCESS\nFound:\n - %d receivers\n - %d routes\n - %d on-call rotations\n - %d template globs\n - state: %s\n - feishu api: %s\n",
@@ -50,20 +51,27 @@ func problemList(err error) error {
 	var lines []string
 	var flatten func(err error)
 	flatten = func(err error) {
-		var errs config.Errors
-		if errors.As(err, &errs) {
-			for _, e := range errs {
-				lines = append(lines, e.Error())
+		// The error itself, not what it wraps: a join's members are
+		// listed one by one, and config.Errors, itself a join, each.
+		switch e := err.(type) { //nolint:errorlint // see above
+		case config.Errors:
+			for _, p := range e {
+				lines = append(lines, p.Error())
 			}
-			return
-		}
-		if joined, ok := err.(interface{ Unwrap() []error }); ok {
-			for _, e := range joined.Unwrap() {
-				flatten(e)
+		case interface{ Unwrap() []error }:
+			for _, x := range e.Unwrap() {
+				flatten(x)
 			}
-			return
+		default:
+			// config.Load's "config <file>: …" goes: the FAILED line
+			// names the file.
+			var errs config.Errors
+			if errors.As(err, &errs) {
+				flatten(errs)
+				return
+			}
+			lines = append(lines, err.Error())
 		}
-		lines = append(lines, err.Error())
 	}
 	flatten(err)
 	return errors.New("  " + strings.Join(lines, "\n  "))

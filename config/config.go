@@ -4,6 +4,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	neturl "net/url"
 	"os"
@@ -371,6 +372,45 @@ func (i *Intake) Token() (string, error) {
 // it was given.
 func (r *Redis) Secret() (string, error) {
 	return readSecret(r.Password, r.PasswordFile, r.at, "password_file")
+}
+
+// CheckSecretFiles reads every secret file the configuration names, as
+// serve does at start and at each reload, and reports each that cannot be
+// read or is empty, at its key and line; never what a file holds. It is
+// for check-config, which builds its pipeline without reading secrets.
+func (c *Config) CheckSecretFiles() error {
+	var errs Errors
+	add := func(err error) {
+		var e *Error
+		if errors.As(err, &e) {
+			errs = append(errs, e)
+		} else if err != nil {
+			errs = append(errs, &Error{Msg: err.Error()})
+		}
+	}
+	_, err := c.Feishu.Secret()
+	add(err)
+	_, err = c.Intake.Token()
+	add(err)
+	if c.State.Backend == "redis" {
+		_, err = c.State.Redis.Secret()
+		add(err)
+	}
+	if a := c.Actions; a != nil && a.Transport == TransportHTTP {
+		_, _, err = a.Secrets()
+		add(err)
+	}
+	for _, r := range c.Receivers {
+		if r.IsBot() {
+			_, _, err = r.Webhook()
+			add(err)
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	errs.sort()
+	return errs
 }
 
 // IsWebURL reports whether s is an absolute http or https URL: what a

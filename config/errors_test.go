@@ -456,3 +456,40 @@ func TestEveryKeyMisspeltOrMistyped(t *testing.T) {
 		}
 	}
 }
+
+// CheckSecretFiles reads every secret file serve would, and reports each
+// that is missing or empty at its key and line, never what one holds.
+func TestCheckSecretFiles(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{"hook": "not-a-url-tok-123\n", "empty": " \n", "good": "s3cret-file\n", "url": "https://open.feishu.cn/open-apis/bot/v2/hook/x\n"} {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600))
+	}
+	file := filepath.Join(dir, "routing.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(`
+feishu: {app_id: cli_x, app_secret_file: good}
+intake: {bearer_token_file: nope}
+state:
+  backend: redis
+  redis: {addresses: ["r:6379"], password_file: empty}
+actions:
+  transport: http
+  verification_token_file: good
+  encrypt_key_file: nope
+receivers:
+  - {name: infra, chat_id: oc_infra}
+  - {name: bot, webhook_url_file: hook}
+  - {name: bot2, webhook_url_file: url, secret_file: nope}
+route: {receiver: infra}
+`), 0o600))
+	c, err := Load(file)
+	require.NoError(t, err)
+	nope := filepath.Join(dir, "nope")
+	require.Equal(t, []string{
+		"line 3: intake.bearer_token_file: open " + nope + ": no such file or directory",
+		"line 6: state.redis.password_file: " + filepath.Join(dir, "empty") + " is empty",
+		"line 10: actions.encrypt_key_file: open " + nope + ": no such file or directory",
+		"line 13: receivers[1].webhook_url_file: the file's content must be an http or https URL",
+		"line 14: receivers[2].secret_file: open " + nope + ": no such file or directory",
+	}, problemLines(t, c.CheckSecretFiles()))
+	require.NotContains(t, c.CheckSecretFiles().Error(), "tok-123")
+}

@@ -74,6 +74,13 @@ route:
 		`  line 10: route.routes[0].matchers[0]: matcher "team=~\"(\"": failed to create matcher: error parsing regexp: missing closing ): `+"`^(?:()$`\n"+
 		`  line 11: route.routes[1].match: match is Alertmanager's deprecated form and is not supported here; write matchers instead: matchers: ['team="db"']`+"\n", out)
 
+	// A secret file that cannot be read names its key and line.
+	noSecret := filepath.Join(dir, "nosecret.yaml")
+	require.NoError(t, os.WriteFile(noSecret, []byte(strings.Replace(string(mustRead(t, good)), "app_secret: s3cr3t-value-0042", "app_secret_file: missing-secret", 1)), 0o600))
+	out, code = run(t, "check-config", "--config.file="+noSecret)
+	require.Equal(t, 1, code, out)
+	require.Equal(t, "Checking '"+noSecret+"'  FAILED:\n  line 2: feishu.app_secret_file: open "+filepath.Join(dir, "missing-secret")+": no such file or directory\n", out)
+
 	badTemplate := strings.Replace(string(mustRead(t, good)), "{name: catchall, open_id: ou_catchall, msg_type: text}",
 		"{name: catchall, open_id: ou_catchall, templates: {text: '{{ template \"nope\" . }}'}}", 1)
 	require.NoError(t, os.WriteFile(bad, []byte(badTemplate), 0o600))
