@@ -177,7 +177,7 @@ func (k *checker) mapping(n *yaml.Node, t reflect.Type, key string) bool {
 	// Merged keys (<<: *anchor) come after the keys written here, which
 	// override them, and on their own lines.
 	for i := 0; i < len(merges); i += 2 {
-		if k.merge(merges[i+1], t, key) {
+		if k.merge(merges[i].Line, merges[i+1], t, key) {
 			kept = append(kept, merges[i], merges[i+1])
 		}
 	}
@@ -185,22 +185,22 @@ func (k *checker) mapping(n *yaml.Node, t reflect.Type, key string) bool {
 	return true
 }
 
-// merge checks what <<: brings in: a mapping, or a list of them.
-func (k *checker) merge(v *yaml.Node, t reflect.Type, key string) bool {
+// merge checks what <<: (on line) brings in: a mapping, or a list of them.
+func (k *checker) merge(line int, v *yaml.Node, t reflect.Type, key string) bool {
 	m := v
 	if m.Kind == yaml.AliasNode && m.Alias != nil {
 		m = m.Alias
 	}
 	if m.Kind == yaml.SequenceNode {
 		for _, item := range m.Content {
-			if !k.merge(item, t, key) {
+			if !k.merge(line, item, t, key) {
 				return false
 			}
 		}
 		return true
 	}
 	if m.Kind != yaml.MappingNode {
-		k.problem(key, v, "<< merges a mapping, not %s", describe(v, nil))
+		k.problemAt(line, key, "<< merges a mapping, not %s", describe(v, nil))
 		return false
 	}
 	return k.check(v, t, key)

@@ -110,6 +110,25 @@ route: {receiver: infra}
 	{"not YAML, and the parser tells no line", "feishu: {app_id: [}\n", []string{
 		`did not find expected node content`,
 	}},
+	// Anchors, aliases and merge keys are followed.
+	{"merged keys", `
+feishu: {app_id: cli_x, app_secret: s}
+receivers:
+  - &infra {name: infra, chat_id: oc_x, msg_type: text}
+  - <<: [*infra, {timezone: Nowhere}]
+    name: b
+    lanugage: en
+route: {receiver: infra}
+`, []string{
+		`line 5: receivers[1].timezone: "Nowhere" is not an IANA time zone`,
+		`line 7: receivers[1].lanugage: unknown key; did you mean language?`,
+	}},
+	{"merge of a scalar", strings.Replace(minimal, "    chat_id: oc_infra\n", "    chat_id: oc_infra\n    <<: 5\n", 1), []string{
+		`line 8: receivers[0]: << merges a mapping, not "5"`,
+	}},
+	{"alias in itself", strings.Replace(minimal, "route:\n", "route: &root\n  routes: [*root]\n", 1), []string{
+		`line 9: route.routes[0].routes[0]: the alias refers to itself`,
+	}},
 	// Validation: each problem at its key.
 	{"api", strings.Replace(minimal, "  app_secret: s3cret\n", "  app_secret: s3cret\n  api: v5\n", 1), []string{
 		`line 5: feishu.api: must be v4 or im_v1, not "v5"`,
