@@ -293,6 +293,12 @@ func Parse(b []byte) (*Config, error) {
 	if err := yaml.Unmarshal(b, &doc); err != nil {
 		return nil, yamlErrors(err) // not YAML: nothing more can be told
 	}
+	return parseDoc(&doc)
+}
+
+// parseDoc is Parse of a YAML document already parsed. What does not
+// decode is removed from doc.
+func parseDoc(doc *yaml.Node) (*Config, error) {
 	if len(doc.Content) == 0 {
 		return nil, Errors{{Msg: "the file is empty"}}
 	}

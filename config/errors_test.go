@@ -410,10 +410,18 @@ func TestEveryKeyMisspeltOrMistyped(t *testing.T) {
 	require.Greater(t, len(spots), 150)
 
 	// mutated is full with the i-th node of the walk changed by f.
-	mutated := func(i int, f func(*yaml.Node)) []byte {
-		var d yaml.Node
-		require.NoError(t, yaml.Unmarshal([]byte(full), &d))
+	mutated := func(i int, f func(*yaml.Node)) *yaml.Node {
 		var nodes []*yaml.Node
+		var clone func(n *yaml.Node) *yaml.Node
+		clone = func(n *yaml.Node) *yaml.Node {
+			c := *n
+			c.Content = make([]*yaml.Node, len(n.Content))
+			for i, child := range n.Content {
+				c.Content[i] = clone(child)
+			}
+			return &c
+		}
+		d := clone(&doc)
 		var collect func(n *yaml.Node)
 		collect = func(n *yaml.Node) {
 			switch n.Kind {
@@ -431,9 +439,7 @@ func TestEveryKeyMisspeltOrMistyped(t *testing.T) {
 		}
 		collect(d.Content[0])
 		f(nodes[i])
-		b, err := yaml.Marshal(&d)
-		require.NoError(t, err)
-		return b
+		return d
 	}
 	for i, s := range spots {
 		var variants []func(*yaml.Node)
@@ -441,21 +447,28 @@ func TestEveryKeyMisspeltOrMistyped(t *testing.T) {
 			variants = append(variants, func(n *yaml.Node) { n.Value += "x" })
 		} else {
 			variants = append(variants,
-				func(n *yaml.Node) { *n = yaml.Node{Kind: yaml.ScalarNode, Value: "zz?"} },
+				// The node put in keeps the line of the one it replaces.
+				func(n *yaml.Node) { *n = yaml.Node{Kind: yaml.ScalarNode, Value: "zz?", Line: n.Line} },
 				func(n *yaml.Node) {
-					*n = yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{{Kind: yaml.ScalarNode, Value: "zz"}, {Kind: yaml.ScalarNode, Value: "1"}}}
+					*n = yaml.Node{Kind: yaml.MappingNode, Line: n.Line, Content: []*yaml.Node{
+						{Kind: yaml.ScalarNode, Value: "zz", Line: n.Line}, {Kind: yaml.ScalarNode, Value: "1", Line: n.Line},
+					}}
 				},
 				func(n *yaml.Node) {
-					*n = yaml.Node{Kind: yaml.SequenceNode, Content: []*yaml.Node{{Kind: yaml.ScalarNode, Value: "zz"}}}
+					*n = yaml.Node{Kind: yaml.SequenceNode, Line: n.Line, Content: []*yaml.Node{{Kind: yaml.ScalarNode, Value: "zz", Line: n.Line}}}
 				},
 			)
 		}
 		for v, f := range variants {
 			in := mutated(i, f)
-			_, err := Parse(in)
+			top := map[string]bool{}
+			for j := 0; j < len(in.Content[0].Content); j += 2 {
+				top[in.Content[0].Content[j].Value] = true
+			}
+			_, err := parseDoc(in)
 			if s.name != "" {
 				require.Error(t, err, "%s misspelt", s.key)
-				require.Contains(t, err.Error(), s.key+"x: unknown key; did you mean "+s.name+"?", string(in))
+				require.Contains(t, err.Error(), s.key+"x: unknown key; did you mean "+s.name+"?")
 			}
 			if err == nil {
 				continue
@@ -468,8 +481,8 @@ func TestEveryKeyMisspeltOrMistyped(t *testing.T) {
 				if e.Line == 0 {
 					// Only a key none of whose enclosing keys is written
 					// has no line.
-					top, _, _ := strings.Cut(strings.SplitN(e.Key, "[", 2)[0], ".")
-					require.NotRegexp(t, "(?m)^"+regexp.QuoteMeta(top)+":", string(in), "%s variant %d: %v", s.key, v, e)
+					first, _, _ := strings.Cut(strings.SplitN(e.Key, "[", 2)[0], ".")
+					require.False(t, top[first], "%s variant %d: %v", s.key, v, e)
 				}
 			}
 		}
