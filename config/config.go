@@ -435,7 +435,9 @@ func readSecret(value commoncfg.Secret, file string, at place, key string) (stri
 	}
 	b, err := os.ReadFile(file)
 	if err != nil {
-		return "", at.problem(key, "%v", err)
+		e := at.problem(key, "%v", err)
+		e.err = err
+		return "", e
 	}
 	s := strings.TrimSpace(string(b))
 	if s == "" {

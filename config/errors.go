@@ -15,7 +15,12 @@ type Error struct {
 	// Key is the key's path; "" for the file as a whole.
 	Key string
 	Msg string
+
+	err error // what it comes from, if anything: a secret file's read
 }
+
+// Unwrap is the error the problem comes from, such as fs.ErrNotExist.
+func (e *Error) Unwrap() error { return e.err }
 
 func (e *Error) Error() string {
 	var b strings.Builder

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -280,6 +281,7 @@ func TestSecretFileProblemNamesItsLine(t *testing.T) {
 	require.Equal(t, 4, e.Line)
 	require.Equal(t, "feishu.app_secret_file", e.Key)
 	require.Equal(t, "line 4: feishu.app_secret_file: open "+filepath.Join(dir, "missing")+": no such file or directory", err.Error())
+	require.ErrorIs(t, err, fs.ErrNotExist)
 	_, err = c.Intake.Token()
 	require.EqualError(t, err, "line 11: intake.bearer_token_file: "+filepath.Join(dir, "empty")+" is empty")
 }
