@@ -163,6 +163,10 @@ route: {receiver: infra}
 	}},
 	{"misspelt rotation", minimal + "oncall:\n  - {name: infra-primary, timezone: UTC, start: '2026-01-01T00:00:00', shift: 24h, members: [{open_id: ou_a}]}\n",
 		nil}, // replaced in the test: a mention of infra-primray
+	{"no names", strings.Replace(minimal, "route:", "  - {chat_id: oc_b}\nroute:", 1) + "oncall:\n  - {timezone: UTC, start: '2026-01-01T00:00:00', shift: 24h, members: [{open_id: ou_a}]}\n", []string{
+		`line 8: receivers[1].name: required`,
+		`line 12: oncall[0].name: required`,
+	}},
 	{"secret file twice", strings.Replace(minimal, "  app_secret: s3cret\n", "  app_secret: s3cret\n  app_secret_file: /x\n", 1), []string{
 		`line 5: feishu.app_secret_file: app_secret and app_secret_file are mutually exclusive`,
 	}},

@@ -166,7 +166,7 @@ func (c *Config) validateOnCall(p *problems) map[string]bool {
 		key := itemKey("oncall", i)
 		switch {
 		case r.Name == "":
-			p.at(key+".name", "a rotation needs a name")
+			p.at(key+".name", "required")
 		case names[r.Name]:
 			p.at(key+".name", "duplicate rotation name %q", r.Name)
 		}
@@ -247,7 +247,7 @@ func (c *Config) validateReceivers(p *problems, rotations map[string]bool, loc *
 		key := itemKey("receivers", i)
 		switch {
 		case r.Name == "":
-			p.at(key+".name", "a receiver needs a name")
+			p.at(key+".name", "required")
 		case names[r.Name]:
 			p.at(key+".name", "duplicate receiver name %q", r.Name)
 		}
