@@ -363,6 +363,17 @@ func unknownKey(t reflect.Type, name string, v *yaml.Node, names []string) strin
 	if s := didYouMean(name, names); s != "" {
 		return "unknown key" + s
 	}
+	// A key indented under the wrong parent is valid elsewhere.
+	if places := keyPlaces()[name]; len(places) > 0 && len(places) <= 2 {
+		where := make([]string, len(places))
+		for i, p := range places {
+			where[i] = "under " + p
+			if p == "" {
+				where[i] = "at the top level"
+			}
+		}
+		return "unknown key here; " + name + " belongs " + strings.Join(where, " or ")
+	}
 	if len(names) <= 8 {
 		return "unknown key; the keys here are " + strings.Join(names, ", ")
 	}
@@ -397,6 +408,35 @@ func matchHint(name string, v *yaml.Node) string {
 	}
 	return msg + " instead: matchers: [" + strings.Join(ms, ", ") + "]"
 }
+
+// keyPlaces is, for each key of the schema, where it is valid: the paths
+// of its parents, with [] for any item of a list (receivers[].mentions).
+// A struct inside itself (a route's routes) is not walked again.
+var keyPlaces = sync.OnceValue(func() map[string][]string {
+	places := map[string][]string{}
+	seen := map[reflect.Type]bool{}
+	var walk func(t reflect.Type, path string)
+	walk = func(t reflect.Type, path string) {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+			if t.Kind() == reflect.Slice {
+				path += "[]"
+			}
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct || t == urlType || seen[t] {
+			return
+		}
+		seen[t] = true
+		defer delete(seen, t)
+		info := fieldsOf(t)
+		for _, name := range info.names {
+			places[name] = append(places[name], path)
+			walk(info.fields[name], childKey(path, name))
+		}
+	}
+	walk(configType, "")
+	return places
+})
 
 type structInfo struct {
 	fields    map[string]reflect.Type

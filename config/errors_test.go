@@ -44,6 +44,12 @@ route: {receiver: infra}
 		`line 2: feishu.app_secret: one of app_secret or app_secret_file is required`,
 		`line 4: feishu.app_secert: unknown key; did you mean app_secret?`,
 	}},
+	{"keys under the wrong parent", strings.Replace(minimal, "  app_secret: s3cret\n", "  app_secret: s3cret\n  receivers: []\n  matchers: [a]\n  chain_ttl: 1h\n  name: x\n", 1), []string{
+		`line 5: feishu.receivers: unknown key here; receivers belongs at the top level`,
+		`line 6: feishu.matchers: unknown key here; matchers belongs under route`,
+		`line 7: feishu.chain_ttl: unknown key here; chain_ttl belongs under state`,
+		`line 8: feishu.name: unknown key here; name belongs under oncall[] or under receivers[]`,
+	}},
 	{"key given twice", strings.Replace(minimal, "    chat_id: oc_infra\n", "    chat_id: oc_infra\n    chat_id: oc_other\n", 1), []string{
 		`line 8: receivers[0].chat_id: given twice, first on line 7`,
 	}},
