@@ -107,3 +107,22 @@ route: {receiver: card}
 	out = render(t, file, firing, "text", false)
 	require.Contains(t, out, "  \"content\": {\n    \"text\": \"[FIRING:2] HighCPU", out)
 }
+
+// Every configuration the repository ships passes check-config as cloned:
+// no secret file is needed to check one (secrets are not read offline), and
+// the quick start's has the stand-in's secret inline.
+func TestShippedConfigurationsCheck(t *testing.T) {
+	files := []string{filepath.Join("..", "routing.yaml")}
+	examples, err := filepath.Glob(filepath.Join("..", "examples", "*.yaml"))
+	require.NoError(t, err)
+	nested, err := filepath.Glob(filepath.Join("..", "examples", "*", "*.yaml"))
+	require.NoError(t, err)
+	files = append(append(files, examples...), nested...)
+	require.Contains(t, files, filepath.Join("..", "examples", "quickstart", "routing.yaml"))
+	require.Contains(t, files, filepath.Join("..", "examples", "routing.reference.yaml"))
+	for _, f := range files {
+		var b strings.Builder
+		require.NoError(t, CheckConfig(&b, f), f)
+		require.Contains(t, b.String(), "SUCCESS", f)
+	}
+}
