@@ -108,9 +108,6 @@ func run(w io.Writer, root string, start func(cfg string) (*servicetest.Service,
 	defer func() { _ = stop() }()
 	fmt.Fprintf(w, "service on %s, Feishu stand-in on %s\n\n", svc.URL, fs.URL)
 
-	// firstSent is each message's text as it was sent: read after each
-	// webhook was answered, before a later one can update it in place.
-	firstSent := map[string]string{}
 	for _, name := range replay {
 		body, err := os.ReadFile(filepath.Join(root, "testdata", "alertmanager", name))
 		if err != nil {
@@ -123,11 +120,6 @@ func run(w io.Writer, root string, start func(cfg string) (*servicetest.Service,
 		answer, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		fmt.Fprintf(w, "POST /webhook  %-48s → %d %s", name, resp.StatusCode, answer)
-		for _, m := range fs.Messages() {
-			if _, ok := firstSent[m.ID]; !ok {
-				firstSent[m.ID] = m.Text
-			}
-		}
 	}
 	// A root card's update on resolve may go on after the answer: the
 	// service finishes it before it exits.
@@ -138,7 +130,7 @@ func run(w io.Writer, root string, start func(cfg string) (*servicetest.Service,
 	fmt.Fprintln(w, "\nWhat each chat shows, oldest message first:")
 	msgs := fs.Messages()
 	for _, chat := range chats {
-		printChat(w, chat.receiver, chat.id, msgs, firstSent)
+		printChat(w, chat.receiver, chat.id, msgs)
 	}
 	return nil
 }
@@ -146,7 +138,7 @@ func run(w io.Writer, root string, start func(cfg string) (*servicetest.Service,
 // printChat writes the chat's reply chains in the order their first
 // messages were sent: each first message as it was sent, its replies, and
 // the first message again as it reads now if it was updated in place.
-func printChat(w io.Writer, receiver, chatID string, msgs []feishutest.Message, firstSent map[string]string) {
+func printChat(w io.Writer, receiver, chatID string, msgs []feishutest.Message) {
 	fmt.Fprintf(w, "\n══ chat %s (receiver %s)\n", chatID, receiver)
 	number := map[string]int{}
 	var inChat []feishutest.Message
@@ -164,7 +156,11 @@ func printChat(w io.Writer, receiver, chatID string, msgs []feishutest.Message, 
 		if root.RootID != "" {
 			continue
 		}
-		fmt.Fprintf(w, "\n── message %d (%s, %s), a new chain\n%s\n", number[root.ID], root.API, root.Type, indent(firstSent[root.ID]))
+		first := root.Text
+		if root.Updates > 0 {
+			first = root.FirstText
+		}
+		fmt.Fprintf(w, "\n── message %d (%s, %s), a new chain\n%s\n", number[root.ID], root.API, root.Type, indent(first))
 		for _, m := range inChat {
 			if m.RootID == root.ID {
 				fmt.Fprintf(w, "\n── message %d (%s, %s), a reply to message %d\n%s\n", number[m.ID], m.API, m.Type, number[root.ID], indent(m.Text))

@@ -77,23 +77,28 @@ type printer struct {
 }
 
 func (p *printer) print(w io.Writer, msgs []feishutest.Message) {
-	for i, m := range msgs {
-		if i >= p.seen {
-			p.number[m.ID] = i + 1
-			fmt.Fprintf(w, "\n── message %d (%s, %s) to %s %s", i+1, m.API, m.Type, m.Target, m.TargetID)
-			if m.RootID != "" {
-				fmt.Fprintf(w, ", a reply to message %d", p.number[m.RootID])
-			}
-			fmt.Fprintf(w, ", %s\n%s\n", m.ID, indent(m.Text))
-			p.updates[m.ID] = m.Updates
-			continue
+	// The new messages first, each as it was sent; then the cards updated
+	// in place since, which came after the messages of their resolutions.
+	for i, m := range msgs[p.seen:] {
+		n := p.seen + i + 1
+		p.number[m.ID] = n
+		fmt.Fprintf(w, "\n── message %d (%s, %s) to %s %s", n, m.API, m.Type, m.Target, m.TargetID)
+		if m.RootID != "" {
+			fmt.Fprintf(w, ", a reply to message %d", p.number[m.RootID])
 		}
+		text := m.Text
+		if m.Updates > 0 {
+			text = m.FirstText
+		}
+		fmt.Fprintf(w, ", %s\n%s\n", m.ID, indent(text))
+	}
+	p.seen = len(msgs)
+	for _, m := range msgs {
 		if m.Updates > p.updates[m.ID] {
 			p.updates[m.ID] = m.Updates
 			fmt.Fprintf(w, "\n── message %d updated in place, now:\n%s\n", p.number[m.ID], indent(m.Text))
 		}
 	}
-	p.seen = len(msgs)
 }
 
 func indent(s string) string {

@@ -28,4 +28,14 @@ func TestPrinter(t *testing.T) {
 	p.print(&b, []feishutest.Message{root, reply})
 	p.print(&b, []feishutest.Message{root, reply})
 	require.Equal(t, "\n── message 1 updated in place, now:\n   [RESOLVED] A\n", b.String(), "once")
+
+	// A card sent and updated between two looks is shown as sent, then
+	// updated, after the message that came between.
+	p = printer{updates: map[string]int{}, number: map[string]int{}}
+	b.Reset()
+	root.FirstText = "[FIRING:1] A"
+	p.print(&b, []feishutest.Message{root, reply})
+	require.Equal(t, "\n── message 1 (im_v1, interactive) to chat_id oc_x, om_1\n   [FIRING:1] A\n"+
+		"\n── message 2 (im_v1, interactive) to chat_id oc_x, a reply to message 1, om_2\n   [RESOLVED] A\n"+
+		"\n── message 1 updated in place, now:\n   [RESOLVED] A\n", b.String())
 }
