@@ -14,26 +14,24 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
-# The Quick start lives in the README; DOCS-TODO.md holds it while the text
-# waits to move there.
-doc=""
-for f in "$repo/README.md" "$repo/DOCS-TODO.md"; do
-	if [ -f "$f" ] && grep -q '<!-- quickstart:begin -->' "$f"; then
-		doc=$f
-		break
-	fi
-done
-if [ -z "$doc" ]; then
-	echo "quickstart: no <!-- quickstart:begin --> block in README.md" >&2
-	exit 1
-fi
-
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 rev=$(git -C "$repo" rev-parse HEAD)
 git clone -q --no-checkout "$repo" "$work/clone"
 git -C "$work/clone" checkout -q "$rev"
+
+doc="$work/clone/README.md"
+if ! grep -q '<!-- quickstart:begin -->' "$doc"; then
+	echo "quickstart: no <!-- quickstart:begin --> block in README.md" >&2
+	exit 1
+fi
+# The README names the Go version go.mod asks for.
+go_version=$(sed -n 's/^go //p' "$work/clone/go.mod")
+if ! grep -q "Go $go_version" "$doc"; then
+	echo "quickstart: README.md does not name Go $go_version, go.mod's version" >&2
+	exit 1
+fi
 
 # The block: the lines of its fenced code, markers and fences dropped.
 sed -n '/<!-- quickstart:begin -->/,/<!-- quickstart:end -->/p' "$doc" |
@@ -67,7 +65,7 @@ sed -i "${ports[@]}" "$work/commands" "$work/clone/examples/quickstart/routing.y
 	echo "wait || true" # the stand-in prints its last messages as it stops
 } >"$work/run.sh"
 
-echo "== quick start commands (ports $service_port and $standin_port), from $doc"
+echo "== quick start commands (ports $service_port and $standin_port)"
 cat "$work/commands"
 # A reader's machine builds with VCS stamping (Go's default); some build
 # hosts turn it off in their go env.
