@@ -1,7 +1,8 @@
 // Package cli holds the operator's commands besides serve, in the manner of
-// amtool: check-config, route test, render and oncall. Each reads
-// routing.yaml, writes to the given writer, and sends nothing anywhere: none
-// needs Feishu credentials or a network.
+// amtool: check-config, route test, render and oncall, which read
+// routing.yaml, write to the given writer and send nothing anywhere (none
+// needs Feishu credentials or a network); and send-test, which sends a test
+// notification to Feishu as serve would.
 package cli
 
 import (
