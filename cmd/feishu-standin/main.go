@@ -54,7 +54,7 @@ func main() {
 		return
 	}
 	p := printer{updates: map[string]int{}, number: map[string]int{}}
-	tick := time.NewTicker(100 * time.Millisecond)
+	tick := time.NewTicker(25 * time.Millisecond) // often enough that a reader sees the order things came in
 	defer tick.Stop()
 	for {
 		select {
