@@ -1,7 +1,8 @@
 // Package cli holds the operator's commands besides serve, in the manner of
-// amtool: check-config, route test, render and oncall. Each reads
-// routing.yaml, writes to the given writer, and sends nothing anywhere: none
-// needs Feishu credentials or a network.
+// amtool: check-config, route test, render and oncall, which read
+// routing.yaml, write to the given writer and send nothing anywhere (none
+// needs Feishu credentials or a network); and send-test, which sends a test
+// notification to Feishu as serve would.
 package cli
 
 import (
@@ -171,9 +172,9 @@ func Render(w io.Writer, file, payloadFile, receiver string, escalation bool) er
 		if err != nil {
 			return fmt.Errorf("receiver %q: %w", rc.Name(), err)
 		}
-		var pretty bytes.Buffer
-		if err := json.Indent(&pretty, body, "", "  "); err != nil {
-			return err
+		pretty, err := readable(body)
+		if err != nil {
+			return fmt.Errorf("receiver %q: %w", rc.Name(), err)
 		}
 		if i > 0 {
 			fmt.Fprintln(w)
@@ -189,6 +190,46 @@ func Render(w io.Writer, file, payloadFile, receiver string, escalation bool) er
 		fmt.Fprintln(w, "# no receiver")
 	}
 	return nil
+}
+
+// readable indents a request body for reading. im/v1 carries the message
+// in "content" as a JSON string, which printed as it is sent would be one
+// long line of escaped quotes; readable shows that string's JSON as JSON,
+// in its place, the other fields as they are and in their order.
+func readable(body []byte) (*bytes.Buffer, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var out bytes.Buffer
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, fmt.Errorf("request body is not a JSON object")
+	}
+	out.WriteByte('{')
+	for i := 0; dec.More(); i++ {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, err
+		}
+		var s string
+		if t == "content" && json.Unmarshal(v, &s) == nil && json.Valid([]byte(s)) {
+			v = json.RawMessage(s)
+		}
+		if i > 0 {
+			out.WriteByte(',')
+		}
+		k, _ := json.Marshal(t)
+		out.Write(k)
+		out.WriteByte(':')
+		out.Write(v)
+	}
+	out.WriteByte('}')
+	var pretty bytes.Buffer
+	if err := json.Indent(&pretty, out.Bytes(), "", "  "); err != nil {
+		return nil, err
+	}
+	return &pretty, nil
 }
 
 // botSecret is a placeholder for a custom bot's signing secret, "" when its

@@ -120,14 +120,14 @@ func mustRead(t *testing.T, path string) []byte {
 // The on-call preview reads the configuration and says who is on call and
 // whom each receiver would mention, without starting the service.
 func TestOnCallPreviewCommand(t *testing.T) {
-	out, code := run(t, "oncall", "--config.file="+filepath.Join("..", "routing.yaml"), "--at=2026-02-10T12:00:00+08:00")
+	out, code := run(t, "oncall", "--config.file="+filepath.Join("..", "examples", "routing.reference.yaml"), "--at=2026-02-10T12:00:00+08:00")
 	require.Equal(t, 0, code, out)
 	require.Equal(t, "at 2026-02-10T12:00:00+08:00\n"+
 		"rotation infra-primary: carol@example.com\n"+
 		`receiver infra mentions: carol@example.com, lead@example.com; @all when severity="critical"; and whoever the label owner names`+"\n",
 		out)
 
-	out, code = run(t, "oncall", "--config.file="+filepath.Join("..", "routing.yaml"), "--at=tomorrow")
+	out, code = run(t, "oncall", "--config.file="+filepath.Join("..", "examples", "routing.reference.yaml"), "--at=tomorrow")
 	require.Equal(t, 1, code)
 	require.Contains(t, out, "want RFC 3339 time")
 }
