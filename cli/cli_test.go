@@ -1,12 +1,17 @@
 package cli
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/prometheus/common/promslog"
 	"github.com/stretchr/testify/require"
+
+	"github.com/alertmanager-feishu/alertmanager-feishu/config"
+	"github.com/alertmanager-feishu/alertmanager-feishu/core"
 )
 
 const escalating = `
@@ -108,21 +113,35 @@ route: {receiver: card}
 	require.Contains(t, out, "  \"content\": {\n    \"text\": \"[FIRING:2] HighCPU", out)
 }
 
-// Every configuration the repository ships passes check-config as cloned:
-// no secret file is needed to check one (secrets are not read offline), and
-// the quick start's has the stand-in's secret inline.
+// Every configuration the repository ships passes check-config as cloned,
+// but for the secret files a fresh clone cannot have: the quick start's
+// passes whole (its stand-in secret is inline), and each other one's only
+// problems are its secret files, missing.
 func TestShippedConfigurationsCheck(t *testing.T) {
+	quickstart := filepath.Join("..", "examples", "quickstart", "routing.yaml")
 	files := []string{filepath.Join("..", "routing.yaml")}
 	examples, err := filepath.Glob(filepath.Join("..", "examples", "*.yaml"))
 	require.NoError(t, err)
 	nested, err := filepath.Glob(filepath.Join("..", "examples", "*", "*.yaml"))
 	require.NoError(t, err)
 	files = append(append(files, examples...), nested...)
-	require.Contains(t, files, filepath.Join("..", "examples", "quickstart", "routing.yaml"))
+	require.Contains(t, files, quickstart)
 	require.Contains(t, files, filepath.Join("..", "examples", "routing.reference.yaml"))
 	for _, f := range files {
-		var b strings.Builder
-		require.NoError(t, CheckConfig(&b, f), f)
-		require.Contains(t, b.String(), "SUCCESS", f)
+		if f == quickstart {
+			var b strings.Builder
+			require.NoError(t, CheckConfig(&b, f), f)
+			require.Contains(t, b.String(), "SUCCESS", f)
+			continue
+		}
+		cfg, err := config.Load(f)
+		require.NoError(t, err, f)
+		_, err = core.NewPipeline(cfg, core.PipelineOptions{Logger: promslog.NewNopLogger(), Offline: true})
+		require.NoError(t, err, f)
+		var problems config.Errors
+		require.ErrorAs(t, cfg.CheckSecretFiles(), &problems, "%s names secret files a clone does not have", f)
+		for _, p := range problems {
+			require.ErrorIs(t, p, fs.ErrNotExist, "%s: %v", f, p)
+		}
 	}
 }
