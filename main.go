@@ -27,6 +27,7 @@ func main() {
 }
 
 func run() int {
+	fillVersion()
 	a := kingpin.New(app.Name, "Delivers Alertmanager notifications to Feishu (Lark) chats as reply chains.")
 	configFile := a.Flag("config.file", "Path to routing.yaml.").Default("routing.yaml").String()
 	maxBody := a.Flag("web.max-body-bytes", "Largest webhook body accepted; a larger one is answered 413.").Default("10MiB").Bytes()
@@ -49,6 +50,11 @@ func run() int {
 	renderPayload := renderCmd.Flag("payload", "A webhook body as Alertmanager posts it.").Required().ExistingFile()
 	renderReceiver := renderCmd.Flag("receiver", "Only this receiver, without routing.").String()
 	renderEscalation := renderCmd.Flag("escalation", "Also print the reply of each escalation step of a receiver whose escalation applies to the group.").Bool()
+	sendCmd := a.Command("send-test", "Send a test notification to Feishu through the whole pipeline, as serve would deliver one: to a receiver, or where the route tree sends the test alert. Its chain is kept in a temporary state store of its own, not the configured one, so it runs beside a running service.")
+	sendReceiver := sendCmd.Flag("receiver", "The receiver to send to, without routing; default: route the test alert's labels.").String()
+	sendResolved := sendCmd.Flag("resolved", "Then send the group's resolved notification, a reply to the first message, which is updated in place on im/v1.").Bool()
+	sendLabels := sendCmd.Flag("label", "A name=value label for the test alert, besides alertname="+cli.TestAlertName+" and severity=info (which it may replace); repeatable.").Strings()
+	sendTimeout := sendCmd.Flag("timeout", "How long each notification may take, waits under the rate limits and retries included.").Default("30s").Duration()
 	oncallCmd := a.Command("oncall", "Show who is on call in each rotation, and whom each receiver would mention, at a time.")
 	oncallAt := oncallCmd.Flag("at", "The time, RFC 3339, e.g. 2026-02-10T12:00:00+08:00; default now.").String()
 
@@ -62,6 +68,13 @@ func run() int {
 		err = cli.RouteTest(os.Stdout, *configFile, *routeLabels, *routeVerify)
 	case renderCmd.FullCommand():
 		err = cli.Render(os.Stdout, *configFile, *renderPayload, *renderReceiver, *renderEscalation)
+	case sendCmd.FullCommand():
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+		defer stop()
+		err = cli.SendTest(ctx, os.Stdout, cli.SendTestOptions{
+			ConfigFile: *configFile, Receiver: *sendReceiver, Labels: *sendLabels, Resolved: *sendResolved, Timeout: *sendTimeout,
+			Logger: promslog.New(logCfg),
+		})
 	case oncallCmd.FullCommand():
 		err = cli.OnCall(os.Stdout, *configFile, *oncallAt)
 	default:

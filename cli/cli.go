@@ -1,13 +1,15 @@
 // Package cli holds the operator's commands besides serve, in the manner of
-// amtool: check-config, route test, render and oncall. Each reads
-// routing.yaml, writes to the given writer, and sends nothing anywhere: none
-// needs Feishu credentials or a network.
+// amtool: check-config, route test, render and oncall, which read
+// routing.yaml, write to the given writer and send nothing anywhere (none
+// needs Feishu credentials or a network); and send-test, which sends a test
+// notification to Feishu as serve would.
 package cli
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -29,18 +31,51 @@ import (
 // CheckConfig loads file as serve would: the schema, every matcher, the
 // templates of every receiver executed against a sample group, and the
 // secret files. It prints a summary, or returns every problem found, each
-// with its YAML line. No secret is printed.
+// with its key and YAML line, one a line. No secret is printed.
 func CheckConfig(w io.Writer, file string) error {
 	cfg, err := config.Load(file)
 	if err != nil {
-		return err
+		return problemList(err)
 	}
-	if _, err := core.NewPipeline(cfg, core.PipelineOptions{Logger: promslog.NewNopLogger(), Offline: true}); err != nil {
-		return err
+	_, err = core.NewPipeline(cfg, core.PipelineOptions{Logger: promslog.NewNopLogger(), Offline: true})
+	if err := errors.Join(err, cfg.CheckSecretFiles()); err != nil {
+		return problemList(err)
 	}
 	fmt.Fprintf(w, "Checking '%s'  SUCCESS\nFound:\n - %d receivers\n - %d routes\n - %d on-call rotations\n - %d template globs\n - state: %s\n - feishu api: %s\n",
 		file, len(cfg.Receivers), countRoutes(cfg.Route), len(cfg.OnCall), len(cfg.Templates), cfg.State.Backend, cfg.Feishu.API)
 	return nil
+}
+
+// problemList is err as check-config prints it under its FAILED line,
+// which names the file: one problem a line, indented.
+func problemList(err error) error {
+	var lines []string
+	var flatten func(err error)
+	flatten = func(err error) {
+		// The error itself, not what it wraps: a join's members are
+		// listed one by one, and config.Errors, itself a join, each.
+		switch e := err.(type) { //nolint:errorlint // see above
+		case config.Errors:
+			for _, p := range e {
+				lines = append(lines, p.Error())
+			}
+		case interface{ Unwrap() []error }:
+			for _, x := range e.Unwrap() {
+				flatten(x)
+			}
+		default:
+			// config.Load's "config <file>: …" goes: the FAILED line
+			// names the file.
+			var errs config.Errors
+			if errors.As(err, &errs) {
+				flatten(errs)
+				return
+			}
+			lines = append(lines, err.Error())
+		}
+	}
+	flatten(err)
+	return errors.New("  " + strings.Join(lines, "\n  "))
 }
 
 func countRoutes(r *config.Route) int {
@@ -137,9 +172,9 @@ func Render(w io.Writer, file, payloadFile, receiver string, escalation bool) er
 		if err != nil {
 			return fmt.Errorf("receiver %q: %w", rc.Name(), err)
 		}
-		var pretty bytes.Buffer
-		if err := json.Indent(&pretty, body, "", "  "); err != nil {
-			return err
+		pretty, err := readable(body)
+		if err != nil {
+			return fmt.Errorf("receiver %q: %w", rc.Name(), err)
 		}
 		if i > 0 {
 			fmt.Fprintln(w)
@@ -155,6 +190,46 @@ func Render(w io.Writer, file, payloadFile, receiver string, escalation bool) er
 		fmt.Fprintln(w, "# no receiver")
 	}
 	return nil
+}
+
+// readable indents a request body for reading. im/v1 carries the message
+// in "content" as a JSON string, which printed as it is sent would be one
+// long line of escaped quotes; readable shows that string's JSON as JSON,
+// in its place, the other fields as they are and in their order.
+func readable(body []byte) (*bytes.Buffer, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var out bytes.Buffer
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, fmt.Errorf("request body is not a JSON object")
+	}
+	out.WriteByte('{')
+	for i := 0; dec.More(); i++ {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, err
+		}
+		var s string
+		if t == "content" && json.Unmarshal(v, &s) == nil && json.Valid([]byte(s)) {
+			v = json.RawMessage(s)
+		}
+		if i > 0 {
+			out.WriteByte(',')
+		}
+		k, _ := json.Marshal(t)
+		out.Write(k)
+		out.WriteByte(':')
+		out.Write(v)
+	}
+	out.WriteByte('}')
+	var pretty bytes.Buffer
+	if err := json.Indent(&pretty, out.Bytes(), "", "  "); err != nil {
+		return nil, err
+	}
+	return &pretty, nil
 }
 
 // botSecret is a placeholder for a custom bot's signing secret, "" when its

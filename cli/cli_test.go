@@ -1,12 +1,17 @@
 package cli
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/prometheus/common/promslog"
 	"github.com/stretchr/testify/require"
+
+	"github.com/alertmanager-feishu/alertmanager-feishu/config"
+	"github.com/alertmanager-feishu/alertmanager-feishu/core"
 )
 
 const escalating = `
@@ -62,7 +67,7 @@ func TestRenderEscalation(t *testing.T) {
 	require.True(t, ok, out)
 	require.True(t, strings.HasPrefix(first, "# receiver infra: chat_id oc_infra, interactive\n"), "the first message comes first")
 	require.Contains(t, steps, "POST https://open.feishu.cn/open-apis/im/v1/messages/<message_id of the first message>/reply\n{\n  \"msg_type\": \"text\",\n")
-	require.Contains(t, steps, `nobody acknowledged this for 10m. <at user_id=\\\"ou_sec\\\"></at> (buzzed in Feishu) (could not mention: lead@example.com)`)
+	require.Contains(t, steps, `nobody acknowledged this for 10m. <at user_id=\"ou_sec\"></at> (buzzed in Feishu) (could not mention: lead@example.com)`)
 	require.Contains(t, steps, "}\n\n# receiver infra: escalation step 2 after 30m (urgent phone), a reply to the first message\n")
 	require.Contains(t, steps, `u_head`)
 	require.Contains(t, steps, `"uuid": "<uuid of the attempt>"`)
@@ -84,4 +89,59 @@ func TestRenderEscalationV4(t *testing.T) {
 	out := render(t, file, payload("firing-HighCPU-seq1-first-notification.json"), "infra", true)
 	require.Contains(t, out, "# receiver infra: escalation step 1 after 10m (urgent none), a reply to the first message\n"+
 		"POST https://open.feishu.cn/open-apis/message/v4/send/\n{\n  \"chat_id\": \"oc_infra\",\n  \"root_id\": \"<message_id of the first message>\",\n")
+}
+
+// render shows the message content as indented JSON in its place, not as
+// the escaped string im/v1 carries; the request's other fields stay in
+// their order.
+func TestRenderContentAsJSON(t *testing.T) {
+	file := writeConfig(t, `
+feishu: {app_id: cli_x, app_secret: s}
+receivers:
+  - {name: card, chat_id: oc_card}
+  - {name: text, chat_id: oc_text, msg_type: text}
+route: {receiver: card}
+`)
+	firing := payload("firing-HighCPU-seq1-first-notification.json")
+	out := render(t, file, firing, "card", false)
+	require.Contains(t, out, "POST https://open.feishu.cn/open-apis/im/v1/messages?receive_id_type=chat_id\n{\n"+
+		"  \"receive_id\": \"oc_card\",\n  \"msg_type\": \"interactive\",\n  \"content\": {\n    \"config\": {\n", out)
+	require.Contains(t, out, `"content": "[FIRING:2] HighCPU`, "the card's title is a string in the card")
+	require.NotContains(t, out, `\"`, "no escaped JSON")
+
+	out = render(t, file, firing, "text", false)
+	require.Contains(t, out, "  \"content\": {\n    \"text\": \"[FIRING:2] HighCPU", out)
+}
+
+// Every configuration the repository ships passes check-config as cloned,
+// but for the secret files a fresh clone cannot have: the quick start's
+// passes whole (its stand-in secret is inline), and each other one's only
+// problems are its secret files, missing.
+func TestShippedConfigurationsCheck(t *testing.T) {
+	quickstart := filepath.Join("..", "examples", "quickstart", "routing.yaml")
+	files := []string{filepath.Join("..", "routing.yaml")}
+	examples, err := filepath.Glob(filepath.Join("..", "examples", "*.yaml"))
+	require.NoError(t, err)
+	nested, err := filepath.Glob(filepath.Join("..", "examples", "*", "*.yaml"))
+	require.NoError(t, err)
+	files = append(append(files, examples...), nested...)
+	require.Contains(t, files, quickstart)
+	require.Contains(t, files, filepath.Join("..", "examples", "routing.reference.yaml"))
+	for _, f := range files {
+		if f == quickstart {
+			var b strings.Builder
+			require.NoError(t, CheckConfig(&b, f), f)
+			require.Contains(t, b.String(), "SUCCESS", f)
+			continue
+		}
+		cfg, err := config.Load(f)
+		require.NoError(t, err, f)
+		_, err = core.NewPipeline(cfg, core.PipelineOptions{Logger: promslog.NewNopLogger(), Offline: true})
+		require.NoError(t, err, f)
+		var problems config.Errors
+		require.ErrorAs(t, cfg.CheckSecretFiles(), &problems, "%s names secret files a clone does not have", f)
+		for _, p := range problems {
+			require.ErrorIs(t, p, fs.ErrNotExist, "%s: %v", f, p)
+		}
+	}
 }

@@ -50,9 +50,9 @@ func renderEscalation(w io.Writer, pl *core.Pipeline, rc *core.Receiver, p *webh
 		if err != nil {
 			return fmt.Errorf("receiver %q: escalation step %d: %w", rc.Name(), step, err)
 		}
-		var pretty bytes.Buffer
-		if err := json.Indent(&pretty, body, "", "  "); err != nil {
-			return err
+		pretty, err := readable(body)
+		if err != nil {
+			return fmt.Errorf("receiver %q: escalation step %d: %w", rc.Name(), step, err)
 		}
 		// A blank line before each request, as between receivers.
 		fmt.Fprintf(w, "\n# receiver %s: escalation step %d after %s (urgent %s), a reply to the first message\nPOST %s\n%s\n",

@@ -35,6 +35,8 @@ type Actions struct {
 	// Durations is SilenceDurations parsed.
 	Durations map[string]time.Duration `yaml:"-"`
 	Line      int                      `yaml:"-"`
+
+	at place
 }
 
 // AlertmanagerAPI is where silences are made: the first URL that answers.
@@ -71,10 +73,10 @@ func (a *Actions) UnmarshalYAML(unmarshal func(any) error) error {
 // Secrets returns the HTTP callback's Verification Token and Encrypt Key,
 // reading their files if that is how they were given.
 func (a *Actions) Secrets() (token, key string, err error) {
-	if token, err = readSecret(a.VerificationToken, a.VerificationTokenFile, "actions.verification_token_file"); err != nil {
+	if token, err = readSecret(a.VerificationToken, a.VerificationTokenFile, a.at, "verification_token_file"); err != nil {
 		return "", "", err
 	}
-	if key, err = readSecret(a.EncryptKey, a.EncryptKeyFile, "actions.encrypt_key_file"); err != nil {
+	if key, err = readSecret(a.EncryptKey, a.EncryptKeyFile, a.at, "encrypt_key_file"); err != nil {
 		return "", "", err
 	}
 	return token, key, nil
@@ -93,78 +95,85 @@ func (c *Config) HasActions(r *Receiver) bool {
 func (c *Config) validateActions(p *problems, rotations map[string]bool) {
 	a := c.Actions
 	if a == nil {
-		for _, r := range c.Receivers {
+		for i, r := range c.Receivers {
 			if r.Actions != nil && *r.Actions {
-				p.add(r.Line, "receiver %q: actions: true needs the top-level actions block", r.Name)
+				p.at(itemKey("receivers", i)+".actions", "true needs the top-level actions block")
 			}
 		}
 		return
 	}
 	if c.Feishu.API != APIIMv1 {
-		p.add(a.Line, "actions: need feishu.api %s: cards are updated in place through im/v1", APIIMv1)
+		p.at("actions", "needs feishu.api %s: cards are updated in place through im/v1", APIIMv1)
 	}
 	if c.Feishu.AppID == "" {
-		p.add(a.Line, "actions: need feishu.app_id: Feishu sends a card's clicks to the app that sent it")
+		p.at("actions", "needs feishu.app_id: Feishu sends a card's clicks to the app that sent it")
 	}
-	secrets := a.VerificationToken != "" || a.VerificationTokenFile != "" || a.EncryptKey != "" || a.EncryptKeyFile != ""
 	switch a.Transport {
 	case TransportLongConnection:
-		if secrets {
-			p.add(a.Line, "actions: verification_token and encrypt_key are for transport %s only", TransportHTTP)
+		for _, s := range []struct {
+			key string
+			set bool
+		}{
+			{"verification_token", a.VerificationToken != ""}, {"verification_token_file", a.VerificationTokenFile != ""},
+			{"encrypt_key", a.EncryptKey != ""}, {"encrypt_key_file", a.EncryptKeyFile != ""},
+		} {
+			if s.set {
+				p.at("actions."+s.key, "only for transport %s", TransportHTTP)
+			}
 		}
 	case TransportHTTP:
-		checkOneOf(p, a.Line, "actions", "verification_token", a.VerificationToken, a.VerificationTokenFile)
-		checkOneOf(p, a.Line, "actions", "encrypt_key", a.EncryptKey, a.EncryptKeyFile)
+		checkOneOf(p, "actions", "verification_token", a.VerificationToken, a.VerificationTokenFile)
+		checkOneOf(p, "actions", "encrypt_key", a.EncryptKey, a.EncryptKeyFile)
 	default:
-		p.add(a.Line, "actions.transport %q: must be %s or %s", a.Transport, TransportLongConnection, TransportHTTP)
+		p.at("actions.transport", "must be %s or %s, not %q", TransportLongConnection, TransportHTTP, a.Transport)
 	}
-	for _, u := range a.Alertmanager.URLs {
+	for i, u := range a.Alertmanager.URLs {
 		if !IsWebURL(u) {
-			p.add(a.Line, "actions.alertmanager.urls: %q must be an http or https URL", u)
+			p.at(itemKey("actions.alertmanager.urls", i), "must be an http or https URL, not %q", u)
 		}
 	}
 	if err := a.Alertmanager.HTTPConfig.Validate(); err != nil {
-		p.add(a.Line, "actions.alertmanager.http_config: %v", err)
+		p.at("actions.alertmanager.http_config", "%v", err)
 	}
 	if len(a.SilenceDurations) > MaxSilenceDurations {
-		p.add(a.Line, "actions.silence_durations: at most %d, one button each", MaxSilenceDurations)
+		p.at("actions.silence_durations", "at most %d, one button each", MaxSilenceDurations)
 	}
 	a.Durations = make(map[string]time.Duration, len(a.SilenceDurations))
-	for _, s := range a.SilenceDurations {
+	for i, s := range a.SilenceDurations {
+		key := itemKey("actions.silence_durations", i)
 		d, err := model.ParseDuration(s)
 		switch {
 		case err != nil:
-			p.add(a.Line, "actions.silence_durations: %q: %v", s, err)
+			p.at(key, "want a duration like 30m, 4h or 1d, not %q", s)
 		case d <= 0:
-			p.add(a.Line, "actions.silence_durations: %q must be longer than 0", s)
+			p.at(key, "%q must be longer than 0", s)
 		case a.Durations[s] != 0:
-			p.add(a.Line, "actions.silence_durations: %q is listed twice", s)
+			p.at(key, "%q is listed twice", s)
 		}
 		a.Durations[s] = time.Duration(d)
 	}
 	for i, u := range a.Allowed.Users {
-		if err := u.validate(); err != nil {
-			p.add(a.Line, "actions.allowed.users[%d]: %v", i, err)
-		}
+		u.check(p, itemKey("actions.allowed.users", i))
 	}
-	for _, name := range a.Allowed.OnCall {
+	rotationNames := keys(rotations)
+	for i, name := range a.Allowed.OnCall {
 		if !rotations[name] {
-			p.add(a.Line, "actions.allowed.oncall: no rotation %q", name)
+			p.at(itemKey("actions.allowed.oncall", i), "no rotation %q%s", name, didYouMeanName(name, rotationNames))
 		}
 	}
-	for _, r := range c.Receivers {
+	for i, r := range c.Receivers {
 		if r.Actions != nil && *r.Actions && !c.HasActions(r) {
-			p.add(r.Line, "receiver %q: actions: true needs an app receiver whose msg_type is %s", r.Name, MsgInteractive)
+			p.at(itemKey("receivers", i)+".actions", "true needs an app receiver whose msg_type is %s", MsgInteractive)
 		}
 	}
 }
 
 // checkOneOf reports unless exactly one of a secret and its file is given.
-func checkOneOf(p *problems, line int, block, key string, value commoncfg.Secret, file string) {
+func checkOneOf(p *problems, block, key string, value commoncfg.Secret, file string) {
 	switch {
 	case value == "" && file == "":
-		p.add(line, "%s: one of %s or %s_file is required", block, key, key)
+		p.at(block+"."+key, "one of %s or %s_file is required", key, key)
 	case value != "" && file != "":
-		p.add(line, "%s: %s and %s_file are mutually exclusive", block, key, key)
+		p.at(block+"."+key+"_file", "%s and %s_file are mutually exclusive", key, key)
 	}
 }

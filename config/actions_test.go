@@ -56,18 +56,18 @@ func TestActionsInvalid(t *testing.T) {
 	for _, tc := range []struct {
 		name, replace, with, want string
 	}{
-		{"transport", "actions:\n", "actions:\n  transport: smoke\n", `line 5: actions.transport "smoke": must be long_connection or http`},
-		{"http needs its secrets", "actions:\n", "actions:\n  transport: http\n", "line 5: actions: one of verification_token or verification_token_file is required"},
-		{"secrets on the long connection", "actions:\n", "actions:\n  encrypt_key: k\n", "line 5: actions: verification_token and encrypt_key are for transport http only"},
-		{"url", "http://alertmanager:9093", "alertmanager:9093", `line 5: actions.alertmanager.urls: "alertmanager:9093" must be an http or https URL`},
-		{"duration", "actions:\n", "actions:\n  silence_durations: [1h, soon, 0s, 1h]\n", `actions.silence_durations: "soon"`},
-		{"zero duration", "actions:\n", "actions:\n  silence_durations: [0s]\n", `line 5: actions.silence_durations: "0s" must be longer than 0`},
-		{"twice", "actions:\n", "actions:\n  silence_durations: [1h, 1h]\n", `line 5: actions.silence_durations: "1h" is listed twice`},
-		{"too many", "actions:\n", "actions:\n  silence_durations: [1h, 2h, 3h, 4h, 5h, 6h]\n", "at most 5"},
-		{"rotation", "actions:\n", "actions:\n  allowed: {oncall: [nobody]}\n", `actions.allowed.oncall: no rotation "nobody"`},
-		{"person", "actions:\n", "actions:\n  allowed: {users: [{}]}\n", "actions.allowed.users[0]:"},
-		{"v4", "app_secret: s3cret}", "app_secret: s3cret, api: v4}", "actions: need feishu.api im_v1"},
-		{"on a text receiver", "msg_type: text}", "msg_type: text, actions: true}", `line 10: receiver "text": actions: true needs an app receiver whose msg_type is interactive`},
+		{"transport", "actions:\n", "actions:\n  transport: smoke\n", `line 6: actions.transport: must be long_connection or http, not "smoke"`},
+		{"http needs its secrets", "actions:\n", "actions:\n  transport: http\n", "line 5: actions.verification_token: one of verification_token or verification_token_file is required"},
+		{"secrets on the long connection", "actions:\n", "actions:\n  encrypt_key: k\n", "line 6: actions.encrypt_key: only for transport http"},
+		{"url", "http://alertmanager:9093", "alertmanager:9093", `line 6: actions.alertmanager.urls[0]: must be an http or https URL, not "alertmanager:9093"`},
+		{"duration", "actions:\n", "actions:\n  silence_durations: [1h, soon, 0s, 1h]\n", `line 6: actions.silence_durations[1]: want a duration like 30m, 4h or 1d, not "soon"`},
+		{"zero duration", "actions:\n", "actions:\n  silence_durations: [0s]\n", `line 6: actions.silence_durations[0]: "0s" must be longer than 0`},
+		{"twice", "actions:\n", "actions:\n  silence_durations: [1h, 1h]\n", `line 6: actions.silence_durations[1]: "1h" is listed twice`},
+		{"too many", "actions:\n", "actions:\n  silence_durations: [1h, 2h, 3h, 4h, 5h, 6h]\n", "line 6: actions.silence_durations: at most 5, one button each"},
+		{"rotation", "actions:\n", "actions:\n  allowed: {oncall: [nobody]}\n", `line 6: actions.allowed.oncall[0]: no rotation "nobody"`},
+		{"person", "actions:\n", "actions:\n  allowed: {users: [{}]}\n", "line 6: actions.allowed.users[0]: exactly one of email, open_id or user_id is required"},
+		{"v4", "app_secret: s3cret}", "app_secret: s3cret, api: v4}", "line 5: actions: needs feishu.api im_v1"},
+		{"on a text receiver", "msg_type: text}", "msg_type: text, actions: true}", `line 10: receivers[2].actions: true needs an app receiver whose msg_type is interactive`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(strings.Replace(withActions, tc.replace, tc.with, 1)))
@@ -75,5 +75,5 @@ func TestActionsInvalid(t *testing.T) {
 		})
 	}
 	_, err := Parse([]byte(strings.Replace(minimal, "chat_id: oc_infra", "chat_id: oc_infra\n    actions: true", 1)))
-	require.ErrorContains(t, err, `receiver "infra": actions: true needs the top-level actions block`)
+	require.ErrorContains(t, err, `line 8: receivers[0].actions: true needs the top-level actions block`)
 }

@@ -1,9 +1,9 @@
 // Package config reads routing.yaml: the schema, its defaults, and a
-// validation that reports every problem with the YAML line it is on.
+// validation that reports every problem at once, each with the key at
+// fault and the YAML line it is on.
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	neturl "net/url"
@@ -54,6 +54,8 @@ type Feishu struct {
 	API           string                     `yaml:"api"`
 	RateLimit     RateLimit                  `yaml:"rate_limit"`
 	HTTPConfig    commoncfg.HTTPClientConfig `yaml:"http_config"`
+
+	at place
 }
 
 // Intake is what a webhook must carry to be accepted: the bearer token that
@@ -61,6 +63,8 @@ type Feishu struct {
 type Intake struct {
 	BearerToken     commoncfg.Secret `yaml:"bearer_token"`
 	BearerTokenFile string           `yaml:"bearer_token_file"`
+
+	at place
 }
 
 // RateLimit is how fast the service lets itself send; 0 means unlimited.
@@ -92,6 +96,8 @@ type Redis struct {
 	DB           int                  `yaml:"db"`
 	KeyPrefix    string               `yaml:"key_prefix"`
 	TLSConfig    *commoncfg.TLSConfig `yaml:"tls_config"`
+
+	at place
 }
 
 // Rotation is an on-call rotation: members take turns, one shift each.
@@ -147,6 +153,8 @@ type Receiver struct {
 	// Location is Timezone loaded: where the receiver's times are shown.
 	Location *time.Location `yaml:"-"`
 	Line     int            `yaml:"-"`
+
+	at place
 }
 
 // Mentions is a receiver's mention policy.
@@ -211,14 +219,14 @@ func (r *Receiver) IsBot() bool {
 // Webhook returns a custom bot receiver's URL and signing secret ("" when
 // requests are not signed), reading the *_file variants.
 func (r *Receiver) Webhook() (url, secret string, err error) {
-	if url, err = readSecret(r.WebhookURL, r.WebhookURLFile, "receiver "+r.Name+" webhook_url_file"); err != nil {
+	if url, err = readSecret(r.WebhookURL, r.WebhookURLFile, r.at, "webhook_url_file"); err != nil {
 		return "", "", err
 	}
 	if !IsWebURL(url) {
 		// The URL is a credential: the error does not repeat it.
-		return "", "", fmt.Errorf("receiver %q: webhook_url must be an http or https URL", r.Name)
+		return "", "", r.at.problem("webhook_url_file", "the file's content must be an http or https URL")
 	}
-	if secret, err = readSecret(r.Secret, r.SecretFile, "receiver "+r.Name+" secret_file"); err != nil {
+	if secret, err = readSecret(r.Secret, r.SecretFile, r.at, "secret_file"); err != nil {
 		return "", "", err
 	}
 	return url, secret, nil
@@ -256,8 +264,6 @@ var Default = Config{
 }
 
 // UnmarshalYAML starts from Default so that absent keys keep their defaults.
-// It uses the callback form so that the strict decoder's KnownFields setting
-// reaches every nested struct.
 func (c *Config) UnmarshalYAML(unmarshal func(any) error) error {
 	*c = Default
 	type plain Config
@@ -279,27 +285,58 @@ func Load(path string) (*Config, error) {
 	return c, nil
 }
 
-// Parse decodes and validates routing.yaml from b. It returns every problem
-// it finds, joined, each with its YAML line.
+// Parse decodes and validates routing.yaml from b. Its error is Errors:
+// every problem it finds, those of decoding and those of validation
+// together, each with its key and YAML line.
 func Parse(b []byte) (*Config, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(b, &doc); err != nil {
-		return nil, err
+		return nil, yamlErrors(err) // not YAML: nothing more can be told
 	}
+	return parseDoc(&doc)
+}
+
+// parseDoc is Parse of a YAML document already parsed. What does not
+// decode is removed from doc.
+func parseDoc(doc *yaml.Node) (*Config, error) {
 	if len(doc.Content) == 0 {
-		return nil, errors.New("the file is empty")
+		return nil, Errors{{Msg: "the file is empty"}}
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	var c Config
-	if err := dec.Decode(&c); err != nil {
-		return nil, err
+	k := newChecker()
+	c := Default
+	if k.check(doc.Content[0], configType, "") {
+		if err := doc.Decode(&c); err != nil {
+			// The check removed what would not decode; this is a
+			// safety net.
+			k.errs = append(k.errs, yamlErrors(err)...)
+		}
+	} else {
+		k.pruned = append(k.pruned, "") // nothing to validate
 	}
-	annotateLines(doc.Content[0], &c)
-	if err := c.validate(); err != nil {
-		return nil, err
+	c.annotate(k.lines)
+	p := problems{lines: k.lines}
+	c.validate(&p)
+	errs := k.errs
+	// A problem of what was removed is reported once, by the check.
+	for _, e := range p.errs {
+		if !prunedKey(e.Key, k.pruned) {
+			errs = append(errs, e)
+		}
+	}
+	if len(errs) > 0 {
+		errs.sort()
+		return nil, errs
 	}
 	return &c, nil
+}
+
+func prunedKey(key string, pruned []string) bool {
+	for _, p := range pruned {
+		if within(key, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Config) resolvePaths(dir string) {
@@ -328,19 +365,58 @@ func (c *Config) resolvePaths(dir string) {
 // Secret returns the app secret, reading app_secret_file if that is how
 // it was given.
 func (f *Feishu) Secret() (string, error) {
-	return readSecret(f.AppSecret, f.AppSecretFile, "feishu.app_secret_file")
+	return readSecret(f.AppSecret, f.AppSecretFile, f.at, "app_secret_file")
 }
 
 // Token returns the bearer token webhooks must carry, "" when none is
 // required.
 func (i *Intake) Token() (string, error) {
-	return readSecret(i.BearerToken, i.BearerTokenFile, "intake.bearer_token_file")
+	return readSecret(i.BearerToken, i.BearerTokenFile, i.at, "bearer_token_file")
 }
 
 // Secret returns the Redis password, reading password_file if that is how
 // it was given.
 func (r *Redis) Secret() (string, error) {
-	return readSecret(r.Password, r.PasswordFile, "state.redis.password_file")
+	return readSecret(r.Password, r.PasswordFile, r.at, "password_file")
+}
+
+// CheckSecretFiles reads every secret file the configuration names, as
+// serve does at start and at each reload, and reports each that cannot be
+// read or is empty, at its key and line; never what a file holds. It is
+// for check-config, which builds its pipeline without reading secrets.
+func (c *Config) CheckSecretFiles() error {
+	var errs Errors
+	add := func(err error) {
+		var e *Error
+		if errors.As(err, &e) {
+			errs = append(errs, e)
+		} else if err != nil {
+			errs = append(errs, &Error{Msg: err.Error()})
+		}
+	}
+	_, err := c.Feishu.Secret()
+	add(err)
+	_, err = c.Intake.Token()
+	add(err)
+	if c.State.Backend == "redis" {
+		_, err = c.State.Redis.Secret()
+		add(err)
+	}
+	if a := c.Actions; a != nil && a.Transport == TransportHTTP {
+		_, _, err = a.Secrets()
+		add(err)
+	}
+	for _, r := range c.Receivers {
+		if r.IsBot() {
+			_, _, err = r.Webhook()
+			add(err)
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	errs.sort()
+	return errs
 }
 
 // IsWebURL reports whether s is an absolute http or https URL: what a
@@ -351,18 +427,21 @@ func IsWebURL(s string) bool {
 }
 
 // readSecret returns value, or the trimmed content of file when that is how
-// the secret was given. The error names key, never the secret.
-func readSecret(value commoncfg.Secret, file, key string) (string, error) {
+// the secret was given. The error is key's, in at, and never holds the
+// secret.
+func readSecret(value commoncfg.Secret, file string, at place, key string) (string, error) {
 	if file == "" {
 		return string(value), nil
 	}
 	b, err := os.ReadFile(file)
 	if err != nil {
-		return "", fmt.Errorf("read %s: %w", key, err)
+		e := at.problem(key, "%v", err)
+		e.err = err
+		return "", e
 	}
 	s := strings.TrimSpace(string(b))
 	if s == "" {
-		return "", fmt.Errorf("%s %s is empty", key, file)
+		return "", at.problem(key, "%s is empty", file)
 	}
 	return s, nil
 }
@@ -377,64 +456,33 @@ func (c *Config) Receiver(name string) *Receiver {
 	return nil
 }
 
-// annotateLines records where receivers, rotations and routes start, so that
-// validation can name the line of a problem it finds only after decoding.
-func annotateLines(root *yaml.Node, c *Config) {
-	if items := lookup(root, "receivers"); items != nil {
-		for i, r := range c.Receivers {
-			if i < len(items.Content) {
-				r.Line = items.Content[i].Line
-			}
-		}
+// annotate records where receivers, rotations, routes and the parts that
+// read secret files are, so that the problems found after decoding, by
+// validation or when a secret file is read, name their lines.
+func (c *Config) annotate(lines lineMap) {
+	c.Feishu.at = place{"feishu", lines}
+	c.Intake.at = place{"intake", lines}
+	c.State.Redis.at = place{"state.redis", lines}
+	for i, r := range c.Receivers {
+		key := itemKey("receivers", i)
+		r.Line, r.at = lines.line(key), place{key, lines}
 	}
-	if items := lookup(root, "oncall"); items != nil {
-		for i, r := range c.OnCall {
-			if i < len(items.Content) {
-				r.Line = items.Content[i].Line
-			}
-		}
+	for i, r := range c.OnCall {
+		r.Line = lines.line(itemKey("oncall", i))
 	}
-	var walk func(n *yaml.Node, r *Route)
-	walk = func(n *yaml.Node, r *Route) {
-		if n == nil || r == nil {
-			return
-		}
-		r.Line = n.Line
-		children := lookup(n, "routes")
+	var walk func(r *Route, key string)
+	walk = func(r *Route, key string) {
+		r.Line = lines.line(key)
 		for i, child := range r.Routes {
-			if children != nil && i < len(children.Content) {
-				walk(children.Content[i], child)
+			if child != nil {
+				walk(child, itemKey(childKey(key, "routes"), i))
 			}
 		}
 	}
-	walk(lookup(root, "route"), c.Route)
+	if c.Route != nil {
+		walk(c.Route, "route")
+	}
 	if c.Actions != nil {
-		c.Actions.Line = keyLine(root, "actions")
+		c.Actions.Line, c.Actions.at = lines.line("actions"), place{"actions", lines}
 	}
-}
-
-// keyLine is the line of key in a mapping node, 0 if it is not there.
-func keyLine(n *yaml.Node, key string) int {
-	if n == nil || n.Kind != yaml.MappingNode {
-		return 0
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == key {
-			return n.Content[i].Line
-		}
-	}
-	return 0
-}
-
-// lookup returns the value under key in a mapping node, or nil.
-func lookup(n *yaml.Node, key string) *yaml.Node {
-	if n == nil || n.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == key {
-			return n.Content[i+1]
-		}
-	}
-	return nil
 }

@@ -61,9 +61,9 @@ route: {receiver: infra}
 	require.Equal(t, "America/New_York", c.Receiver("ny").Location.String())
 
 	_, err = Parse([]byte(minimal + "timezone: Mars/Olympus\n"))
-	require.ErrorContains(t, err, `timezone "Mars/Olympus": not an IANA time zone`)
+	require.EqualError(t, err, `line 10: timezone: "Mars/Olympus" is not an IANA time zone`)
 	_, err = Parse([]byte(strings.Replace(minimal, "    chat_id: oc_infra\n", "    chat_id: oc_infra\n    timezone: Nowhere\n", 1)))
-	require.ErrorContains(t, err, `line 6: receiver "infra": timezone "Nowhere"`)
+	require.EqualError(t, err, `line 8: receivers[0].timezone: "Nowhere" is not an IANA time zone`)
 }
 
 func TestParsePartialSectionKeepsOtherDefaults(t *testing.T) {
@@ -157,87 +157,87 @@ func TestParseErrorsNameLineAndThing(t *testing.T) {
 	}{
 		"unknown top-level key": {
 			yaml: minimal + "colour: red\n",
-			want: []string{"line 10", "colour"},
+			want: []string{"line 10: colour: unknown key"},
 		},
 		"unknown nested key": {
 			yaml: strings.Replace(minimal, "  app_secret: s3cret\n", "  app_secret: s3cret\n  rate_limit:\n    per_chats: 3\n", 1),
-			want: []string{"line 6", "per_chats"},
+			want: []string{"line 6: feishu.rate_limit.per_chats: unknown key; did you mean per_chat?"},
 		},
 		"unknown receiver key": {
 			yaml: strings.Replace(minimal, "    chat_id: oc_infra\n", "    chat_id: oc_infra\n    chat: x\n", 1),
-			want: []string{"line 8", "chat"},
+			want: []string{"line 8: receivers[0].chat: unknown key; did you mean chat_id?"},
 		},
 		"duplicate receiver": {
 			yaml: minimal + "", // replaced below
-			want: []string{"line 8", `receiver "infra": duplicate receiver name`},
+			want: []string{`line 8: receivers[1].name: duplicate receiver name "infra"`},
 		},
 		"route to missing receiver": {
 			yaml: minimal + "  routes:\n    - matchers: ['team=\"db\"']\n      receiver: dba\n",
-			want: []string{"line 11", `receiver "dba" is not defined`},
+			want: []string{`line 12: route.routes[0].receiver: receiver "dba" is not defined`},
 		},
 		"bad matcher": {
 			yaml: minimal + "  routes:\n    - matchers: ['team=~\"(\"']\n      receiver: infra\n",
-			want: []string{"line 11", `matcher "team=~\"(\""`},
+			want: []string{`line 11: route.routes[0].matchers[0]: matcher "team=~\"(\""`},
 		},
 		"two targets": {
 			yaml: strings.Replace(minimal, "    chat_id: oc_infra\n", "    chat_id: oc_infra\n    email: a@b.c\n", 1),
-			want: []string{"line 6", `receiver "infra": exactly one of chat_id`},
+			want: []string{`line 6: receivers[0]: exactly one of chat_id`},
 		},
 		"no target": {
 			yaml: strings.Replace(minimal, "    chat_id: oc_infra\n", "", 1),
-			want: []string{"line 6", `receiver "infra": exactly one of`},
+			want: []string{`line 6: receivers[0]: exactly one of`},
 		},
 		"root matchers": {
 			yaml: strings.Replace(minimal, "  receiver: infra\n", "  receiver: infra\n  matchers: ['a=\"b\"']\n", 1),
-			want: []string{"line 9", "root route must not have matchers"},
+			want: []string{"line 10: route.matchers: the root route must not have matchers"},
 		},
 		"secret twice": {
 			yaml: strings.Replace(minimal, "  app_secret: s3cret\n", "  app_secret: s3cret\n  app_secret_file: /x\n", 1),
-			want: []string{"mutually exclusive"},
+			want: []string{"line 5: feishu.app_secret_file: app_secret and app_secret_file are mutually exclusive"},
 		},
 		"no route": {
 			yaml: strings.Replace(minimal, "route:\n  receiver: infra\n", "", 1),
-			want: []string{"route is missing"},
+			want: []string{"route: required"},
 		},
 		"bad all_when and unknown rotation": {
 			yaml: strings.Replace(minimal, "    chat_id: oc_infra\n", "    chat_id: oc_infra\n    mentions:\n      oncall: [nobody]\n      all_when: ['sev=~\"[\"']\n", 1),
-			want: []string{`no rotation "nobody"`, "mentions.all_when", "line 6"},
+			want: []string{`line 9: receivers[0].mentions.oncall[0]: no rotation "nobody"`, `line 10: receivers[0].mentions.all_when[0]: matcher`},
 		},
 		"bad rotation": {
 			yaml: minimal + "oncall:\n  - name: r\n    timezone: Mars/Olympus\n    start: tomorrow\n    shift: 0s\n    members: [{email: a@b.c, open_id: ou_x}]\n",
-			want: []string{"line 11", "timezone", "start", "shift must be positive", "exactly one of email"},
+			want: []string{"line 12: oncall[0].timezone", "line 13: oncall[0].start", "line 14: oncall[0].shift: must be positive", "line 15: oncall[0].members[0]: exactly one of email"},
 		},
 		"bearer token twice": {
 			yaml: minimal + "intake: {bearer_token: a, bearer_token_file: b}\n",
-			want: []string{"intake: bearer_token and bearer_token_file are mutually exclusive"},
+			want: []string{"line 10: intake.bearer_token_file: bearer_token and bearer_token_file are mutually exclusive"},
 		},
 		"webhook and chat": {
 			yaml: strings.Replace(minimal, "    chat_id: oc_infra\n", "    chat_id: oc_infra\n    webhook_url: https://open.feishu.cn/open-apis/bot/v2/hook/x\n", 1),
-			want: []string{"line 6", `receiver "infra": exactly one of chat_id, open_id, user_id, email or webhook_url`},
+			want: []string{`line 6: receivers[0]: exactly one of chat_id, open_id, user_id, email or webhook_url`},
 		},
 		"secret without webhook": {
 			yaml: strings.Replace(minimal, "    chat_id: oc_infra\n", "    chat_id: oc_infra\n    secret: x\n", 1),
-			want: []string{"line 6", "secret is for a custom bot's webhook_url"},
+			want: []string{"line 8: receivers[0].secret: only a custom bot's webhook_url is signed with a secret"},
 		},
 		"webhook not a URL": {
 			yaml: strings.Replace(minimal, "    chat_id: oc_infra\n", "    webhook_url: not-a-url-token-123\n", 1),
-			want: []string{"line 6", "webhook_url must be an http or https URL"},
+			want: []string{"line 7: receivers[0].webhook_url: must be an http or https URL"},
 		},
 		"redis without address": {
 			yaml: minimal + "state:\n  backend: redis\n",
-			want: []string{"state.redis.addresses: at least one address"},
+			want: []string{"line 10: state.redis.addresses: at least one address"},
 		},
 		"redis cluster with a db": {
 			yaml: minimal + "state:\n  backend: redis\n  redis:\n    addresses: [a:1, b:2]\n    db: 3\n",
-			want: []string{"Redis Cluster", "db 0"},
+			want: []string{"line 14: state.redis.db: Redis Cluster", "db 0"},
 		},
 		"redis address without port": {
 			yaml: minimal + "state:\n  backend: redis\n  redis:\n    addresses: [redis]\n",
-			want: []string{`"redis" is not host:port`},
+			want: []string{`line 13: state.redis.addresses[0]: "redis" is not host:port`},
 		},
 		"unsupported msg_type": {
 			yaml: strings.Replace(minimal, "    chat_id: oc_infra\n", "    chat_id: oc_infra\n    msg_type: video\n", 1),
-			want: []string{"line 6", "msg_type"},
+			want: []string{`line 8: receivers[0].msg_type: must be text, post or interactive, not "video"`},
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -266,10 +266,10 @@ route:
 	require.Error(t, err)
 	msg := err.Error()
 	for _, w := range []string{
-		"feishu.app_id is missing",
-		"line 3: receiver \"a\": exactly one of",
-		"line 4: receiver \"a\": duplicate receiver name",
-		"line 7: route: receiver \"b\" is not defined",
+		"feishu.app_id: required",
+		"line 3: receivers[0]: exactly one of",
+		"line 4: receivers[1].name: duplicate receiver name \"a\"",
+		"line 7: route.receiver: receiver \"b\" is not defined",
 	} {
 		require.Contains(t, msg, w)
 	}
@@ -310,7 +310,7 @@ route: {receiver: a}
 	require.NotContains(t, string(out), "s3cret")
 
 	_, err = Parse([]byte("receivers: [{name: a, chat_id: oc_x}, {name: b, webhook_url: 'https://x/hook/y'}]\nroute: {receiver: a}\n"))
-	require.ErrorContains(t, err, "feishu.app_id is missing", "an app receiver still needs the app")
+	require.ErrorContains(t, err, `feishu.app_id: required: receiver "a" sends through the app`, "an app receiver still needs the app")
 }
 
 func TestSecretIsRedactedWhenPrinted(t *testing.T) {

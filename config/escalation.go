@@ -69,58 +69,58 @@ func validUrgent(kind string) bool {
 	return false
 }
 
-// validateEscalations checks every receiver's escalation, on the
-// receiver's line. It runs after validateReceivers, which decides what a
-// receiver is.
+// validateEscalations checks every receiver's escalation. It runs after
+// validateReceivers, which decides what a receiver is.
 func (c *Config) validateEscalations(p *problems, rotations map[string]bool) {
-	for _, r := range c.Receivers {
+	rotationNames := keys(rotations)
+	for i, r := range c.Receivers {
 		e := r.Escalation
 		if e == nil {
 			continue
 		}
+		key := itemKey("receivers", i) + ".escalation"
 		if r.IsBot() {
 			// Feishu sends a custom bot's card clicks nowhere: nobody
 			// could acknowledge the incident, and every step would fire.
-			p.add(r.Line, "receiver %q: escalation: a custom bot's messages cannot be acknowledged from a card, so nothing could stop it; send through the app", r.Name)
+			p.at(key, "a custom bot's messages cannot be acknowledged from a card, so nothing could stop it; send through the app")
 		}
-		for _, s := range e.When {
+		for j, s := range e.When {
 			ms, err := parse.Matchers(s)
 			if err != nil {
-				p.add(r.Line, "receiver %q: escalation.when: matcher %q: %v", r.Name, s, err)
+				p.at(itemKey(key+".when", j), "matcher %q: %v", s, err)
 			}
 			e.WhenMatchers = append(e.WhenMatchers, ms...)
 		}
 		if len(e.Steps) == 0 {
-			p.add(r.Line, "receiver %q: escalation: at least one step is required", r.Name)
+			p.at(key+".steps", "at least one step is required")
 		}
 		var before model.Duration
-		for i, s := range e.Steps {
+		for j, s := range e.Steps {
+			skey := itemKey(key+".steps", j)
 			switch {
 			case s.After <= 0:
-				p.add(r.Line, "receiver %q: escalation.steps[%d]: after must be positive", r.Name, i)
-			case i > 0 && s.After <= before:
-				p.add(r.Line, "receiver %q: escalation.steps[%d]: after %s must be later than the step before's %s", r.Name, i, s.After, before)
+				p.at(skey+".after", "must be positive")
+			case j > 0 && s.After <= before:
+				p.at(skey+".after", "%s must be later than the step before's %s", s.After, before)
 			}
 			before = s.After
 			if len(s.Mention.OnCall) == 0 && len(s.Mention.Users) == 0 {
-				p.add(r.Line, "receiver %q: escalation.steps[%d]: mention names nobody: a step must reach someone", r.Name, i)
+				p.at(skey+".mention", "names nobody: a step must reach someone")
 			}
-			for _, name := range s.Mention.OnCall {
+			for k, name := range s.Mention.OnCall {
 				if !rotations[name] {
-					p.add(r.Line, "receiver %q: escalation.steps[%d].mention.oncall: no rotation %q", r.Name, i, name)
+					p.at(itemKey(skey+".mention.oncall", k), "no rotation %q%s", name, didYouMeanName(name, rotationNames))
 				}
 			}
-			for j, u := range s.Mention.Users {
-				if err := u.validate(); err != nil {
-					p.add(r.Line, "receiver %q: escalation.steps[%d].mention.users[%d]: %v", r.Name, i, j, err)
-				}
+			for k, u := range s.Mention.Users {
+				u.check(p, itemKey(skey+".mention.users", k))
 			}
 			switch kind := s.UrgentKind(); {
 			case !validUrgent(kind):
-				p.add(r.Line, "receiver %q: escalation.steps[%d]: urgent %q: must be %s, %s, %s or %s", r.Name, i, s.Urgent, UrgentNone, UrgentApp, UrgentSMS, UrgentPhone)
+				p.at(skey+".urgent", "must be %s, %s, %s or %s, not %q", UrgentNone, UrgentApp, UrgentSMS, UrgentPhone, s.Urgent)
 			case kind != UrgentNone && !r.IsBot() && c.Feishu.API != APIIMv1:
 				// A bot receiver is refused above already.
-				p.add(r.Line, "receiver %q: escalation.steps[%d]: urgent %s needs feishu.api %s: Feishu's urgent calls are im/v1's", r.Name, i, kind, APIIMv1)
+				p.at(skey+".urgent", "%s needs feishu.api %s: Feishu's urgent calls are im/v1's", kind, APIIMv1)
 			}
 		}
 	}

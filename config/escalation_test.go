@@ -10,7 +10,7 @@ import (
 )
 
 // withEscalation is the contract's example, on line 6 a receiver with
-// escalation, on line 16 one without.
+// escalation (line 8), on line 16 one without.
 const withEscalation = `
 feishu: {app_id: cli_x, app_secret: s3cret}
 oncall:
@@ -63,21 +63,21 @@ func TestEscalationInvalid(t *testing.T) {
 		name, replace, with, want string
 	}{
 		{"no steps", "      steps:\n        - after: 10m\n          mention: {oncall: [infra-secondary], users: [{email: lead@example.com}]}\n          urgent: app\n        - after: 30m\n          mention: {users: [{email: head@example.com}]}\n",
-			"      steps: []\n", `line 6: receiver "infra": escalation: at least one step is required`},
-		{"after zero", "after: 10m", "after: 0s", `line 6: receiver "infra": escalation.steps[0]: after must be positive`},
-		{"after absent", "        - after: 10m\n          mention", "        - mention", `escalation.steps[0]: after must be positive`},
-		{"not increasing", "after: 30m", "after: 10m", `line 6: receiver "infra": escalation.steps[1]: after 10m must be later than the step before's 10m`},
-		{"decreasing", "after: 30m", "after: 5m", `escalation.steps[1]: after 5m must be later than the step before's 10m`},
-		{"reaches nobody", "mention: {users: [{email: head@example.com}]}", "mention: {}", `line 6: receiver "infra": escalation.steps[1]: mention names nobody: a step must reach someone`},
-		{"no mention", "\n          mention: {users: [{email: head@example.com}]}", "", `escalation.steps[1]: mention names nobody`},
-		{"rotation", "oncall: [infra-secondary]", "oncall: [nobody]", `line 6: receiver "infra": escalation.steps[0].mention.oncall: no rotation "nobody"`},
-		{"user", "{email: head@example.com}", "{email: head}", `line 6: receiver "infra": escalation.steps[1].mention.users[0]: email "head" is not an email address`},
-		{"user with two IDs", "{email: head@example.com}", "{email: head@example.com, open_id: ou_h}", `escalation.steps[1].mention.users[0]: exactly one of email, open_id or user_id is required`},
-		{"urgent kind", "urgent: app", "urgent: pager", `line 6: receiver "infra": escalation.steps[0]: urgent "pager": must be none, app, sms or phone`},
-		{"urgent on v4", "app_secret: s3cret}", "app_secret: s3cret, api: v4}", `line 6: receiver "infra": escalation.steps[0]: urgent app needs feishu.api im_v1`},
+			"      steps: []\n", `line 10: receivers[0].escalation.steps: at least one step is required`},
+		{"after zero", "after: 10m", "after: 0s", `line 11: receivers[0].escalation.steps[0].after: must be positive`},
+		{"after absent", "        - after: 10m\n          mention", "        - mention", `line 11: receivers[0].escalation.steps[0].after: must be positive`},
+		{"not increasing", "after: 30m", "after: 10m", `line 14: receivers[0].escalation.steps[1].after: 10m must be later than the step before's 10m`},
+		{"decreasing", "after: 30m", "after: 5m", `line 14: receivers[0].escalation.steps[1].after: 5m must be later than the step before's 10m`},
+		{"reaches nobody", "mention: {users: [{email: head@example.com}]}", "mention: {}", `line 15: receivers[0].escalation.steps[1].mention: names nobody: a step must reach someone`},
+		{"no mention", "\n          mention: {users: [{email: head@example.com}]}", "", `line 14: receivers[0].escalation.steps[1].mention: names nobody`},
+		{"rotation", "oncall: [infra-secondary]", "oncall: [nobody]", `line 12: receivers[0].escalation.steps[0].mention.oncall[0]: no rotation "nobody"`},
+		{"user", "{email: head@example.com}", "{email: head}", `line 15: receivers[0].escalation.steps[1].mention.users[0].email: "head" is not an email address`},
+		{"user with two IDs", "{email: head@example.com}", "{email: head@example.com, open_id: ou_h}", `line 15: receivers[0].escalation.steps[1].mention.users[0]: exactly one of email, open_id or user_id is required`},
+		{"urgent kind", "urgent: app", "urgent: pager", `line 13: receivers[0].escalation.steps[0].urgent: must be none, app, sms or phone, not "pager"`},
+		{"urgent on v4", "app_secret: s3cret}", "app_secret: s3cret, api: v4}", `line 13: receivers[0].escalation.steps[0].urgent: app needs feishu.api im_v1`},
 		{"custom bot", "chat_id: oc_infra\n    escalation", "webhook_url: https://open.feishu.cn/open-apis/bot/v2/hook/x\n    escalation",
-			`line 6: receiver "infra": escalation: a custom bot's messages cannot be acknowledged from a card, so nothing could stop it`},
-		{"when", `when: ['severity=~"critical|page"']`, `when: ['severity=~']`, `line 6: receiver "infra": escalation.when: matcher "severity=~":`},
+			`line 8: receivers[0].escalation: a custom bot's messages cannot be acknowledged from a card, so nothing could stop it`},
+		{"when", `when: ['severity=~"critical|page"']`, `when: ['severity=~']`, `line 9: receivers[0].escalation.when[0]: matcher "severity=~":`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := strings.Replace(withEscalation, tc.replace, tc.with, 1)
@@ -106,7 +106,7 @@ func TestEscalationReportsEveryProblem(t *testing.T) {
 	require.Error(t, err)
 	msg := err.Error()
 	require.Contains(t, msg, "custom bot")
-	require.Contains(t, msg, "steps[1]: after 1m must be later")
+	require.Contains(t, msg, "steps[1].after: 1m must be later")
 	require.Contains(t, msg, `no rotation "nobody"`)
 	require.NotContains(t, msg, "urgent")
 }
@@ -114,5 +114,5 @@ func TestEscalationReportsEveryProblem(t *testing.T) {
 // A user_id of all is Feishu's @all: no person is called that.
 func TestUserIDAll(t *testing.T) {
 	_, err := Parse([]byte(strings.Replace(withEscalation, "{email: head@example.com}", "{user_id: all}", 1)))
-	require.ErrorContains(t, err, `escalation.steps[1].mention.users[0]: user_id "all" would mention everyone in the chat`)
+	require.ErrorContains(t, err, `line 15: receivers[0].escalation.steps[1].mention.users[0].user_id: "all" would mention everyone in the chat`)
 }

@@ -311,7 +311,18 @@ func TestAlertmanagerAuthenticates(t *testing.T) {
 		// Neither the token nor the app secret, both read from files,
 		// shows in the log, the metrics or a reload's answer.
 		_, metrics := get(t, s.URL+"/metrics")
-		reloaded, reloadBody := post(t, s.URL+"/-/reload", nil)
+		// A reload asks for the intake's token too.
+		refused, _ := post(t, s.URL+"/-/reload", nil)
+		require.Equal(t, http.StatusUnauthorized, refused)
+		req, err := http.NewRequest(http.MethodPost, s.URL+"/-/reload", nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer am-token-123")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		reloaded, reloadBody := resp.StatusCode, string(b)
 		require.Equal(t, http.StatusOK, reloaded, reloadBody)
 		for _, secret := range []string{"am-token-123", feishutest.AppSecret} {
 			require.NotContains(t, s.Logs(), secret)

@@ -112,7 +112,7 @@ func requireOncePerGroup(t *testing.T, fs *feishutest.Server, n int) {
 // A storm: 200 groups into 4 chats at once, Feishu allowing 5 sends per
 // second per chat. The pacer spaces the sends so that Feishu refuses none,
 // and the storm takes about its lower bound of 200/4/5 = 10 s. The ratio is
-// logged, not asserted: it is a measurement (README, "Rate limits").
+// logged, not asserted: it is a measurement (docs/behaviour.md, "Rate limits").
 //
 // A send whose goroutine the machine starves past its slot goes late,
 // together with the next one: with the race detector and other packages'

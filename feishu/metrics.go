@@ -13,12 +13,15 @@ type Metrics struct {
 	SendDuration   prometheus.Histogram
 	Retries        *prometheus.CounterVec
 	RateLimitWait  prometheus.Histogram
+	TokenFailures  *prometheus.CounterVec
+
+	token *tokenHealth // alertmanager_feishu_token_ok (token.go)
 }
 
 // NewMetrics registers the client's metrics with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	f := promauto.With(reg)
-	return &Metrics{
+	m := &Metrics{
 		Requests: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "alertmanager_feishu_feishu_requests_total",
 			Help: "Requests made to the Feishu Open Platform, by endpoint and Feishu's answer code (or http_<status> when the answer had none, error when there was no answer).",
@@ -41,5 +44,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time a call to Feishu waited for its slot under the rate limits.",
 			Buckets: []float64{0, .01, .05, .1, .25, .5, 1, 2, 4, 8},
 		}),
+		TokenFailures: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "alertmanager_feishu_token_failures_total",
+			Help: "Attempts to obtain a tenant access token that failed, by reason: dns, connect, timeout, network, tls, credentials, refused (another Feishu code), answer (not Feishu's).",
+		}, []string{"reason"}),
+		token: newTokenHealth(),
 	}
+	if reg != nil {
+		reg.MustRegister(m.token)
+	}
+	return m
 }

@@ -44,6 +44,7 @@ func (c *Client) retry(ctx context.Context, endpoint string, target Target, call
 			err = call(tok)
 		}
 		last = err
+		failed(ctx, err)
 		switch Classify(err) {
 		case OK:
 			return nil

@@ -202,6 +202,9 @@ func (s *Server) replaceCard(messageID string, card json.RawMessage) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if m := s.byID[messageID]; m != nil {
+		if m.Updates == 0 {
+			m.FirstText = m.Text
+		}
 		m.Content, m.Text = append(json.RawMessage{}, card...), text
 		m.Updates++
 	}

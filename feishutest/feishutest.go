@@ -42,11 +42,14 @@ type Message struct {
 	Content json.RawMessage `json:"content"`
 	// Text is the message as a reader sees it, markup and all: the text; a
 	// post's title and text nodes; a card's title and markdown, one per line.
-	Text     string    `json:"text,omitempty"`
-	Time     time.Time `json:"time"`
-	Updates  int       `json:"updates,omitempty"` // times the card was updated in place
-	Recalled bool      `json:"recalled,omitempty"`
-	Deleted  bool      `json:"deleted,omitempty"`
+	Text    string    `json:"text,omitempty"`
+	Time    time.Time `json:"time"`
+	Updates int       `json:"updates,omitempty"` // times the card was updated in place
+	// FirstText is Text as the message was sent, once it was updated in
+	// place: a reader saw it so before.
+	FirstText string `json:"first_text,omitempty"`
+	Recalled  bool   `json:"recalled,omitempty"`
+	Deleted   bool   `json:"deleted,omitempty"`
 }
 
 // Fault is an answer the stand-in gives instead of a send's normal one.
@@ -100,6 +103,7 @@ type Server struct {
 	urg           urgents      // chat members, quotas and buzzes (urgent.go)
 	lost          lostRoots    // answers to replies to lost roots (lostroot.go)
 	ment          mentionRules // stricter answers to mentions (mentions.go)
+	tok           tokenFaults  // answers to token requests instead of a token (token.go)
 
 	// strictPostText refuses post text nodes without text (parse.go).
 	strictPostText bool

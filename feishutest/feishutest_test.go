@@ -343,6 +343,10 @@ func TestIMv1ReplyAndPatch(t *testing.T) {
 	got, _ := s.Message(root)
 	require.Equal(t, 1, got.Updates)
 	require.True(t, strings.HasPrefix(got.Text, "resolved"))
+	require.True(t, strings.HasPrefix(got.FirstText, "firing"), "the text as first sent is kept")
+	require.Zero(t, patch(root, card("again")).Code)
+	got, _ = s.Message(root)
+	require.True(t, strings.HasPrefix(got.FirstText, "firing"), "as first sent, not as before the last update")
 	require.Equal(t, 230001, patch(first.ID, card("x")).Code, "only cards can be updated")
 
 	clock.advance(15 * 24 * time.Hour)

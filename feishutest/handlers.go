@@ -24,6 +24,9 @@ func (s *Server) tokenReissueWindow() time.Duration {
 }
 
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
+	if s.tokenFaulted(w, r) {
+		return
+	}
 	var req struct {
 		AppID     string `json:"app_id"`
 		AppSecret string `json:"app_secret"`

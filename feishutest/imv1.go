@@ -176,6 +176,9 @@ func (s *Server) patchIM(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, 230099, "Failed to create card content, ext="+err.Error())
 		return
 	}
+	if m.Updates == 0 {
+		m.FirstText = m.Text
+	}
 	m.Content, m.Text = json.RawMessage(content), text
 	m.Updates++
 	writeJSON(w, http.StatusOK, answer{Code: 0, Msg: "ok", Data: struct{}{}})

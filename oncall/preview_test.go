@@ -11,7 +11,7 @@ import (
 )
 
 func TestPreviewOfTheExampleConfiguration(t *testing.T) {
-	cfg, err := config.Load("../routing.yaml")
+	cfg, err := config.Load("../examples/routing.reference.yaml")
 	require.NoError(t, err)
 	var b strings.Builder
 	shanghai, err := time.LoadLocation("Asia/Shanghai")

@@ -15,9 +15,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/alertmanager-feishu/alertmanager-feishu/core"
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
@@ -37,6 +41,8 @@ type Options struct {
 	// the same notification join it, and learn how it went.
 	MaxDelay time.Duration
 	Logger   *slog.Logger
+	// Registerer takes the intake's metrics; nil registers them nowhere.
+	Registerer prometheus.Registerer
 }
 
 // Handler serves the webhook endpoints.
@@ -54,6 +60,9 @@ type Handler struct {
 	wg      sync.WaitGroup
 	base    context.Context // deliveries' parent; cancelled by Shutdown when its grace runs out
 	cancel  context.CancelFunc
+
+	requests *prometheus.CounterVec
+	inFlight prometheus.Gauge
 }
 
 // New returns a handler that hands notifications to c.
@@ -65,6 +74,14 @@ func New(c *core.Core, o Options) *Handler {
 		maxDelay: max(o.MaxDelay, o.Timeout),
 		logger:   o.Logger,
 		running:  map[string]*delivery{},
+		requests: promauto.With(o.Registerer).NewCounterVec(prometheus.CounterOpts{
+			Name: "alertmanager_feishu_intake_requests_total",
+			Help: "Requests answered on the intake's paths (/webhook, /webhook/{receiver}, /feishu/callback), by path and HTTP status code.",
+		}, []string{"path", "code"}),
+		inFlight: promauto.With(o.Registerer).NewGauge(prometheus.GaugeOpts{
+			Name: "alertmanager_feishu_deliveries_in_flight",
+			Help: "Deliveries of a notification to a receiver under way: waiting for the group, a send slot or a retry, or sending. A retry of the same notification joins its delivery and is not counted again.",
+		}),
 	}
 	h.base, h.cancel = context.WithCancel(context.Background())
 	return h
@@ -88,9 +105,64 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 
 // Register adds the webhook endpoints to mux.
 func (h *Handler) Register(mux *http.ServeMux) {
-	mux.HandleFunc("POST /webhook", func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, "") })
-	mux.HandleFunc("POST /webhook/{receiver}", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("POST /webhook", h.Instrument("/webhook", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.serve(w, r, "")
+	})))
+	// The path label is the pattern, not the receiver's name: a client
+	// posting to made-up names must not make up series.
+	mux.Handle("POST /webhook/{receiver}", h.Instrument("/webhook/{receiver}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.serve(w, r, r.PathValue("receiver"))
+	})))
+}
+
+// Instrument counts next's answers in alertmanager_feishu_intake_requests_total
+// under path, which must be one of a few fixed names.
+func (h *Handler) Instrument(path string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		if sw.code == 0 {
+			sw.code = http.StatusOK
+		}
+		h.requests.WithLabelValues(path, strconv.Itoa(sw.code)).Inc()
+	})
+}
+
+// statusWriter remembers the status code of the answer it writes.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// RequireToken refuses requests to next that lack the intake's bearer
+// token, when the configuration sets one, as the webhook does: whoever may
+// not post alerts may not reload the configuration or profile the process
+// either.
+func (h *Handler) RequireToken(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !authorized(r, h.core.Pipeline().Token) {
+			h.logger.Warn("rejected request: missing or wrong bearer token", "path", r.URL.Path, "remote", r.RemoteAddr)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="alertmanager-feishu"`)
+			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
+			return
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 
@@ -171,15 +243,23 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, name string) {
 type delivery struct {
 	receiver string
 	target   feishu.Target
+	attempts feishu.Attempts // its calls to Feishu that failed so far
 	done     chan struct{}
 	res      result // set before done is closed
 }
 
-// pending is the result of a delivery still under way.
+// pending is the result of a delivery still under way. It names why the
+// delivery's last call to Feishu failed, if one did: the answer is all
+// Alertmanager logs of a delivery that is slow because Feishu is down or
+// refuses.
 func (d *delivery) pending() result {
+	err := errors.New("still being delivered (waiting for the group, a send slot under the rate limits, or a retry); a retry of this notification will wait for it")
+	if last := d.attempts.Last(); last != nil {
+		err = fmt.Errorf("still being delivered (retrying; a retry of this notification will wait for it); last attempt: %w", last)
+	}
 	return result{
 		receiver: d.receiver, target: d.target, status: "pending",
-		Outcome: core.Outcome{Status: core.Failed, Err: errors.New("still being delivered (waiting for the group, a send slot under the rate limits, or a retry); a retry of this notification will wait for it")},
+		Outcome: core.Outcome{Status: core.Failed, Err: err},
 	}
 }
 
@@ -194,14 +274,16 @@ func (h *Handler) start(rc *core.Receiver, p *webhook.Payload, body []byte) *del
 	}
 	d := &delivery{receiver: rc.Name(), target: rc.Target, done: make(chan struct{})}
 	h.running[key] = d
+	h.inFlight.Inc()
 	h.wg.Go(func() {
-		ctx, cancel := context.WithTimeout(h.base, h.maxDelay)
+		ctx, cancel := context.WithTimeout(feishu.WithAttempts(h.base, &d.attempts), h.maxDelay)
 		out := h.core.Notify(ctx, rc, core.Notification{Payload: p, Key: key, Body: body})
 		cancel()
 		d.res = result{receiver: d.receiver, target: d.target, status: string(out.Status), Outcome: out}
 		h.mu.Lock()
 		delete(h.running, key)
 		h.mu.Unlock()
+		h.inFlight.Dec()
 		close(d.done)
 	})
 	return d

@@ -111,7 +111,7 @@ func newEnvWith(t testing.TB, api, secret string, timeout, maxDelay time.Duratio
 	require.NoError(t, err)
 	t.Cleanup(func() { store.Close() })
 	c := core.New(store, p, core.Options{Logger: logger, Registerer: reg})
-	h := receiver.New(c, receiver.Options{MaxBodyBytes: 1 << 20, Timeout: timeout, MaxDelay: maxDelay, Logger: logger})
+	h := receiver.New(c, receiver.Options{MaxBodyBytes: 1 << 20, Timeout: timeout, MaxDelay: maxDelay, Logger: logger, Registerer: reg})
 	t.Cleanup(func() { h.Shutdown(context.Background()) })
 	mux := http.NewServeMux()
 	h.Register(mux)

@@ -198,7 +198,8 @@ func TestTimesInTheReceiversZone(t *testing.T) {
 	}
 }
 
-// The README's example of a custom card body works as it says.
+// The example of a custom card body in docs/configuration.md ("Templates")
+// works as it says.
 func TestCardTemplateExample(t *testing.T) {
 	r := newRendererFor(t, config.APIIMv1, filepath.Join("..", "testdata", "templates", "card-example.tmpl"))
 	rc := &config.Receiver{Name: "infra", Language: "en", MsgType: config.MsgInteractive}

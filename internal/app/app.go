@@ -90,6 +90,8 @@ func Run(ctx context.Context, o Options) error {
 	incidents := core.New(store, nil, core.Options{Logger: logger, Registerer: reg})
 	clicks := newCallbacks(incidents, reg, logger)
 	defer clicks.stop()
+	creds := &credentials{metrics: metrics, logger: logger}
+	defer creds.stop()
 	coordinator.Subscribe(
 		func(next *config.Config) error {
 			p, err := core.NewPipeline(next, core.PipelineOptions{Metrics: metrics, Pacer: pacer, Logger: logger})
@@ -97,6 +99,7 @@ func Run(ctx context.Context, o Options) error {
 				return err
 			}
 			incidents.SetPipeline(p)
+			creds.check(p)
 			return nil
 		},
 		func(next *config.Config) error {
@@ -114,7 +117,6 @@ func Run(ctx context.Context, o Options) error {
 	if err := coordinator.Reload(); err != nil {
 		return fmt.Errorf("load configuration %s: %w", o.ConfigFile, err)
 	}
-	checkCredentials(incidents.Pipeline(), logger)
 	// Escalation steps fire on every replica's timers; the store gives
 	// each due step to one of them.
 	timers, stopTimers := context.WithCancel(context.Background())
@@ -123,12 +125,12 @@ func Run(ctx context.Context, o Options) error {
 	defer func() { stopTimers(); <-timersDone }()
 
 	intake := receiver.New(incidents, receiver.Options{
-		MaxBodyBytes: o.MaxBodyBytes, Timeout: o.Timeout, MaxDelay: o.MaxDelay, Logger: logger,
+		MaxBodyBytes: o.MaxBodyBytes, Timeout: o.Timeout, MaxDelay: o.MaxDelay, Logger: logger, Registerer: reg,
 	})
 	mux := http.NewServeMux()
 	intake.Register(mux)
-	mux.HandleFunc("POST /feishu/callback", clicks.serveHTTP)
-	registerOperations(mux, reg, incidents, coordinator, o)
+	mux.Handle("POST /feishu/callback", intake.Instrument("/feishu/callback", http.HandlerFunc(clicks.serveHTTP)))
+	registerOperations(mux, reg, incidents, coordinator, intake.RequireToken, o)
 
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
@@ -171,15 +173,23 @@ func Run(ctx context.Context, o Options) error {
 
 // registerOperations adds the endpoints of the people and programs that
 // run the service: metrics, health, readiness, and where o allows them,
-// reload and profiles. The web config's TLS and basic auth cover them all.
-func registerOperations(mux *http.ServeMux, reg *prometheus.Registry, c *core.Core, coordinator *config.Coordinator, o Options) {
+// reload and profiles. The web config's TLS and basic auth cover them all;
+// reload and profiles, which change or expose the process, are under
+// guard too (the intake's bearer token), while metrics, health and
+// readiness stay open to Prometheus and the kubelet's probes.
+//
+// Readiness does not depend on Feishu: a replica that cannot obtain a token
+// still takes webhooks and answers each 503 naming the cause, which
+// Alertmanager logs and retries, where a replica taken out of its Service
+// would only be "connection refused".
+func registerOperations(mux *http.ServeMux, reg *prometheus.Registry, c *core.Core, coordinator *config.Coordinator, guard func(http.Handler) http.Handler, o Options) {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	if o.EnablePprof {
 		// Profiles, as Prometheus and Alertmanager serve them, for finding
 		// where the time goes under load.
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.Handle("/debug/pprof/", guard(http.HandlerFunc(pprof.Index)))
+		mux.Handle("/debug/pprof/profile", guard(http.HandlerFunc(pprof.Profile)))
+		mux.Handle("/debug/pprof/trace", guard(http.HandlerFunc(pprof.Trace)))
 	}
 	mux.HandleFunc("/-/healthy", getOrHead(func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "OK")
@@ -193,7 +203,7 @@ func registerOperations(mux *http.ServeMux, reg *prometheus.Registry, c *core.Co
 		}
 		fmt.Fprintln(w, "OK")
 	}))
-	mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, _ *http.Request) {
+	mux.Handle("POST /-/reload", guard(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		if !o.EnableLifecycle {
 			// Prometheus's answer: the endpoint exists, and is off.
 			http.Error(w, "Lifecycle API is not enabled (start with --web.enable-lifecycle; SIGHUP always reloads).", http.StatusForbidden)
@@ -204,7 +214,7 @@ func registerOperations(mux *http.ServeMux, reg *prometheus.Registry, c *core.Co
 			return
 		}
 		fmt.Fprintln(w, "OK")
-	})
+	})))
 }
 
 func getOrHead(h http.HandlerFunc) http.HandlerFunc {
@@ -215,21 +225,4 @@ func getOrHead(h http.HandlerFunc) http.HandlerFunc {
 		}
 		h(w, r)
 	}
-}
-
-// checkCredentials proves the app ID and secret in the background, so that
-// a wrong secret shows in the log at start rather than at the first alert.
-func checkCredentials(p *core.Pipeline, logger *slog.Logger) {
-	if p.Client == nil || p.Config.Feishu.AppID == "" { // custom bots alone need no app
-		return
-	}
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := p.Client.CheckCredentials(ctx); err != nil {
-			logger.Error("feishu did not issue a tenant token; check feishu.app_id and the app secret", "err", err)
-			return
-		}
-		logger.Info("feishu app credentials verified")
-	}()
 }
