@@ -37,8 +37,8 @@ func requireFastEqualsTemplates(t testing.TB, r *Renderer, p *webhook.Payload, l
 }
 
 // variants are p as it may come: as is, with alerts cut ("and N more"),
-// all resolved, without an external URL, with its alerts in other orders
-// and statuses.
+// all resolved, without an external URL, with its alerts in other
+// statuses and some without a start.
 func variants(p *webhook.Payload) []*webhook.Payload {
 	out := []*webhook.Payload{p}
 	cp := func() *webhook.Payload {
@@ -65,6 +65,9 @@ func variants(p *webhook.Payload) []*webhook.Payload {
 	for i := range c.Alerts {
 		c.Alerts[i].Status = []string{"firing", "resolved", "pending"}[i%3]
 		c.Alerts[i].GeneratorURL = ""
+		if i%2 == 0 {
+			c.Alerts[i].StartsAt = time.Time{}
+		}
 	}
 	out = append(out, c)
 	return out
