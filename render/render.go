@@ -107,7 +107,8 @@ func New(globs []string, api string, logger *slog.Logger) (*Renderer, error) {
 			return nil, fmt.Errorf("parse templates %s: %w", g, err)
 		}
 	}
-	return &Renderer{set: set, api: api, logger: logger, fast: sameTrees(defaultTrees, set)}, nil
+	fast := sameTrees(defaultTrees, set) && fastWrittenFor()
+	return &Renderer{set: set, api: api, logger: logger, fast: fast}, nil
 }
 
 // Check renders every receiver's templates against a sample group, so that
