@@ -210,7 +210,7 @@ func (c *Client) do(ctx context.Context, endpoint, method, path, tok string, bod
 		return nil, &Error{Endpoint: endpoint, Err: stripURL(err)}
 	}
 	defer resp.Body.Close()
-	b, err = io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
+	b, err = readAnswer(resp)
 	if err != nil {
 		c.metrics.Requests.WithLabelValues(endpoint, "error").Inc()
 		return nil, &Error{Endpoint: endpoint, HTTPStatus: resp.StatusCode, Err: err}
@@ -234,6 +234,17 @@ func (c *Client) do(ctx context.Context, endpoint, method, path, tok string, bod
 		e.LogID = a.env.Error.LogID
 	}
 	return nil, e
+}
+
+// readAnswer reads at most maxAnswerBytes of resp's body, into a buffer of
+// its length when the answer says it.
+func readAnswer(resp *http.Response) ([]byte, error) {
+	if n := resp.ContentLength; n > 0 && n <= maxAnswerBytes {
+		b := make([]byte, n)
+		_, err := io.ReadFull(resp.Body, b)
+		return b, err
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
 }
 
 // resetAfter reads the gateway's x-ogw-ratelimit-reset header: the seconds

@@ -3,6 +3,7 @@ package feishu
 import (
 	"bytes"
 	"encoding/json"
+	"sync"
 )
 
 // Text is the content of a text message.
@@ -108,13 +109,27 @@ type CardConfirm struct {
 }
 
 // marshal encodes v as JSON without escaping <, > and &: Feishu reads
-// either form, and the plain one is what its size limits count.
+// either form, and the plain one is what its size limits count. It encodes
+// into a pooled buffer and returns a copy of its size: a growing buffer of
+// its own took half a dozen allocations for each message.
 func marshal(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
+	buf := encodeBuffers.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= maxPooledBuffer {
+			buf.Reset()
+			encodeBuffers.Put(buf)
+		}
+	}()
+	enc := json.NewEncoder(buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
 		return nil, err
 	}
-	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+	return bytes.Clone(bytes.TrimRight(buf.Bytes(), "\n")), nil
 }
+
+var encodeBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBuffer is the largest buffer kept for another encoding: more
+// than any message Feishu takes, so that one huge encoding is not kept.
+const maxPooledBuffer = 256 << 10
