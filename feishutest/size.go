@@ -3,6 +3,7 @@ package feishutest
 import (
 	"net/http"
 	"regexp"
+	"slices"
 )
 
 // SizeRule is how the stand-in counts a message against Feishu's size
@@ -75,7 +76,7 @@ func (r SizeRule) counted(m *Message, body int) int {
 	if r.TagBytes <= 0 {
 		return body
 	}
-	return body + r.TagBytes*m.styleTags()
+	return body + r.TagBytes*m.StyleTags()
 }
 
 // tooLarge answers m, which came in a request body of body bytes, if it is
@@ -102,9 +103,20 @@ func (s *Server) tooLarge(w http.ResponseWriter, m *Message, body int) bool {
 // entity is an HTML entity, which card markdown reads.
 var entity = regexp.MustCompile(`&(#[0-9]+|[A-Za-z]+);`)
 
-// styleTags counts the style tags Feishu would read in m: its bold spans,
-// links and mentions, and a card's emoji keys and entities.
-func (m Message) styleTags() int {
+// StyleTags counts the style tags Feishu would read in m, as SizeRule
+// counts them: the bold spans, links and mentions of text and card
+// markdown, and a card's emoji keys and entities; a post's link, mention
+// and bold nodes.
+func (m Message) StyleTags() int {
+	if m.Type == "post" {
+		n := 0
+		for _, node := range m.postNodes() {
+			if node.Tag == "a" || node.Tag == "at" || slices.Contains(node.Style, "bold") {
+				n++
+			}
+		}
+		return n
+	}
 	n := len(m.Bold()) + len(m.Links()) + len(m.Mentions()) + len(m.Emoji())
 	if m.Type == "interactive" {
 		for _, s := range m.markdown() {

@@ -82,21 +82,21 @@ func TestStyleTags(t *testing.T) {
 		"elements": []any{map[string]any{"tag": "div", "text": map[string]string{"tag": "lark_md",
 			"content": `**b** [v](https://v.example) <at id=ou_1></at> :OK: &#42; &lt; plain`}}}})
 	card.Text = "**t**\n**b** [v](https://v.example) <at id=ou_1></at> :OK: &#42; &lt; plain"
-	require.Equal(t, 6, card.styleTags())
+	require.Equal(t, 6, card.StyleTags())
 
 	text := map[string]string{"text": `**b** [v](https://v.example) <at user_id="ou_1"></at> :OK: &#42;`}
 	im := msg("im_v1", "text", text)
 	im.Text = text["text"]
-	require.Equal(t, 3, im.styleTags())
+	require.Equal(t, 3, im.StyleTags())
 	v4 := msg("v4", "text", text)
 	v4.Text = text["text"]
-	require.Equal(t, 1, v4.styleTags())
+	require.Equal(t, 1, v4.StyleTags())
 
 	post := msg("im_v1", "post", map[string]any{"en_us": map[string]any{"content": [][]map[string]any{
 		{{"tag": "text", "text": "**not bold**"}, {"tag": "a", "text": "r", "href": "https://r.example"}, {"tag": "at", "user_id": "ou_1"}},
 	}}})
 	post.Text = `**not bold**r<at user_id="ou_1"></at>`
-	require.Equal(t, 2, post.styleTags())
+	require.Equal(t, 2, post.StyleTags())
 }
 
 // A card update is held to the same rule as a card.
