@@ -1,0 +1,186 @@
+package receiver_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/alertmanager/template"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+
+	"github.com/alertmanager-feishu/alertmanager-feishu/config"
+	"github.com/alertmanager-feishu/alertmanager-feishu/feishutest"
+	"github.com/alertmanager-feishu/alertmanager-feishu/webhook"
+)
+
+// denseGroup is a 400-alert group whose every alert is heavy with what
+// becomes markup: underscores and asterisks that card markdown carries as
+// entities, and a time whose colons could be an emoji key. Over 150 KB in
+// every type, it is cut everywhere.
+func denseGroup(t *testing.T) []byte {
+	t.Helper()
+	var alerts template.Alerts
+	start := time.Date(2026, 11, 24, 23, 0, 0, 0, time.UTC)
+	for i := range 400 {
+		alerts = append(alerts, template.Alert{
+			Status: "firing",
+			Labels: template.KV{"alertname": "DiskFull", "severity": "critical",
+				"instance": fmt.Sprintf("db_%03d:9100", i), "mount_point": fmt.Sprintf("/var/lib/pg_data_%03d", i)},
+			Annotations: template.KV{"summary": fmt.Sprintf("disk *pg_data_%03d* on db_%03d is [95%%] full: %s node_exporter reports free_bytes below min_free_bytes", i, i, strings.Repeat("数据库磁盘即将写满，请立即清理。", 4))},
+			StartsAt:    start,
+			Fingerprint: fmt.Sprintf("%016x", i),
+		})
+	}
+	body, err := json.Marshal(webhook.Payload{Data: template.Data{
+		Receiver: "feishu", Status: "firing", Alerts: alerts,
+		GroupLabels:  template.KV{"alertname": "DiskFull"},
+		CommonLabels: template.KV{"alertname": "DiskFull", "severity": "critical"}, CommonAnnotations: template.KV{}, RouteLabels: template.KV{},
+		ExternalURL: "http://alertmanager.example",
+	}, Version: "4", GroupKey: `{}:{alertname="DiskFull"}`})
+	require.NoError(t, err)
+	return body
+}
+
+// sizeRules are the ways Feishu may count its size limits: the KB of
+// 1,024 bytes or 1,000, and the style tags counted as stored, at the size
+// the stand-in suggests, or five times it, past the service's allowance.
+var sizeRules = []struct {
+	name string
+	rule feishutest.SizeRule
+	// refused says the first send is refused: the service's margin does
+	// not cover the rule, and its second try, cut smaller, does.
+	refused bool
+}{
+	{"1024-byte KB", feishutest.SizeRule{KB: 1024}, false},
+	{"1000-byte KB", feishutest.SizeRule{KB: 1000}, false},
+	{"1024-byte KB with tags", feishutest.SizeRule{KB: 1024, TagBytes: 40}, false},
+	{"1000-byte KB with tags", feishutest.SizeRule{KB: 1000, TagBytes: 40}, false},
+	{"1000-byte KB with tags five times as heavy", feishutest.SizeRule{KB: 1000, TagBytes: 200}, true},
+}
+
+var moreNotShown = regexp.MustCompile(`… and (\d+) more alerts not shown\.`)
+
+// requireCutWhole checks that a message lists whole alerts and counts the
+// rest: the shown and the left out make the group's 400, and the last one
+// shown has its summary.
+func requireCutWhole(t *testing.T, m feishutest.Message) {
+	t.Helper()
+	require.True(t, utf8.ValidString(m.Text))
+	require.Contains(t, m.Text, "[FIRING:400] DiskFull")
+	match := moreNotShown.FindStringSubmatch(m.Text)
+	require.NotNil(t, match, "the cut is counted")
+	left, err := strconv.Atoi(match[1])
+	require.NoError(t, err)
+	shown := strings.Count(m.Text, "• ")
+	require.Positive(t, shown)
+	require.Equal(t, 400, shown+left)
+	last := m.Text[strings.LastIndex(m.Text, "• "):]
+	require.Contains(t, last, "min", "the last alert shown is whole")
+	require.Contains(t, last, fmt.Sprintf("%03d", shown-1))
+}
+
+const degradedHelp = `
+# HELP alertmanager_feishu_degraded_total Notifications delivered in a lesser form after Feishu refused them, per receiver and reason: size (refused for its size, sent again cut smaller), root_gone (the reply to the chain's root refused, sent as a new root) or uuid_reused (an im/v1 resend after a lost answer refused, taken as delivered with its message ID unknown; the group's next notification starts a new root). Mentions Feishu refused are counted in alertmanager_feishu_mentions_unresolved_total.
+# TYPE alertmanager_feishu_degraded_total counter
+`
+
+// requireDegraded checks the degraded metric holds exactly want (lines of
+// it, "" for none).
+func requireDegraded(t *testing.T, e *env, want string) {
+	t.Helper()
+	if want == "" {
+		require.Zero(t, testutil.CollectAndCount(e.reg, "alertmanager_feishu_degraded_total"))
+		return
+	}
+	require.NoError(t, testutil.GatherAndCompare(e.reg, strings.NewReader(degradedHelp+want), "alertmanager_feishu_degraded_total"))
+}
+
+// Whichever way Feishu counts its limits, a 400-alert group is delivered
+// once in every type and API, cut at alert boundaries, with its mentions,
+// and answered 200; where the service's margin is not enough, the second
+// try is, and the metric counts it.
+func TestHugeGroupUnderEverySizeRule(t *testing.T) {
+	body := denseGroup(t)
+	for _, sr := range sizeRules {
+		t.Run(sr.name, func(t *testing.T) {
+			forAPIsAndTypes(t, func(t *testing.T, api, typ string) {
+				e := newMentionEnv(t, api, typ)
+				e.feishu.AddUser("alice@example.com", "ou_alice")
+				e.feishu.AddUser("lead@example.com", "ou_lead")
+				e.feishu.SetSizeRule(sr.rule)
+				code, a := e.post(t, "/webhook", body)
+				require.Equal(t, http.StatusOK, code, a.Error)
+				msgs := e.feishu.Messages()
+				require.Len(t, msgs, 1)
+				require.Equal(t, []string{"ou_alice", "ou_lead", "all"}, msgs[0].Mentions())
+				requireCutWhole(t, msgs[0])
+				if sr.refused && typ == config.MsgInteractive {
+					require.Equal(t, 2, e.feishu.Sends(), "refused, then sent smaller")
+					requireDegraded(t, e, `alertmanager_feishu_degraded_total{reason="size",receiver="infra"} 1`+"\n")
+				} else {
+					// Text and posts carry a payload's values as plain
+					// text: their tags are the mentions and links, which
+					// the margin covers under any rule.
+					require.Equal(t, 1, e.feishu.Sends(), "the margin was enough")
+					requireDegraded(t, e, "")
+				}
+			})
+		})
+	}
+}
+
+// The same through a custom bot, whose limit is 20 KB and whose answer to
+// a body over it is 9499, or perhaps 19036.
+func TestHugeGroupThroughABotUnderEverySizeRule(t *testing.T) {
+	body := denseGroup(t)
+	for _, sr := range sizeRules {
+		for _, botCode := range []int{0, feishutest.CodeTooLarge} {
+			rule := sr.rule
+			rule.BotCode = botCode
+			for _, typ := range []string{config.MsgText, config.MsgPost, config.MsgInteractive} {
+				t.Run(fmt.Sprintf("%s/%d/%s", sr.name, botCode, typ), func(t *testing.T) {
+					e := newBotEnv(t, withApp, "s3cret", typ)
+					e.feishu.SetSizeRule(rule)
+					code, a := e.post(t, "/webhook", body)
+					require.Equal(t, http.StatusOK, code, a.Error)
+					msgs := e.feishu.Messages()
+					require.Len(t, msgs, 1)
+					requireCutWhole(t, msgs[0])
+					if sr.refused && typ == config.MsgInteractive {
+						require.Equal(t, 2, e.feishu.Sends(), "refused, then sent smaller")
+					} else {
+						require.Equal(t, 1, e.feishu.Sends(), "the margin was enough")
+					}
+				})
+			}
+		}
+	}
+}
+
+// A size refusal of a message with nothing left to cut is not the size's:
+// it is not sent again, and fails as it is.
+func TestSizeRefusalWithNothingToCut(t *testing.T) {
+	e := newEnv(t, config.APIIMv1, feishutest.AppSecret)
+	e.feishu.FailNext(1, feishutest.Fault{Status: http.StatusBadRequest, Code: feishutest.CodeIMTooLong, Msg: "The length of the message content reaches its limit."})
+	code, a := e.post(t, "/webhook", payload(t, "firing-DiskFull-default.json"))
+	require.Equal(t, http.StatusUnprocessableEntity, code, a.Error)
+	require.Contains(t, a.Error, "code 230025")
+	require.Equal(t, 1, e.feishu.Sends())
+	requireDegraded(t, e, "")
+
+	// A second size refusal of the smaller message fails too: one more
+	// send, no more.
+	e = newEnv(t, config.APIIMv1, feishutest.AppSecret)
+	e.feishu.FailNext(2, feishutest.Fault{Status: http.StatusBadRequest, Code: feishutest.CodeIMTooLong, Msg: "The length of the message content reaches its limit."})
+	code, _ = e.post(t, "/webhook", denseGroup(t))
+	require.Equal(t, http.StatusUnprocessableEntity, code)
+	require.Equal(t, 2, e.feishu.Sends())
+	require.Empty(t, e.feishu.Messages())
+}
