@@ -184,3 +184,77 @@ func TestSizeRefusalWithNothingToCut(t *testing.T) {
 	require.Equal(t, 2, e.feishu.Sends())
 	require.Empty(t, e.feishu.Messages())
 }
+
+// withinMargin is the strictest size rule the service's margin covers: the
+// other behaviours are tried under it.
+var withinMargin = feishutest.SizeRule{KB: 1000, TagBytes: 40}
+
+// Under every other behaviour the stand-in offers where Feishu's docs are
+// silent, a 400-alert group is still delivered once in every type and API,
+// cut whole, and answered 200: an open_id Feishu does not know, @all in a
+// chat without it (mentions named in plain text where Feishu refuses
+// them), text nodes that must carry text, a reused uuid answered with an
+// error, and a root lost, however v4 answers for it (the group goes on as
+// a new chain).
+func TestHugeGroupUnderEveryStandInBehaviour(t *testing.T) {
+	body := denseGroup(t)
+	first := func(t *testing.T, e *env) string {
+		t.Helper()
+		var small map[string]any
+		require.NoError(t, json.Unmarshal(body, &small))
+		small["alerts"] = small["alerts"].([]any)[:2]
+		b, err := json.Marshal(small)
+		require.NoError(t, err)
+		code, a := e.post(t, "/webhook", b)
+		require.Equal(t, http.StatusOK, code, a.Error)
+		return e.feishu.Messages()[0].ID
+	}
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, e *env)
+		// plain says the mentions end up named in plain text.
+		plain func(api, typ string) bool
+		// chained says the group's first, small message went before.
+		chained bool
+	}{
+		{"strict open_ids", func(_ *testing.T, e *env) { e.feishu.SetStrictOpenIDs(true) },
+			func(_, typ string) bool { return typ == config.MsgInteractive }, false},
+		{"@all off", func(_ *testing.T, e *env) { e.feishu.SetAllowAll("oc_infra", false) },
+			func(api, typ string) bool { return typ == config.MsgInteractive || api == config.APIv4 }, false},
+		{"strict post text", func(_ *testing.T, e *env) { e.feishu.SetStrictPostText(true) },
+			func(string, string) bool { return false }, false},
+		{"reused uuid an error", func(_ *testing.T, e *env) { e.feishu.SetReusedUUIDAnswer(&feishutest.ReusedUUIDFault) },
+			func(string, string) bool { return false }, false},
+		{"root recalled", func(t *testing.T, e *env) { e.feishu.Recall(first(t, e)) },
+			func(string, string) bool { return false }, true},
+		{"root recalled, v4 answering 18053", func(t *testing.T, e *env) {
+			e.feishu.SetV4LostRootCode(18053)
+			e.feishu.Recall(first(t, e))
+		}, func(string, string) bool { return false }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			forAPIsAndTypes(t, func(t *testing.T, api, typ string) {
+				e := newRefusedEnv(t, api, typ)
+				e.feishu.SetSizeRule(withinMargin)
+				tc.setup(t, e)
+				before := len(e.feishu.Messages())
+				code, a := e.post(t, "/webhook", body)
+				require.Equal(t, http.StatusOK, code, a.Error)
+				msgs := e.feishu.Messages()
+				require.Len(t, msgs, before+1, "delivered once")
+				m := msgs[before]
+				requireCutWhole(t, m)
+				if tc.plain(api, typ) {
+					require.Empty(t, m.Mentions())
+					require.Contains(t, m.Text, "stranger)")
+				} else {
+					require.Equal(t, []string{"ou_stranger", "all"}, m.Mentions())
+				}
+				if tc.chained {
+					require.Empty(t, m.RootID, "a new chain")
+					require.Contains(t, m.Text, "Follow-up to the message of")
+				}
+			})
+		})
+	}
+}
