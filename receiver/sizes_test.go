@@ -258,3 +258,43 @@ func TestHugeGroupUnderEveryStandInBehaviour(t *testing.T) {
 		})
 	}
 }
+
+// The fallbacks combine: a huge card that replies to a recalled root,
+// mentions an open_id Feishu does not know, and is counted heavier than
+// the margin allows, is refused for its size, then for its root, then for
+// its mention, and goes a fourth time cut, as a new root, naming the
+// people; each fallback once.
+func TestFallbacksCombine(t *testing.T) {
+	for _, api := range apis {
+		t.Run(api, func(t *testing.T) {
+			e := newRefusedEnv(t, api, config.MsgInteractive)
+			body := denseGroup(t)
+			var small map[string]any
+			require.NoError(t, json.Unmarshal(body, &small))
+			small["alerts"] = small["alerts"].([]any)[:2]
+			b, err := json.Marshal(small)
+			require.NoError(t, err)
+			code, a := e.post(t, "/webhook", b)
+			require.Equal(t, http.StatusOK, code, a.Error)
+			e.feishu.Recall(e.feishu.Messages()[0].ID)
+			e.feishu.SetStrictOpenIDs(true)
+			e.feishu.SetSizeRule(feishutest.SizeRule{KB: 1000, TagBytes: 200})
+			sends := e.feishu.Sends()
+
+			code, a = e.post(t, "/webhook", body)
+			require.Equal(t, http.StatusOK, code, a.Error)
+			require.Equal(t, sends+4, e.feishu.Sends())
+			msgs := e.feishu.Messages()
+			require.Len(t, msgs, 2)
+			m := msgs[1]
+			require.Empty(t, m.RootID)
+			require.Empty(t, m.Mentions())
+			require.Contains(t, m.Text, "stranger)")
+			require.Contains(t, m.Text, "Follow-up to the message of")
+			requireCutWhole(t, m)
+			requireDegraded(t, e, `alertmanager_feishu_degraded_total{reason="root_gone",receiver="infra"} 1
+alertmanager_feishu_degraded_total{reason="size",receiver="infra"} 1
+`)
+		})
+	}
+}
