@@ -138,10 +138,16 @@ func (r *Renderer) Check(receivers []*config.Receiver) error {
 // (titles, text and post messages), one for card markdown.
 type views struct{ text, markdown *Data }
 
-func (v views) keep(all template.Alerts, truncated uint64, n int) {
-	for _, d := range []*Data{v.text, v.markdown} {
-		d.Alerts, d.TruncatedAlerts = all[:n], truncated+uint64(len(all)-n)
-	}
+// alerts are the views' whole alert lists, each neutralised for its view.
+type alerts struct{ text, markdown template.Alerts }
+
+func (v views) alerts() alerts { return alerts{v.text.Alerts, v.markdown.Alerts} }
+
+// keep shows the first n alerts of all in each view, its own neutralised
+// copy, and counts the rest as truncated.
+func (v views) keep(all alerts, truncated uint64, n int) {
+	v.markdown.Alerts, v.markdown.TruncatedAlerts = all.markdown[:n], truncated+uint64(len(all.markdown)-n)
+	v.text.Alerts, v.text.TruncatedAlerts = all.text[:n], truncated+uint64(len(all.text)-n)
 }
 
 // Render returns the message for one receiver. If the message would be over
@@ -229,8 +235,10 @@ func (r *Renderer) RenderWith(p *webhook.Payload, rc *config.Receiver, mentions 
 		return m.build(), nil
 	}
 	// Binary search for the most alerts that fit.
-	all := v.text.Alerts
-	lo, hi, best := 0, len(all)-1, -1
+	// Each view keeps its own alerts: a card's are escaped for markdown,
+	// and the text view's would let a value's "*" or "&" be markup there.
+	all := v.alerts()
+	lo, hi, best := 0, len(all.text)-1, -1
 	var fits string
 	for lo <= hi {
 		n := (lo + hi) / 2
@@ -247,7 +255,7 @@ func (r *Renderer) RenderWith(p *webhook.Payload, rc *config.Receiver, mentions 
 	}
 	if best >= 0 {
 		r.logger.Warn("message over Feishu's size limit, alerts left out",
-			"receiver", rc.Name, "limit_bytes", limit, "alerts", len(all), "kept", best)
+			"receiver", rc.Name, "limit_bytes", limit, "alerts", len(all.text), "kept", best)
 		m.body = fits
 		return m.build(), nil
 	}
