@@ -251,3 +251,20 @@ func TestHugeGroupFitsACustomBot(t *testing.T) {
 		})
 	}
 }
+
+// A card cut at an alert boundary lists its alerts escaped for card
+// markdown, through either API: a label of "**x**" or "&lt;" stays text.
+func TestCutCardKeepsAlertsEscaped(t *testing.T) {
+	for _, api := range []string{config.APIIMv1, config.APIv4} {
+		p := hugePayload(400)
+		for i := range p.Alerts {
+			p.Alerts[i].Labels["owner"] = "**loud** &lt;[x](https://evil.example)"
+		}
+		m, err := newRendererFor(t, api).Render(p, &config.Receiver{Name: "x", Language: "en", MsgType: config.MsgInteractive}, oncall.Mentions{})
+		require.NoError(t, err)
+		body := card(t, m).Elements[0].Text.Content
+		require.Regexp(t, `… and \d+ more alerts not shown\.`, body, "cut")
+		require.Contains(t, body, "owner=&#42;&#42;loud&#42;&#42; &#38;lt;&#91;x&#93;(https://evil.example)", api)
+		require.NotContains(t, body, "**loud", api)
+	}
+}
