@@ -18,7 +18,8 @@ var (
 
 // RequestSize is the size in bytes of the request that would carry m's
 // content through api (APIBot for a custom bot), whatever its target, root
-// and uuid: the number Feishu's size limits apply to. It encodes a whole
+// and uuid: the body Feishu's size limits are documented for (Footprint
+// adds what its stored message may count beyond). It encodes a whole
 // request, with placeholders as long as the longest IDs, a root for v4
 // (im/v1 carries it in the path) and a signature for a bot; Measure gives
 // the same number encoding the content alone.
