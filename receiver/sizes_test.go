@@ -78,8 +78,8 @@ var moreNotShown = regexp.MustCompile(`… and (\d+) more alerts not shown\.`)
 
 // requireCutWhole checks that a message lists whole alerts and counts the
 // rest: the shown and the left out make the group's 400, and the last one
-// shown has its summary.
-func requireCutWhole(t *testing.T, m feishutest.Message) {
+// shown has its summary. It returns how many are shown.
+func requireCutWhole(t *testing.T, m feishutest.Message) int {
 	t.Helper()
 	require.True(t, utf8.ValidString(m.Text))
 	require.Contains(t, m.Text, "[FIRING:400] DiskFull")
@@ -93,6 +93,7 @@ func requireCutWhole(t *testing.T, m feishutest.Message) {
 	last := m.Text[strings.LastIndex(m.Text, "• "):]
 	require.Contains(t, last, "min", "the last alert shown is whole")
 	require.Contains(t, last, fmt.Sprintf("%03d", shown-1))
+	return shown
 }
 
 const degradedHelp = `
@@ -129,7 +130,7 @@ func TestHugeGroupUnderEverySizeRule(t *testing.T) {
 				msgs := e.feishu.Messages()
 				require.Len(t, msgs, 1)
 				require.Equal(t, []string{"ou_alice", "ou_lead", "all"}, msgs[0].Mentions())
-				requireCutWhole(t, msgs[0])
+				t.Logf("%d of 400 alerts shown, %d sends", requireCutWhole(t, msgs[0]), e.feishu.Sends())
 				if sr.refused && typ == config.MsgInteractive {
 					require.Equal(t, 2, e.feishu.Sends(), "refused, then sent smaller")
 					requireDegraded(t, e, `alertmanager_feishu_degraded_total{reason="size",receiver="infra"} 1`+"\n")
@@ -166,7 +167,7 @@ func TestHugeGroupThroughABotUnderEverySizeRule(t *testing.T) {
 					require.Equal(t, http.StatusOK, code, a.Error)
 					msgs := e.feishu.Messages()
 					require.Len(t, msgs, 1)
-					requireCutWhole(t, msgs[0])
+					t.Logf("%d of 400 alerts shown, %d sends", requireCutWhole(t, msgs[0]), e.feishu.Sends())
 					if sr.refused && typ == config.MsgInteractive {
 						require.Equal(t, 2, e.feishu.Sends(), "refused, then sent smaller")
 					} else {
