@@ -312,6 +312,11 @@ func (s *Server) store(w http.ResponseWriter, m *Message, c codes) {
 	if m.UUID != "" {
 		s.uuids[m.UUID] = m
 	}
+	if s.loseAnswers > 0 {
+		s.loseAnswers--
+		answerFault(w, Fault{Drop: true})
+		return
+	}
 	writeJSON(w, http.StatusOK, answer{Code: 0, Msg: "ok", Data: m.data()})
 }
 

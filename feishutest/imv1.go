@@ -205,3 +205,12 @@ func (s *Server) ReusedUUIDs() int {
 	defer s.mu.Unlock()
 	return s.reusedUUIDs
 }
+
+// LoseAnswers makes the next n sends the stand-in accepts close the
+// connection instead of answering: the message is kept, and its sender
+// never learns it.
+func (s *Server) LoseAnswers(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loseAnswers = n
+}

@@ -1,6 +1,7 @@
 package feishutest
 
 import (
+	"bytes"
 	"net/http"
 	"testing"
 
@@ -36,4 +37,20 @@ func TestReusedUUIDAnswers(t *testing.T) {
 
 	require.Len(t, s.Messages(), 2)
 	require.Equal(t, 3, s.ReusedUUIDs())
+}
+
+// A lost answer keeps the message: its sender sees the connection close.
+func TestLoseAnswers(t *testing.T) {
+	s := New(t)
+	tok := token(t, s)
+	s.LoseAnswers(1)
+	b := []byte(`{"receive_id":"oc_1","msg_type":"text","content":"{\"text\":\"x\"}","uuid":"u-1"}`)
+	req, err := http.NewRequest(http.MethodPost, s.URL+createPath, bytes.NewReader(b))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	_, err = http.DefaultClient.Do(req)
+	require.Error(t, err)
+	require.Len(t, s.Messages(), 1)
+	_, r := call(t, s, createPath, tok, imBody("oc_1", "text", map[string]string{"text": "x"}, "u-2"))
+	require.Zero(t, r.Code, "only the next")
 }

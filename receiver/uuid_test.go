@@ -122,3 +122,21 @@ func TestDocumentedRefusalAfterALostAnswerFails(t *testing.T) {
 	require.Empty(t, e.feishu.Messages())
 	requireDegraded(t, e, "")
 }
+
+// The same within one delivery: Feishu keeps the message but the
+// connection closes before its answer, and the delivery's own retry meets
+// the reused uuid. One message, answered 200, under every answer.
+func TestLostAnswerWithinADelivery(t *testing.T) {
+	for _, tc := range reusedUUIDAnswers {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, config.APIIMv1, feishutest.AppSecret)
+			e.feishu.SetReusedUUIDAnswer(tc.answer)
+			e.feishu.LoseAnswers(1)
+			code, a := e.post(t, "/webhook", payload(t, "firing-HighCPU-seq1-first-notification.json"))
+			require.Equal(t, http.StatusOK, code, a.Error)
+			require.Len(t, e.feishu.Messages(), 1)
+			require.Equal(t, 2, e.feishu.Sends())
+			require.Equal(t, 1, e.feishu.ReusedUUIDs())
+		})
+	}
+}
