@@ -6,6 +6,7 @@ replace github.com/alertmanager-feishu/alertmanager-feishu => ../
 
 require (
 	github.com/alertmanager-feishu/alertmanager-feishu v0.0.0-00010101000000-000000000000
+	github.com/moby/patternmatcher v0.6.1
 	github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring v0.95.1
 	github.com/stretchr/testify v1.12.1
 	helm.sh/helm/v3 v3.22.0
