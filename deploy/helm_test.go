@@ -15,6 +15,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/kustomize/kyaml/kio"
 	"sigs.k8s.io/yaml"
+
+	"github.com/alertmanager-feishu/alertmanager-feishu/config"
 )
 
 const chartDir = "helm/alertmanager-feishu"
@@ -108,6 +110,14 @@ func TestHelmChart(t *testing.T) {
 			require.NoError(t, err)
 			r := checkRendering(t, objs, c.want)
 			require.NotEmpty(t, r.dep.Spec.Template.Annotations["checksum/config"], "a changed routing.yaml rolls the pods")
+			// The chart paces as the kustomization of the same backend
+			// does (values-redis.yaml follows deploy/kubernetes/redis).
+			kust := map[string]string{"file": "kubernetes/base/routing.yaml", "redis": "kubernetes/redis/routing.yaml"}[c.want.backend]
+			b, err := os.ReadFile(kust)
+			require.NoError(t, err)
+			kcfg, err := config.Parse(b)
+			require.NoError(t, err)
+			require.Equal(t, kcfg.Feishu.RateLimit, r.cfg.Feishu.RateLimit, "rate limits as in %s", kust)
 			for _, o := range objs {
 				switch o := o.(type) {
 				case *monitoringv1.PrometheusRule:
