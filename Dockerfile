@@ -6,6 +6,7 @@ FROM golang:1.26 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
+# .dockerignore keeps the context to the sources the binary is built from.
 COPY . .
 ARG VERSION=dev
 ARG REVISION=unknown

@@ -71,6 +71,12 @@ func keepsLast(rc *Receiver) bool {
 
 // updateCard replaces the root card of rc's incident in place.
 func (c *Core) updateCard(ctx context.Context, updater feishu.CardUpdater, rc *Receiver, root string, card feishu.Card, logger *slog.Logger) {
+	if root == "" {
+		// Feishu never gave the root's ID (see reusedUUIDAnswer): there
+		// is no card to update.
+		logger.Debug("root card not updated: its message ID is unknown")
+		return
+	}
 	if err := updater.UpdateCard(ctx, root, card); err != nil {
 		c.rootUpdates.WithLabelValues(rc.Name(), "failed").Inc()
 		logger.Warn("root card not updated", "root", root, "err", err)

@@ -34,6 +34,7 @@ type Core struct {
 	notifications *prometheus.CounterVec
 	failures      *prometheus.CounterVec
 	unresolved    *prometheus.CounterVec
+	degraded      *prometheus.CounterVec
 	rootUpdates   *prometheus.CounterVec
 	actions       *prometheus.CounterVec
 	escalations   *prometheus.CounterVec
@@ -66,6 +67,10 @@ func New(store state.Store, p *Pipeline, o Options) *Core {
 		unresolved: promauto.With(o.Registerer).NewCounterVec(prometheus.CounterOpts{
 			Name: "alertmanager_feishu_mentions_unresolved_total",
 			Help: "People a message should have mentioned but named in plain text instead, per receiver and reason: not_found (Feishu knows no user by that email), lookup_failed, no_app (custom bots without an app to look emails up with), refused (Feishu refused the message for its mentions, sent again without them) or all_refused (likewise @all, dropped).",
+		}, []string{"receiver", "reason"}),
+		degraded: promauto.With(o.Registerer).NewCounterVec(prometheus.CounterOpts{
+			Name: "alertmanager_feishu_degraded_total",
+			Help: "Notifications delivered in a lesser form after Feishu refused them, per receiver and reason: size (refused for its size, sent again cut smaller), root_gone (the reply to the chain's root refused, sent as a new root) or uuid_reused (an im/v1 resend after a lost answer refused, taken as delivered with its message ID unknown; the group's next notification starts a new root). Mentions Feishu refused are counted in alertmanager_feishu_mentions_unresolved_total.",
 		}, []string{"receiver", "reason"}),
 		rootUpdates: promauto.With(o.Registerer).NewCounterVec(prometheus.CounterOpts{
 			Name: "alertmanager_feishu_root_updates_total",

@@ -181,17 +181,24 @@ func (c *Core) fireStep(ctx context.Context, rc *Receiver, in *incident.Incident
 				}
 			}
 		}
-		_, err = rc.Sender.Send(ctx, msg)
+		id, err := rc.Sender.Send(ctx, msg)
 		if msg.RootID != "" && feishu.Classify(err) == feishu.RootGone {
 			logger.Info("chain root is gone on Feishu's side; the escalation starts a new chain", "root", msg.RootID)
 			msg.RootID = ""
-			var root string
-			if root, err = rc.Sender.Send(ctx, msg); err == nil {
-				in.Root = root
+			if id, err = rc.Sender.Send(ctx, msg); err == nil {
+				in.Root = id
 			}
+		}
+		if err != nil && msg.UUID != "" && (loaded.Attempt != "" || feishu.MayHaveSent(err)) && reusedUUIDAnswer(err) {
+			logger.Warn("feishu refused the resend of an escalation whose earlier answer was lost: taken as sent", "uuid", msg.UUID, "err", err)
+			c.degraded.WithLabelValues(rc.Name(), degradedUUID).Inc()
+			err = nil
 		}
 		if err != nil {
 			return err
+		}
+		if in.Root == "" && id != "" && !rc.Target.IsBot() {
+			in.Root = id // a chain whose root's ID Feishu never gave has one now
 		}
 		c.buzz(ctx, rc, in, step.UrgentKind(), reach.IDs, logger)
 	}

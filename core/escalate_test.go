@@ -205,3 +205,25 @@ func TestEscalationFollowsAReload(t *testing.T) {
 		require.WithinRange(t, e.steps()[0].Time, start.Add(20*time.Minute), start.Add(20*time.Minute+time.Second))
 	})
 }
+
+// In virtual time: a step whose answer is lost was posted all the same;
+// its retry, with the same uuid, is refused the way Feishu may answer a
+// reused uuid, and is taken as sent: the step is recorded, once, and not
+// resent for the rest of the hour.
+func TestEscalationStepAfterALostAnswer(t *testing.T) {
+	fs := feishutest.New(t)
+	fs.SetReusedUUIDAnswer(&feishutest.ReusedUUIDFault)
+	synctest.Test(t, func(t *testing.T) {
+		e := newTimerEnv(t, fs, "http://127.0.0.1:1", "10m", "2h", true)
+		start := time.Now()
+		e.notify(t, "firing-HighCPU-seq1-first-notification.json")
+		fs.LoseAnswers(1)
+		time.Sleep(time.Until(start.Add(10*time.Minute + time.Second)))
+		synctest.Wait()
+		require.Len(t, e.steps(), 1, "Feishu took the step")
+		time.Sleep(30 * time.Minute)
+		synctest.Wait()
+		require.Len(t, e.steps(), 1)
+		require.Equal(t, 1, fs.ReusedUUIDs(), "resent once, and taken as sent")
+	})
+}

@@ -57,6 +57,10 @@ type Notification struct {
 	Body []byte
 }
 
+// forgetTimeout bounds the write that forgets a refused attempt's uuid,
+// made when the delivery's own time may be up.
+const forgetTimeout = 2 * time.Second
+
 // maxKeptBody bounds the webhook body an incident keeps: a huge group's
 // card shows only what fits in Feishu's limit anyway.
 const maxKeptBody = 1 << 20
@@ -93,6 +97,17 @@ func (c *Core) Notify(ctx context.Context, rc *Receiver, n Notification) (out Ou
 	}
 	msgID, err := c.send(ctx, rc, d, n, &msg, logger)
 	if err != nil {
+		if msg.UUID != "" && !d.maybeSent {
+			// Feishu answered every attempt, and took none: the uuid
+			// made nothing, and the next attempt takes a new one. Kept,
+			// a refusal of the next would look like the answer to a
+			// message made.
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), forgetTimeout)
+			defer cancel()
+			if err := c.store.Begin(fctx, d.chain, n.Key, "", c.now()); err != nil {
+				logger.Warn("idempotency key of a refused attempt not forgotten", "err", err)
+			}
+		}
 		return failed(err)
 	}
 	if err := c.commit(ctx, rc, d, n, msgID); err != nil {
@@ -122,6 +137,10 @@ type delivery struct {
 	due      time.Time          // when the incident's next step was due before the notification
 	attempt  string             // an earlier attempt's idempotency key
 	replied  bool               // the message went as a reply to the incident's root
+	// maybeSent says an attempt with the message's uuid may have made it:
+	// an earlier notification's attempt left its uuid, or a send's answer
+	// was lost.
+	maybeSent bool
 	// mentions and opts are what the message was rendered with, for
 	// rendering it again when Feishu refuses it or its root is gone.
 	mentions oncall.Mentions
@@ -177,7 +196,10 @@ func (c *Core) prepare(ctx context.Context, rc *Receiver, d *delivery, n Notific
 	switch {
 	case d.fresh:
 		d.opts.Card = c.cardState(rc, d.incident) // the root card shows the incident
-	case rc.Target.IsBot():
+	case rc.Target.IsBot(), d.incident.Root == "":
+		// A custom bot cannot reply, and a chain whose root's ID Feishu
+		// never gave (see reusedUUIDAnswer) has nothing to reply to: the
+		// message names when the first went.
 		d.opts.FirstSent = d.incident.FirstSent
 	}
 	msg, err := pl.Renderer.RenderWith(n.Payload, rc.Config, d.mentions, d.opts)
@@ -204,68 +226,149 @@ func (c *Core) prepare(ctx context.Context, rc *Receiver, d *delivery, n Notific
 	return msg, nil
 }
 
-// send sends msg, as a new root when Feishu says the root it replies to is
-// gone, or refuses the reply for good for a reason other than the
-// configuration: a chain whose replies are refused would otherwise fail
-// every later notification of the group, its resolution included, and
-// never close. A refusal the configuration causes would meet the new root
-// too, so it fails as it is.
+// send sends msg, and when Feishu refuses it, does what can be done about
+// the refusal and sends once more, each at most once: without its mentions
+// when they were the reason (one person Feishu cannot mention, an open_id
+// of another app say, or a chat without @all, must not keep the alert from
+// everyone), smaller when its size was (Feishu does not say how it counts
+// its limits), and as a new root when the root it replies to is gone or
+// refused for a reason other than the configuration (a chain whose replies
+// are refused would otherwise fail every later notification of the group,
+// its resolution included, and never close; a refusal the configuration
+// causes would meet the new root too, so it fails as it is). Each is
+// logged, counted, and visible in the message. An im/v1 resend refused
+// after an earlier attempt's answer was lost is taken as delivered: see
+// reusedUUIDAnswer.
 func (c *Core) send(ctx context.Context, rc *Receiver, d *delivery, n Notification, msg *feishu.Message, logger *slog.Logger) (string, error) {
-	msgID, err := rc.Sender.Send(ctx, *msg)
-	if err != nil && mentionRefused(err) && (len(d.mentions.IDs) > 0 || d.mentions.All) {
-		msgID, err = c.sendUnmentioned(ctx, rc, d, n, msg, err, logger)
+	var tried struct{ mentions, size, root bool }
+	d.maybeSent = d.attempt != "" // an earlier attempt with this uuid may have made the message
+	api := rc.API
+	if rc.Target.IsBot() {
+		api = feishu.APIBot
 	}
-	if msg.RootID != "" && err != nil {
-		// Only Feishu's answer counts: a request this service could not
-		// make would fail as a new root too.
+	for {
+		msgID, err := rc.Sender.Send(ctx, *msg)
+		d.replied = msg.RootID != ""
+		if err == nil {
+			return msgID, nil
+		}
+		d.maybeSent = d.maybeSent || feishu.MayHaveSent(err)
 		var fe *feishu.Error
-		switch class := feishu.Classify(err); {
-		case class == feishu.RootGone:
-			logger.Info("chain root is gone on Feishu's side, starting a new chain", "root", msg.RootID, "err", err)
-		case class == feishu.Permanent && !feishu.ConfigurationError(err) && errors.As(err, &fe):
-			logger.Warn("reply to the chain root refused for good, starting a new chain", "root", msg.RootID, "code", fe.Code, "err", err)
+		errors.As(err, &fe)
+		degraded := "" // the reason the next send is lesser, for the metric
+		switch {
+		case msg.UUID != "" && d.maybeSent && reusedUUIDAnswer(err):
+			// What Feishu answers a uuid that made its message already is
+			// not documented. After a lost answer, a refusal that is none
+			// of those it documents for a message it did not take is most
+			// likely that answer: reporting a failure would have
+			// Alertmanager retry a delivered message for an hour, and
+			// then post it twice.
+			logger.Warn("feishu refused the resend of a message whose earlier answer was lost: taken as delivered, its message ID unknown",
+				"uuid", msg.UUID, "code", fe.Code, "err", err)
+			c.degraded.WithLabelValues(rc.Name(), degradedUUID).Inc()
+			return "", nil
+		case !tried.mentions && mentionRefused(err) && (len(d.mentions.IDs) > 0 || d.mentions.All):
+			tried.mentions = true
+			logger.Warn("message refused for its mentions, sending it with them named in plain text", "code", fe.Code, "mentions", len(d.mentions.IDs), "all", d.mentions.All, "err", err)
+			for range d.mentions.IDs {
+				c.unresolved.WithLabelValues(rc.Name(), reasonRefused).Inc()
+			}
+			if d.mentions.All {
+				c.unresolved.WithLabelValues(rc.Name(), reasonAllRefused).Inc()
+			}
+			d.mentions = d.mentions.Unmentioned(reasonRefused)
+		case !tried.size && sizeRefused(err):
+			tried.size = true
+			d.opts.MaxBytes = render.MaxBytes(api, msg.Type) / retrySizeShare
+			logger.Warn("message refused for its size, sending it again cut smaller", "code", fe.Code, "max_bytes", d.opts.MaxBytes, "err", err)
+			degraded = degradedSize
+		case !tried.root && msg.RootID != "" && rootRefused(err, msg.RootID, logger):
+			tried.root = true
+			msg.RootID = ""
+			// The new root shows the incident, as the old one did, and
+			// says which message it follows.
+			d.opts.Card, d.opts.FirstSent = c.cardState(rc, d.incident), d.incident.FirstSent
+			degraded = degradedRoot
 		default:
 			return "", sendError(err)
 		}
-		msg.RootID = ""
-		if st := c.cardState(rc, d.incident); st != nil {
-			// The new root shows the incident, as the old one did.
-			if root, err := rc.pipeline.Renderer.RenderWith(n.Payload, rc.Config, d.mentions, render.Options{Card: st}); err == nil {
-				msg.Content = root.Content
-			}
+		again, rerr := rc.pipeline.Renderer.RenderWith(n.Payload, rc.Config, d.mentions, d.opts)
+		if rerr != nil {
+			return "", sendError(err)
 		}
-		msgID, err = rc.Sender.Send(ctx, *msg)
+		again.Target, again.RootID, again.UUID = msg.Target, msg.RootID, msg.UUID
+		if degraded == degradedSize && feishu.Footprint(api, again) >= feishu.Footprint(api, *msg) {
+			// Nothing left to cut: the refusal was not the size after all.
+			return "", sendError(err)
+		}
+		if degraded != "" {
+			c.degraded.WithLabelValues(rc.Name(), degraded).Inc()
+		}
+		*msg = again
 	}
-	d.replied = msg.RootID != ""
-	if err != nil {
-		return "", sendError(err)
-	}
-	return msgID, nil
 }
 
-// sendUnmentioned sends msg again with its mentions named in plain text and
-// @all dropped, after Feishu refused it for them (refused): one person
-// Feishu cannot mention, an open_id of another app say, or a chat without
-// @all, must not keep the alert from everyone. A refusal of the second
-// send is an ordinary failure.
-func (c *Core) sendUnmentioned(ctx context.Context, rc *Receiver, d *delivery, n Notification, msg *feishu.Message, refused error, logger *slog.Logger) (string, error) {
-	plain := d.mentions.Unmentioned(reasonRefused)
-	again, err := rc.pipeline.Renderer.RenderWith(n.Payload, rc.Config, plain, d.opts)
-	if err != nil {
-		return "", refused
-	}
+// retrySizeShare is how much smaller than the budget a message goes after
+// Feishu refused it for its size: its count is not the service's by far
+// more than the margin, so the second try leaves a wide one.
+const retrySizeShare = 4
+
+// Reasons of the degraded metric.
+const (
+	degradedSize = "size"
+	degradedRoot = "root_gone"
+	degradedUUID = "uuid_reused"
+)
+
+// rootRefused says whether a reply's refusal means the chain must start
+// again: its root gone on Feishu's side, or the reply refused for good for
+// a reason other than the configuration. Only Feishu's answer counts: a
+// request this service could not make would fail as a new root too.
+func rootRefused(err error, root string, logger *slog.Logger) bool {
 	var fe *feishu.Error
-	errors.As(refused, &fe)
-	logger.Warn("message refused for its mentions, sending it with them named in plain text", "code", fe.Code, "mentions", len(d.mentions.IDs), "all", d.mentions.All, "err", refused)
-	for range d.mentions.IDs {
-		c.unresolved.WithLabelValues(rc.Name(), reasonRefused).Inc()
+	switch class := feishu.Classify(err); {
+	case class == feishu.RootGone:
+		logger.Info("chain root is gone on Feishu's side, starting a new chain", "root", root, "err", err)
+	case class == feishu.Permanent && !feishu.ConfigurationError(err) && errors.As(err, &fe):
+		logger.Warn("reply to the chain root refused for good, starting a new chain", "root", root, "code", fe.Code, "err", err)
+	default:
+		return false
 	}
-	if d.mentions.All {
-		c.unresolved.WithLabelValues(rc.Name(), reasonAllRefused).Inc()
+	return true
+}
+
+// sizeRefused says whether Feishu refused a message for its size: im/v1's
+// 230025, the generic 19036 (message/v4/send names it, and a custom bot
+// may answer it), and a custom bot's 9499, its answer to a body over 20
+// KB as to one it cannot read.
+func sizeRefused(err error) bool {
+	var fe *feishu.Error
+	if !errors.As(err, &fe) || fe.Err != nil {
+		return false
 	}
-	d.mentions = plain
-	msg.Content = again.Content
-	return rc.Sender.Send(ctx, *msg)
+	switch fe.Code {
+	case 230025, 19036:
+		return true
+	case 9499:
+		return fe.Endpoint == feishu.EndpointBot
+	}
+	return false
+}
+
+// reusedUUIDAnswer says whether err may be Feishu's answer to a uuid that
+// made its message already, which Feishu does not document: a refusal it
+// answered, for good, that is none of those it documents for a message it
+// did not take (the configuration, the size, the mentions, the card's
+// content) and does not concern a reply's root. Sent after an attempt
+// whose answer was lost, such a refusal is taken as that answer.
+func reusedUUIDAnswer(err error) bool {
+	var fe *feishu.Error
+	if !errors.As(err, &fe) || fe.Err != nil || fe.Code == 0 {
+		return false
+	}
+	return feishu.Classify(err) == feishu.Permanent && !feishu.ConfigurationError(err) &&
+		!sizeRefused(err) && !mentionRefused(err) && fe.Code != 230099
 }
 
 // Reasons of the unresolved mentions metric for mentions Feishu refused.

@@ -15,12 +15,13 @@ import (
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/kustomize/kyaml/kio"
 	"sigs.k8s.io/yaml"
 
-	"github.com/alertmanager-feishu/alertmanager-feishu/config"
 	"github.com/alertmanager-feishu/alertmanager-feishu/internal/amtest"
 )
 
@@ -31,6 +32,7 @@ var kinds = map[string]func() any{
 	"apps/v1/StatefulSet":                               func() any { return &appsv1.StatefulSet{} },
 	"v1/ConfigMap":                                      func() any { return &corev1.ConfigMap{} },
 	"v1/Secret":                                         func() any { return &corev1.Secret{} },
+	"networking.k8s.io/v1/NetworkPolicy":                func() any { return &networkingv1.NetworkPolicy{} },
 	"v1/Service":                                        func() any { return &corev1.Service{} },
 	"v1/PersistentVolumeClaim":                          func() any { return &corev1.PersistentVolumeClaim{} },
 	"policy/v1/PodDisruptionBudget":                     func() any { return &policyv1.PodDisruptionBudget{} },
@@ -54,93 +56,129 @@ func decodeStrict(t *testing.T, where string, b []byte) any {
 	return obj
 }
 
-// build runs kustomize on dir and decodes every object it yields.
+// oldKustomize are the kustomize releases the kustomizations must build
+// with besides the library's (sigs.k8s.io/kustomize/api v0.21, kustomize
+// 5.8): v5.0, the oldest of kustomize 5, and v5.6 (kubectl 1.33), the
+// newest of those that panic on a $patch: delete among other documents of
+// one patch file. Each is built with go run from the module proxy (about
+// 20 s cold, cached after).
+var oldKustomize = []string{"v5.0.1", "v5.6.0"}
+
+// build runs kustomize on dir, the library and each of oldKustomize, and
+// decodes every object they yield; they must yield the same objects.
 func build(t *testing.T, dir string) []any {
 	t.Helper()
 	rm, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
 	require.NoError(t, err, dir)
 	var objs []any
+	var docs []string
 	for _, r := range rm.Resources() {
 		require.Equal(t, "monitoring", r.GetNamespace(), "%s %s", r.GetKind(), r.GetName())
 		b, err := r.MarshalJSON()
 		require.NoError(t, err)
 		objs = append(objs, decodeStrict(t, dir+": "+r.GetKind()+" "+r.GetName(), b))
+		docs = append(docs, string(b))
+	}
+	goBin, err := exec.LookPath("go")
+	require.NoError(t, err)
+	for _, v := range oldKustomize {
+		cmd := exec.Command(goBin, "run", "sigs.k8s.io/kustomize/kustomize/v5@"+v, "build", dir)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		require.NoError(t, err, "kustomize %s build %s:\n%s", v, dir, firstLines(stderr.String(), 12))
+		nodes, err := kio.FromBytes(out)
+		require.NoError(t, err, "kustomize %s build %s", v, dir)
+		var old []string
+		for _, n := range nodes {
+			b, err := n.MarshalJSON()
+			require.NoError(t, err)
+			decodeStrict(t, dir+" (kustomize "+v+"): "+n.GetKind()+" "+n.GetName(), b)
+			old = append(old, string(b))
+		}
+		require.ElementsMatch(t, normalize(t, docs), normalize(t, old), "kustomize %s build %s", v, dir)
 	}
 	return objs
 }
 
+// normalize re-encodes JSON objects so that field order and spacing do
+// not count.
+func normalize(t *testing.T, docs []string) []string {
+	t.Helper()
+	out := make([]string, len(docs))
+	for i, d := range docs {
+		var v any
+		require.NoError(t, json.Unmarshal([]byte(d), &v))
+		b, err := json.Marshal(v)
+		require.NoError(t, err)
+		out[i] = string(b)
+	}
+	return out
+}
+
+// firstLines is the start of a long output, where a panic or an error
+// says what failed, less go's download notes.
+func firstLines(s string, n int) string {
+	var lines []string
+	for _, l := range strings.Split(s, "\n") {
+		if !strings.HasPrefix(l, "go: downloading ") && len(lines) < n {
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
 func TestKustomizations(t *testing.T) {
-	for dir, want := range map[string]struct {
-		replicas int32
-		backend  string
-		kinds    int
-	}{
-		"kubernetes/base":  {1, "file", 8},
-		"kubernetes/redis": {2, "redis", 9},
+	common := []string{
+		"Deployment alertmanager-feishu", "Service alertmanager-feishu", "PodDisruptionBudget alertmanager-feishu",
+		"NetworkPolicy alertmanager-feishu", "ServiceMonitor alertmanager-feishu", "PrometheusRule alertmanager-feishu",
+	}
+	for dir, w := range map[string]want{
+		"kubernetes/base": {
+			replicas: 1, backend: "file",
+			objects: append([]string{"PersistentVolumeClaim alertmanager-feishu-data"}, common...),
+		},
+		"kubernetes/redis": {
+			replicas: 2, backend: "redis", redisDeployed: true,
+			objects: append([]string{
+				"StatefulSet alertmanager-feishu-redis", "Service alertmanager-feishu-redis",
+				"NetworkPolicy alertmanager-feishu-redis",
+			}, common...),
+		},
 	} {
 		t.Run(dir, func(t *testing.T) {
-			known := exported(t)
 			objs := build(t, dir)
-			require.Len(t, objs, want.kinds)
-			var (
-				dep    *appsv1.Deployment
-				cfg    *config.Config
-				secret *corev1.Secret
-			)
+			// The generated ConfigMap's name has a hash of its content,
+			// which checkRendering does not know in advance.
+			var cm *corev1.ConfigMap
 			for _, o := range objs {
-				switch o := o.(type) {
-				case *appsv1.Deployment:
-					dep = o
-				case *corev1.Secret:
-					secret = o
-				case *corev1.ConfigMap:
-					var err error
-					cfg, err = config.Parse([]byte(o.Data["routing.yaml"]))
-					require.NoError(t, err, "routing.yaml in the ConfigMap")
-				case *corev1.PersistentVolumeClaim:
-					require.Equal(t, "file", want.backend, "only the file store needs a volume")
-				case *monitoringv1.PrometheusRule:
-					for _, g := range o.Spec.Groups {
-						for _, r := range g.Rules {
-							requireKnownMetrics(t, known, "rule "+r.Alert, r.Expr.String())
-						}
-					}
+				if c, ok := o.(*corev1.ConfigMap); ok {
+					cm = c
 				}
 			}
-			require.NotNil(t, dep)
-			require.NotNil(t, cfg)
-			require.Equal(t, want.replicas, *dep.Spec.Replicas)
-			require.Equal(t, want.backend, cfg.State.Backend)
+			require.NotNil(t, cm)
+			require.Regexp(t, `^alertmanager-feishu-[a-z0-9]{10}$`, cm.Name, "a configMapGenerator's name, with the hash that rolls the pods")
+			w.objects = append(w.objects, "ConfigMap "+cm.Name)
+			r := checkRendering(t, objs, w)
 
-			pod := dep.Spec.Template.Spec
-			require.True(t, *pod.SecurityContext.RunAsNonRoot)
-			c := pod.Containers[0]
-			require.Equal(t, "/-/ready", c.ReadinessProbe.HTTPGet.Path)
-			require.Equal(t, "/-/healthy", c.LivenessProbe.HTTPGet.Path)
-			require.True(t, *c.SecurityContext.ReadOnlyRootFilesystem)
-			require.False(t, *c.SecurityContext.AllowPrivilegeEscalation)
-			require.Equal(t, []corev1.Capability{"ALL"}, c.SecurityContext.Capabilities.Drop)
-			require.False(t, c.Resources.Requests.Cpu().IsZero())
-			require.False(t, c.Resources.Requests.Memory().IsZero())
-
-			// Every secret file routing.yaml names is a key of the Secret
-			// mounted where it looks.
-			for _, file := range []string{cfg.Feishu.AppSecretFile, cfg.Intake.BearerTokenFile, cfg.State.Redis.PasswordFile} {
-				if file == "" {
-					continue
-				}
-				require.Equal(t, "/etc/alertmanager-feishu/secret", filepath.Dir(file))
-				key := filepath.Base(file)
-				_, ok := secret.StringData[key]
-				require.True(t, ok, "the Secret has %s", key)
+			// The kustomization's instructions create the Secret with
+			// every key routing.yaml reads, and no other.
+			b, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
+			require.NoError(t, err)
+			require.Contains(t, string(b), "kubectl -n monitoring create secret generic "+secretName)
+			var documented, needed []string
+			for _, m := range fromFile.FindAllStringSubmatch(string(b), -1) {
+				documented = append(documented, m[1])
 			}
-			if cfg.State.Backend == "file" {
-				require.Equal(t, appsv1.RecreateDeploymentStrategyType, dep.Spec.Strategy.Type, "one pod at a time holds the state file")
-				require.True(t, strings.HasPrefix(cfg.State.Path, "/data/"))
+			for _, f := range secretFiles(r.cfg) {
+				needed = append(needed, filepath.Base(f))
 			}
+			require.ElementsMatch(t, needed, documented, "the keys of the Secret %s/kustomization.yaml says to create", dir)
 		})
 	}
 }
+
+var fromFile = regexp.MustCompile(`--from-file=([a-z_]+)=`)
 
 // The Prometheus-operator example decodes, and the plain alertmanager.yml
 // passes amtool check-config of the pinned Alertmanager.

@@ -17,9 +17,6 @@ const EndpointBot = "bot/v2/hook"
 // have their own shape and size limit.
 const APIBot = "custom_bot"
 
-// MaxBotBytes is the largest request body a custom bot accepts.
-const MaxBotBytes = 20 * 1024
-
 // Webhook is a custom bot's address and signing secret. Both are
 // credentials: neither is ever logged or put in an error.
 type Webhook struct {

@@ -3,6 +3,7 @@ package feishu
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -21,6 +22,10 @@ type Error struct {
 	// RetryAfter is how long the gateway asked to wait after a rate-limit
 	// answer (x-ogw-ratelimit-reset); 0 when it did not say.
 	RetryAfter time.Duration
+	// AfterLostAnswer is set on the answer to an im/v1 send when an
+	// earlier attempt of the same send, with the same uuid, got none:
+	// Feishu may have made the message then, and answer its uuid now.
+	AfterLostAnswer bool
 }
 
 func (e *Error) Error() string {
@@ -221,3 +226,24 @@ type TokenError struct{ Err error }
 
 func (e *TokenError) Error() string { return "get tenant_access_token: " + e.Err.Error() }
 func (e *TokenError) Unwrap() error { return e.Err }
+
+// Unanswered says whether err is a call Feishu may have received but
+// whose answer never came: a timeout or a connection lost after the
+// request went. A connection never made, or an answer however unwelcome,
+// is not.
+func Unanswered(err error) bool {
+	var e *Error
+	if !errors.As(err, &e) || e.Err == nil {
+		return false
+	}
+	var op *net.OpError
+	return !errors.As(e.Err, &op) || op.Op != "dial"
+}
+
+// MayHaveSent says whether the send that failed with err may have made its
+// message all the same: its last attempt, or an earlier one with the same
+// uuid, got no answer.
+func MayHaveSent(err error) bool {
+	var e *Error
+	return Unanswered(err) || errors.As(err, &e) && e.AfterLostAnswer
+}

@@ -2,6 +2,7 @@ package feishu
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 
@@ -25,10 +26,18 @@ func (s imv1) Send(ctx context.Context, m Message) (string, error) {
 		return "", err
 	}
 	var id string
+	lost := false
 	err = s.c.retry(ctx, endpoint, m.Target, func(tok string) (err error) {
 		id, err = s.c.messageID(ctx, endpoint, http.MethodPost, path, tok, req)
+		lost = lost || Unanswered(err)
 		return err
 	})
+	var fe *Error
+	if lost && m.UUID != "" && errors.As(err, &fe) && fe.Err == nil {
+		// The answer is to the uuid's second coming at least: Feishu's
+		// for the message it already has, for all the service knows.
+		fe.AfterLostAnswer = true
+	}
 	return id, err
 }
 

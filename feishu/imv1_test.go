@@ -158,3 +158,47 @@ func TestIMv1Classification(t *testing.T) {
 	require.ErrorContains(t, err, "code 230020")
 	require.Equal(t, feishu.Transient, feishu.Classify(err))
 }
+
+// An im/v1 send refused after an attempt whose answer was lost may have
+// made its message all the same: the refusal says so. One refused at
+// once, or one that never reached Feishu, did not.
+func TestRefusalAfterALostAnswer(t *testing.T) {
+	refusal := feishutest.Fault{Status: 400, Code: 230001, Msg: "param is invalid, ext=uuid has been used"}
+	s := feishutest.New(t)
+	c, _ := newSender(t, s, feishutest.AppSecret, config.APIIMv1)
+	m := text("oc_1", "x")
+	m.UUID = "u-1"
+
+	s.FailNext(1, feishutest.Fault{Drop: true})
+	s.FailNext(1, refusal)
+	_, err := c.Send(t.Context(), m)
+	var fe *feishu.Error
+	require.ErrorAs(t, err, &fe)
+	require.Equal(t, 230001, fe.Code)
+	require.True(t, fe.AfterLostAnswer)
+	require.True(t, feishu.MayHaveSent(err))
+
+	s.FailNext(1, refusal)
+	_, err = c.Send(t.Context(), m)
+	require.False(t, feishu.MayHaveSent(err), "refused at once")
+
+	m.UUID = ""
+	s.FailNext(1, feishutest.Fault{Drop: true})
+	s.FailNext(1, refusal)
+	_, err = c.Send(t.Context(), m)
+	require.ErrorAs(t, err, &fe)
+	require.False(t, fe.AfterLostAnswer, "without a uuid, a second message is no answer to the first")
+
+	// A connection never made sent nothing.
+	dead := feishutest.New(t)
+	dc, _ := newSender(t, dead, feishutest.AppSecret, config.APIIMv1)
+	tok, _ := dc.Send(t.Context(), text("oc_1", "warm the token"))
+	require.NotEmpty(t, tok)
+	require.NoError(t, dead.Close())
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	_, err = dc.Send(ctx, m)
+	require.Error(t, err)
+	require.False(t, feishu.Unanswered(err), "%v", err)
+	require.False(t, feishu.MayHaveSent(err))
+}

@@ -2,6 +2,7 @@ package feishu
 
 import (
 	"bytes"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -17,7 +18,8 @@ var (
 
 // RequestSize is the size in bytes of the request that would carry m's
 // content through api (APIBot for a custom bot), whatever its target, root
-// and uuid: the number Feishu's size limits apply to. It encodes a whole
+// and uuid: the body Feishu's size limits are documented for (Footprint
+// adds what its stored message may count beyond). It encodes a whole
 // request, with placeholders as long as the longest IDs, a root for v4
 // (im/v1 carries it in the path) and a signature for a bot; Measure gives
 // the same number encoding the content alone.
@@ -116,4 +118,67 @@ func jsonStringSize(s string) int {
 		i += size
 	}
 	return n
+}
+
+// StyleTagBytes is what Footprint counts for each style tag of a message
+// beyond the request that carries it. Feishu's create page warns that
+// "when the message contains style tags, the real message body is larger
+// than the request body you sent", without saying by how much; a tag
+// stored as a node of its rich text ({"tag":"text","text":"",
+// "style":["bold"]}) would take about 40 bytes. This is well above that,
+// and a message Feishu refuses for its size all the same goes again
+// smaller.
+const StyleTagBytes = 64
+
+// Footprint is the size Feishu may hold m to through api: its request's
+// size (Measure), plus StyleTagBytes for everything in its content that
+// may be a style tag. It errs on the large side, as sizing must.
+func Footprint(api string, m Message) int {
+	n := Measure(api, m)
+	if n == 0 {
+		return 0
+	}
+	return n + StyleTagBytes*StyleTags(m)
+}
+
+// StyleTags counts, generously, what Feishu may read as style tags in m's
+// content: in text every "**" (bold), "<" (a mention or another tag) and
+// "](" (a link); in card markdown those, every "&" (an entity) and every
+// other ":" (an emoji key); in a post, each link and mention node. Plain
+// text (a card's title and buttons, a post's text nodes) has none.
+func StyleTags(m Message) int {
+	switch c := m.Content.(type) {
+	case Text:
+		return textTags(c.Text)
+	case Card:
+		n := 0
+		for _, e := range c.Elements {
+			texts := e.Texts
+			if e.Text != nil {
+				texts = append([]CardText{*e.Text}, texts...)
+			}
+			for _, t := range texts {
+				if t.Tag == "lark_md" {
+					n += textTags(t.Content) + strings.Count(t.Content, "&") + strings.Count(t.Content, ":")/2
+				}
+			}
+		}
+		return n
+	case Post:
+		n := 0
+		for _, para := range c.Paragraphs {
+			for _, node := range para {
+				if node.Tag != "text" {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	return 0
+}
+
+// textTags counts the style tags text and card markdown share.
+func textTags(s string) int {
+	return strings.Count(s, "**") + strings.Count(s, "<") + strings.Count(s, "](")
 }

@@ -121,3 +121,29 @@ func TestMeasureBoundsTheRequest(t *testing.T) {
 		}
 	}
 }
+
+// Footprint counts at least the style tags the stand-in does, each at
+// StyleTagBytes, above the request: render cuts a message to it, so that
+// a Feishu that counts tags as stored, at up to that many bytes a tag,
+// takes it.
+func TestFootprintCountsTheStyleTags(t *testing.T) {
+	s := feishutest.New(t)
+	s.SetSizeRule(feishutest.SizeRule{KB: 1 << 20}) // no limit: only the count matters
+	for _, api := range apis {
+		c, _ := newSender(t, s, feishutest.AppSecret, api)
+		contents := sizeContents()
+		contents[config.MsgInteractive] = append(contents[config.MsgInteractive], testCard("**x** [l](https://l.example) :OK: 23:00:00 &#42; <at id=ou_1></at>", true))
+		contents[config.MsgText] = append(contents[config.MsgText], feishu.Text{Text: "**x** [l](https://l.example) <at user_id=\"ou_1\"></at> <i>i</i>"})
+		for typ, cs := range contents {
+			for i, content := range cs {
+				m := feishu.Message{Target: feishu.Target{Kind: config.TargetChatID, ID: "oc_1"}, Type: typ, Content: content}
+				_, err := c.Send(t.Context(), m)
+				require.NoError(t, err, "%s %s #%d", api, typ, i)
+				got := s.Messages()
+				counted := got[len(got)-1].StyleTags()
+				require.GreaterOrEqual(t, feishu.StyleTags(m), counted, "%s %s #%d", api, typ, i)
+				require.Equal(t, feishu.Measure(api, m)+feishu.StyleTagBytes*feishu.StyleTags(m), feishu.Footprint(api, m))
+			}
+		}
+	}
+}

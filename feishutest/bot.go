@@ -19,8 +19,9 @@ import (
 // a second and 100 a minute per bot, and every answer HTTP 200 with the
 // verdict in "code". A success carries no message ID.
 
-// BotMaxBytes is the largest body a custom bot accepts.
-const BotMaxBytes = 20 * 1024
+// BotMaxBytes is the largest body a custom bot accepts under the default
+// SizeRule.
+const BotMaxBytes = botKB * 1024
 
 // Custom bot answer codes.
 const (
@@ -87,7 +88,7 @@ func (s *Server) sendBot(w http.ResponseWriter, r *http.Request) {
 	s.sends++
 	s.mu.Unlock()
 	s.wait(r)
-	body, err := io.ReadAll(io.LimitReader(r.Body, BotMaxBytes+1))
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxIMBodyRead))
 	if err != nil {
 		return
 	}
@@ -101,10 +102,6 @@ func (s *Server) sendBot(w http.ResponseWriter, r *http.Request) {
 		botFail(w, BotTokenInvalid, "param invalid: incoming webhook access token invalid")
 		return
 	}
-	if len(body) > BotMaxBytes {
-		botFail(w, BotBadRequest, "Bad Request")
-		return
-	}
 	var req botRequest
 	if err := json.Unmarshal(body, &req); err != nil {
 		botFail(w, BotBadRequest, "Bad Request: fail to parse content")
@@ -115,6 +112,16 @@ func (s *Server) sendBot(w http.ResponseWriter, r *http.Request) {
 		botFail(w, BotSignMismatch, "sign match fail or timestamp is not within one hour from current time")
 		return
 	}
+	m := &Message{API: "bot", Target: "webhook", TargetID: r.PathValue("token"), Type: req.MsgType}
+	if code, _ := checkV4Content(m, v4Request{MsgType: req.MsgType, Content: req.Content, Card: req.Card}); code != 0 {
+		botFail(w, BotBadRequest, "Bad Request: fail to parse content")
+		return
+	}
+	// A body refused for its size or shape never counts against the
+	// rate limits.
+	if s.tooLarge(w, m, len(body)) {
+		return
+	}
 	if b.second != nil {
 		now := s.now()
 		if !b.second.AllowN(now, 1) || !b.minute.AllowN(now, 1) {
@@ -122,11 +129,6 @@ func (s *Server) sendBot(w http.ResponseWriter, r *http.Request) {
 			botFail(w, BotRateLimited, "frequency limited psm[lark.oapi.app_platform_runtime]appID[1500]")
 			return
 		}
-	}
-	m := &Message{API: "bot", Target: "webhook", TargetID: r.PathValue("token"), Type: req.MsgType}
-	if code, _ := checkV4Content(m, v4Request{MsgType: req.MsgType, Content: req.Content, Card: req.Card}); code != 0 {
-		botFail(w, BotBadRequest, "Bad Request: fail to parse content")
-		return
 	}
 	m.ID, m.Time = newID("om_"), s.now()
 	s.messages = append(s.messages, m)

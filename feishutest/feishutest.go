@@ -107,6 +107,10 @@ type Server struct {
 
 	// strictPostText refuses post text nodes without text (parse.go).
 	strictPostText bool
+	size           SizeRule // how messages are counted against the size limits (size.go)
+	reusedUUID     *Fault   // im/v1's answer to a reused uuid; nil answers its message (imv1.go)
+	reusedUUIDs    int
+	loseAnswers    int // accepted sends whose answer is dropped (imv1.go)
 }
 
 // Start runs a stand-in on addr ("127.0.0.1:0" picks a free port).

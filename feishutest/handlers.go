@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"net/url"
@@ -188,7 +189,11 @@ func (s *Server) sendV4(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.mu.Unlock()
 	var req v4Request
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxIMBodyRead))
+	if err == nil {
+		err = json.Unmarshal(body, &req)
+	}
+	if err != nil {
 		fail(w, http.StatusBadRequest, 9499, "Bad Request: "+err.Error())
 		return
 	}
@@ -209,6 +214,9 @@ func (s *Server) sendV4(w http.ResponseWriter, r *http.Request) {
 	}
 	if code, msg := checkV4Content(m, req); code != 0 {
 		fail(w, http.StatusBadRequest, code, msg)
+		return
+	}
+	if s.tooLarge(w, m, len(body)) {
 		return
 	}
 	if req.RootID != "" {
@@ -303,6 +311,11 @@ func (s *Server) store(w http.ResponseWriter, m *Message, c codes) {
 	s.byID[m.ID] = m
 	if m.UUID != "" {
 		s.uuids[m.UUID] = m
+	}
+	if s.loseAnswers > 0 {
+		s.loseAnswers--
+		answerFault(w, Fault{Drop: true})
+		return
 	}
 	writeJSON(w, http.StatusOK, answer{Code: 0, Msg: "ok", Data: m.data()})
 }

@@ -7,12 +7,10 @@ import (
 	"time"
 )
 
-// Limits of im/v1 as documented.
+// Limits of im/v1 as documented; sizes are SizeRule's.
 const (
 	uuidWindow    = time.Hour           // a uuid succeeds at most once in this window
 	maxUUIDLen    = 50                  // characters
-	maxTextBody   = 150 * 1024          // request body of a text message
-	maxCardBody   = 30 * 1024           // request body of a card or post, and of an update
 	updateWindow  = 14 * 24 * time.Hour // cards older than this cannot be updated
 	maxIMBodyRead = 1 << 20
 )
@@ -88,22 +86,19 @@ func (s *Server) readIM(w http.ResponseWriter, r *http.Request) (*Message, imReq
 		return nil, req, false
 	}
 	if prev := s.uuids[req.UUID]; req.UUID != "" && prev != nil && s.now().Sub(prev.Time) < uuidWindow {
-		// Documented: one success per uuid per hour. Answering with the
-		// original message, as clients report, is this stand-in's choice.
+		// Documented: one success per uuid per hour. What a repeat is
+		// answered is not: SetReusedUUIDAnswer.
+		s.reusedUUIDs++
+		if f := s.reusedUUID; f != nil {
+			answerFault(w, *f)
+			return nil, req, false
+		}
 		writeJSON(w, http.StatusOK, answer{Code: 0, Msg: "ok", Data: prev.data()})
 		return nil, req, false
 	}
 	var content string
 	if err := json.Unmarshal(req.Content, &content); err != nil || !isObject(json.RawMessage(content)) {
 		fail(w, http.StatusBadRequest, 230001, "param is invalid, ext=content is not a JSON string of an object")
-		return nil, req, false
-	}
-	limit := maxCardBody
-	if req.MsgType == "text" {
-		limit = maxTextBody
-	}
-	if len(body) > limit {
-		fail(w, http.StatusBadRequest, 230025, "The length of the message content reaches its limit.")
 		return nil, req, false
 	}
 	text, err := readable(req.MsgType, json.RawMessage(content))
@@ -115,7 +110,11 @@ func (s *Server) readIM(w http.ResponseWriter, r *http.Request) (*Message, imReq
 		fail(w, http.StatusBadRequest, code, "param is invalid, ext="+err.Error())
 		return nil, req, false
 	}
-	return &Message{API: "im_v1", Type: req.MsgType, UUID: req.UUID, Content: json.RawMessage(content), Text: text}, req, true
+	m := &Message{API: "im_v1", Type: req.MsgType, UUID: req.UUID, Content: json.RawMessage(content), Text: text}
+	if s.tooLarge(w, m, len(body)) {
+		return nil, req, false
+	}
+	return m, req, true
 }
 
 // readJSON reads an im/v1 body into v and returns it, for the size limits;
@@ -158,11 +157,10 @@ func (s *Server) patchIM(w http.ResponseWriter, r *http.Request) {
 	case s.now().Sub(m.Time) > updateWindow:
 		fail(w, http.StatusBadRequest, 230031, "The message has been sent for more than 14 days and cannot be updated.")
 		return
-	case len(body) > maxCardBody:
-		fail(w, http.StatusBadRequest, 230025, "The length of the message content reaches its limit.")
-		return
 	case json.Unmarshal(req.Content, &content) != nil || json.Unmarshal([]byte(content), &next) != nil:
 		fail(w, http.StatusBadRequest, 230099, "Failed to create card content, ext=ErrCode: 200621; ErrMsg: parse card json err")
+		return
+	case s.tooLarge(w, &Message{API: "im_v1", Type: "interactive", Content: json.RawMessage(content)}, len(body)):
 		return
 	}
 	var prev card
@@ -182,4 +180,37 @@ func (s *Server) patchIM(w http.ResponseWriter, r *http.Request) {
 	m.Content, m.Text = json.RawMessage(content), text
 	m.Updates++
 	writeJSON(w, http.StatusOK, answer{Code: 0, Msg: "ok", Data: struct{}{}})
+}
+
+// ReusedUUIDFault is a plausible answer to a reused uuid, for
+// SetReusedUUIDAnswer: Feishu documents none, so the stand-in makes one up
+// in the shape of im/v1's invalid-parameter answers.
+var ReusedUUIDFault = Fault{Status: http.StatusBadRequest, Code: 230001, Msg: "param is invalid, ext=uuid has been used"}
+
+// SetReusedUUIDAnswer sets what im/v1 answers a create or reply whose uuid
+// made a message within the hour. Feishu documents only that one send per
+// uuid succeeds; nil, the default, answers with the message the uuid made,
+// as clients report, and f answers f instead (ReusedUUIDFault, or any
+// other).
+func (s *Server) SetReusedUUIDAnswer(f *Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reusedUUID = f
+}
+
+// ReusedUUIDs counts the im/v1 sends whose uuid had made a message within
+// the hour.
+func (s *Server) ReusedUUIDs() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reusedUUIDs
+}
+
+// LoseAnswers makes the next n sends the stand-in accepts close the
+// connection instead of answering: the message is kept, and its sender
+// never learns it.
+func (s *Server) LoseAnswers(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loseAnswers = n
 }

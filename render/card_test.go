@@ -165,9 +165,9 @@ func TestHugeGroupCardFits(t *testing.T) {
 				m, err := r.Render(hugePayload(400), &config.Receiver{Name: "x", Language: "en", MsgType: typ}, mentions)
 				require.NoError(t, err)
 				checkMentions(t, m, mentions)
-				size := feishu.RequestSize(api, m)
-				require.LessOrEqual(t, size, MaxCardBytes)
-				require.Greater(t, size, MaxCardBytes*3/4, "the cut keeps as much as fits")
+				size := feishu.Footprint(api, m)
+				require.LessOrEqual(t, size, MaxBytes(api, typ))
+				require.Greater(t, size, MaxBytes(api, typ)*3/4, "the cut keeps as much as fits")
 				out := indentJSON(t, m.Content)
 				require.True(t, utf8.ValidString(out))
 				require.Contains(t, out, "[FIRING:400] DiskFull")
@@ -179,7 +179,7 @@ func TestHugeGroupCardFits(t *testing.T) {
 	r := newRendererFor(t, config.APIIMv1)
 	m, err := r.Render(hugePayload(300), &config.Receiver{Name: "x", Language: "en", MsgType: config.MsgText}, oncall.Mentions{})
 	require.NoError(t, err)
-	require.LessOrEqual(t, feishu.RequestSize(config.APIIMv1, m), MaxTextBytes)
+	require.LessOrEqual(t, feishu.Footprint(config.APIIMv1, m), MaxBytes(config.APIIMv1, config.MsgText))
 	require.Greater(t, feishu.RequestSize(config.APIIMv1, m), MaxCardBytes)
 	require.Equal(t, 300, strings.Count(text(t, m), "• "))
 }
@@ -227,7 +227,7 @@ func TestHugeTitleFits(t *testing.T) {
 			r := newRendererFor(t, api)
 			m, err := r.Render(p, &config.Receiver{Name: "x", Language: "en", MsgType: typ}, oncall.Mentions{IDs: []string{"ou_a"}})
 			require.NoError(t, err, api+"/"+typ)
-			require.LessOrEqual(t, feishu.RequestSize(api, m), MaxBytes(api, typ), api+"/"+typ)
+			require.LessOrEqual(t, feishu.Footprint(api, m), MaxBytes(api, typ), api+"/"+typ)
 		}
 	}
 }
@@ -242,12 +242,29 @@ func TestHugeGroupFitsACustomBot(t *testing.T) {
 			rc := &config.Receiver{Name: "bot", Language: "en", MsgType: typ, WebhookURL: "https://x/hook/y"}
 			m, err := r.RenderAfter(hugePayload(400), rc, oncall.Mentions{IDs: []string{"ou_alice"}}, first)
 			require.NoError(t, err)
-			size := feishu.RequestSize(feishu.APIBot, m)
-			require.LessOrEqual(t, size, feishu.MaxBotBytes)
-			require.Greater(t, size, feishu.MaxBotBytes*3/4, "the cut keeps as much as fits")
+			size := feishu.Footprint(feishu.APIBot, m)
+			require.LessOrEqual(t, size, MaxBytes(feishu.APIBot, typ))
+			require.Greater(t, size, MaxBytes(feishu.APIBot, typ)*3/4, "the cut keeps as much as fits")
 			out := indentJSON(t, m.Content)
 			require.Contains(t, out, "Follow-up to the message of 2026-11-25 08:00:03 UTC.")
 			require.Regexp(t, `… and \d+ more alerts not shown\.`, out)
 		})
+	}
+}
+
+// A card cut at an alert boundary lists its alerts escaped for card
+// markdown, through either API: a label of "**x**" or "&lt;" stays text.
+func TestCutCardKeepsAlertsEscaped(t *testing.T) {
+	for _, api := range []string{config.APIIMv1, config.APIv4} {
+		p := hugePayload(400)
+		for i := range p.Alerts {
+			p.Alerts[i].Labels["owner"] = "**loud** &lt;[x](https://evil.example)"
+		}
+		m, err := newRendererFor(t, api).Render(p, &config.Receiver{Name: "x", Language: "en", MsgType: config.MsgInteractive}, oncall.Mentions{})
+		require.NoError(t, err)
+		body := card(t, m).Elements[0].Text.Content
+		require.Regexp(t, `… and \d+ more alerts not shown\.`, body, "cut")
+		require.Contains(t, body, "owner=&#42;&#42;loud&#42;&#42; &#38;lt;&#91;x&#93;(https://evil.example)", api)
+		require.NotContains(t, body, "**loud", api)
 	}
 }

@@ -24,6 +24,10 @@ type Options struct {
 	// receiver with actions; nil shows neither, and the card is as it
 	// always was. It is ignored for any message that is not a card.
 	Card *CardState
+	// MaxBytes, when above 0, is the size the message is cut to instead of
+	// MaxBytes(api, type): less, for a second try after Feishu refused the
+	// message for its size.
+	MaxBytes int
 }
 
 // CardState is what a root card shows of its incident.

@@ -121,7 +121,27 @@ func (m message) sizeBound() int {
 			n += len(c.Title.Content) + len(c.Text.Content)
 		}
 	}
-	return jsonGrowth*n + skeletonBytes
+	// Every character that may start a style tag may cost its weight:
+	// feishu.Footprint counts no more tags than there are such characters.
+	// A mention's tag holds two; an unresolved email is escaped when the
+	// message is built, into at most one entity a character.
+	tags := markupChars(m.title) + markupChars(m.body) + markupChars(m.state) + len(m.links) + 2*(len(m.mentions.IDs)+1)
+	for _, u := range m.mentions.Unresolved {
+		tags += len(u.Email)
+	}
+	return jsonGrowth*n + skeletonBytes + feishu.StyleTagBytes*tags
+}
+
+// markupChars counts the characters of s that may start a style tag.
+func markupChars(s string) int {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '*', '<', '&', ']', ':':
+			n++
+		}
+	}
+	return n
 }
 
 // link is a URL a message offers as a button (card) or link (post);

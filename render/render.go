@@ -34,27 +34,40 @@ const (
 	DefaultCard  = `{{ template "feishu.default.card" . }}`
 )
 
-// Size limits of a request body, by what Feishu documents: im/v1 takes 150
-// KB of text and 30 KB of post or card. For message/v4/send it documents
-// nothing but the generic code 19036 "message exceeds the size limit of
-// 30KB", so everything sent through v4 stays under that.
+// Size limits of a message, by what Feishu documents: im/v1 takes 150 KB
+// of text and 30 KB of post or card, a custom bot 20 KB. For
+// message/v4/send it documents nothing but the generic code 19036
+// "message exceeds the size limit of 30KB", so everything sent through v4
+// stays under that. Feishu does not say whether its KB is 1,000 bytes or
+// 1,024: they are read as the smaller.
 const (
-	MaxTextBytes = 150 * 1024
-	MaxCardBytes = 30 * 1024
+	MaxTextBytes = 150 * 1000
+	MaxCardBytes = 30 * 1000
+	MaxBotBytes  = 20 * 1000
 	// MaxTitleBytes bounds a message's title, before encoding.
 	MaxTitleBytes = 1024
 )
 
-// MaxBytes is the request size limit of a message of msgType sent through
-// api (feishu.APIBot for a custom bot).
-func MaxBytes(api, msgType string) int {
+// budgetPercent is the share of Feishu's limit a message is cut to: the
+// margin is for whatever Feishu counts that the service cannot see.
+const budgetPercent = 95
+
+// Limit is Feishu's size limit for a message of msgType sent through api
+// (feishu.APIBot for a custom bot).
+func Limit(api, msgType string) int {
 	if api == feishu.APIBot {
-		return feishu.MaxBotBytes
+		return MaxBotBytes
 	}
 	if api == config.APIIMv1 && msgType == config.MsgText {
 		return MaxTextBytes
 	}
 	return MaxCardBytes
+}
+
+// MaxBytes is the size a message of msgType sent through api is cut to,
+// as feishu.Footprint counts it: a margin under Limit.
+func MaxBytes(api, msgType string) int {
+	return Limit(api, msgType) * budgetPercent / 100
 }
 
 // Data is what templates see: the payload, every value neutralised and
@@ -130,10 +143,16 @@ func (r *Renderer) Check(receivers []*config.Receiver) error {
 // (titles, text and post messages), one for card markdown.
 type views struct{ text, markdown *Data }
 
-func (v views) keep(all template.Alerts, truncated uint64, n int) {
-	for _, d := range []*Data{v.text, v.markdown} {
-		d.Alerts, d.TruncatedAlerts = all[:n], truncated+uint64(len(all)-n)
-	}
+// alerts are the views' whole alert lists, each neutralised for its view.
+type alerts struct{ text, markdown template.Alerts }
+
+func (v views) alerts() alerts { return alerts{v.text.Alerts, v.markdown.Alerts} }
+
+// keep shows the first n alerts of all in each view, its own neutralised
+// copy, and counts the rest as truncated.
+func (v views) keep(all alerts, truncated uint64, n int) {
+	v.markdown.Alerts, v.markdown.TruncatedAlerts = all.markdown[:n], truncated+uint64(len(all.markdown)-n)
+	v.text.Alerts, v.text.TruncatedAlerts = all.text[:n], truncated+uint64(len(all.text)-n)
 }
 
 // Render returns the message for one receiver. If the message would be over
@@ -211,6 +230,9 @@ func (r *Renderer) RenderWith(p *webhook.Payload, rc *config.Receiver, mentions 
 	}
 
 	limit := MaxBytes(api, msgType)
+	if o.MaxBytes > 0 {
+		limit = o.MaxBytes
+	}
 	if m.body, err = body(); err != nil {
 		return feishu.Message{}, err
 	}
@@ -218,8 +240,10 @@ func (r *Renderer) RenderWith(p *webhook.Payload, rc *config.Receiver, mentions 
 		return m.build(), nil
 	}
 	// Binary search for the most alerts that fit.
-	all := v.text.Alerts
-	lo, hi, best := 0, len(all)-1, -1
+	// Each view keeps its own alerts: a card's are escaped for markdown,
+	// and the text view's would let a value's "*" or "&" be markup there.
+	all := v.alerts()
+	lo, hi, best := 0, len(all.text)-1, -1
 	var fits string
 	for lo <= hi {
 		n := (lo + hi) / 2
@@ -236,33 +260,51 @@ func (r *Renderer) RenderWith(p *webhook.Payload, rc *config.Receiver, mentions 
 	}
 	if best >= 0 {
 		r.logger.Warn("message over Feishu's size limit, alerts left out",
-			"receiver", rc.Name, "limit_bytes", limit, "alerts", len(all), "kept", best)
+			"receiver", rc.Name, "limit_bytes", limit, "alerts", len(all.text), "kept", best)
 		m.body = fits
 		return m.build(), nil
 	}
 	// Not even the group without its alert list fits: the common annotations
-	// are huge. Cut the body itself. Encoding makes the request at least as
-	// long as the body, so cutting the excess from the body shrinks the
-	// request by at least as much. Once the body is gone, what is left (the
-	// title, mentions, links) cannot shrink: refuse rather than loop.
+	// are huge. Cut the body itself, and say so below it. Encoding makes
+	// the request at least as long as the body, so cutting the excess from
+	// the body shrinks the request by at least as much. Once the body is
+	// gone, what is left (the title, mentions, links) cannot shrink: refuse
+	// rather than loop.
+	text, note := m.body, "\n"+cutNote(rc.Language)
+	m.body = text + note
 	for size := r.size(api, m); size > limit; size = r.size(api, m) {
-		if m.body == "" {
-			return feishu.Message{}, fmt.Errorf("render: message is %d bytes over Feishu's limit of %d without any body", size-limit, limit)
+		if text == "" {
+			return feishu.Message{}, fmt.Errorf("render: message is %d bytes over its size limit of %d without any body", size-limit, limit)
 		}
-		m.body = truncateBytes(m.body, len(m.body)-(size-limit))
+		text = truncateBytes(text, len(text)-(size-limit))
 		if msgType == config.MsgInteractive {
-			m.body = dropPartialEntity(m.body)
+			text = dropPartialEntity(text)
 		}
+		m.body = text + note
 	}
 	r.logger.Warn("message over Feishu's size limit even without its alerts, text cut",
 		"receiver", rc.Name, "limit_bytes", limit)
 	return m.build(), nil
 }
 
-// size is the size of the request that would carry m through api. It
-// encodes m's content alone, once per probe of the cutting above.
+// size is the size Feishu may count for m through api: its request's and
+// its style tags' (feishu.Footprint). It encodes m's content alone, once
+// per probe of the cutting above.
 func (r *Renderer) size(api string, m message) int {
-	return feishu.Measure(api, m.build())
+	return feishu.Footprint(api, m.build())
+}
+
+// cutNotes say below a body that it was cut.
+var cutNotes = map[string]string{
+	"en": "(some content was cut to fit Feishu's size limit)",
+	"zh": "（部分内容超出飞书的大小限制，已截去）",
+}
+
+func cutNote(lang string) string {
+	if n, ok := cutNotes[lang]; ok {
+		return n
+	}
+	return cutNotes["en"]
 }
 
 func (r *Renderer) execute(field, text string, d *Data) (string, error) {

@@ -191,10 +191,10 @@ func TestHugeCommonAnnotationIsCut(t *testing.T) {
 	p.CommonAnnotations["description"] = strings.Repeat("磁盘已满", 20000)
 	m, err := r.Render(p, &config.Receiver{Name: "x", Language: "zh"}, oncall.Mentions{})
 	require.NoError(t, err)
-	require.LessOrEqual(t, feishu.RequestSize(config.APIv4, m), MaxCardBytes)
+	require.LessOrEqual(t, feishu.Footprint(config.APIv4, m), MaxBytes(config.APIv4, config.MsgText))
 	out := text(t, m)
 	require.True(t, utf8.ValidString(out))
-	require.True(t, strings.HasSuffix(out, "…"))
+	require.True(t, strings.HasSuffix(out, "…\n（部分内容超出飞书的大小限制，已截去）"), "the cut is marked, and said below")
 }
 
 func hugePayload(n int) *webhook.Payload {
@@ -214,4 +214,31 @@ func hugePayload(n int) *webhook.Payload {
 		})
 	}
 	return p
+}
+
+// An alert without startsAt (the zero time) is listed without when it
+// started, rather than "since 0001-01-01", in every type and language; a
+// resolved one says when it ended.
+func TestAlertWithoutStartsAt(t *testing.T) {
+	r := newRendererFor(t, config.APIIMv1)
+	for _, name := range []string{"firing-HighCPU-seq1-first-notification.json", "firing-HighCPU-seq3-some-alerts-resolved.json"} {
+		p := load(t, name)
+		for i := range p.Alerts {
+			p.Alerts[i].StartsAt = time.Time{}
+		}
+		for _, typ := range []string{config.MsgText, config.MsgPost, config.MsgInteractive} {
+			for _, lang := range []string{"en", "zh"} {
+				m, err := r.Render(p, &config.Receiver{Name: "infra", Language: lang, MsgType: typ}, oncall.Mentions{})
+				require.NoError(t, err)
+				out := indentJSON(t, m.Content)
+				require.NotContains(t, out, "0001", "%s %s %s", name, typ, lang)
+				require.NotContains(t, out, "since", "%s %s %s", name, typ, lang)
+				require.NotContains(t, out, "开始于", "%s %s %s", name, typ, lang)
+				require.Contains(t, out, "host-b:9100", "the alert is still listed")
+				if strings.Contains(name, "resolved") {
+					require.Regexp(t, `ended 2026-11-24 23:07:09 UTC|结束于 2026-11-24 23:07:09 UTC`, out)
+				}
+			}
+		}
+	}
 }

@@ -20,6 +20,7 @@ func TestSizeBoundExceedsTheRequest(t *testing.T) {
 	worst := []string{
 		strings.Repeat("<", 500), strings.Repeat("\x01", 500), strings.Repeat(`"`, 500),
 		strings.Repeat(`\`, 500), strings.Repeat("\u2028", 200), strings.Repeat("告警", 200), "",
+		strings.Repeat("**", 250), strings.Repeat("&:", 250), strings.Repeat("](<", 150),
 	}
 	mentions := oncall.Mentions{
 		IDs: []string{"ou_1", "ou_2"}, All: true,
@@ -33,7 +34,7 @@ func TestSizeBoundExceedsTheRequest(t *testing.T) {
 						typ: typ, title: text, body: text + text, lang: lang, color: "red", mentions: mentions,
 						links: []link{{text: text, url: "https://example.com/?q=" + text}, {text: "Silence", url: "https://am/#/silences/new"}},
 					}
-					got := feishu.RequestSize(api, m.build())
+					got := feishu.Footprint(api, m.build())
 					require.Positive(t, got)
 					require.GreaterOrEqual(t, m.sizeBound(), got, "%s %s %q", api, typ, text[:min(len(text), 8)])
 
@@ -44,7 +45,7 @@ func TestSizeBoundExceedsTheRequest(t *testing.T) {
 					w := wordsFor(lang)
 					p := SamplePayload()
 					m.state, m.acts = stateLines(p, st, w, time.UTC), incidentButtons(p, st, w)
-					got = feishu.RequestSize(api, m.build())
+					got = feishu.Footprint(api, m.build())
 					require.GreaterOrEqual(t, m.sizeBound(), got, "%s %s %q with state", api, typ, text[:min(len(text), 8)])
 				}
 			}
