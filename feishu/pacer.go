@@ -59,12 +59,15 @@ const (
 	// are spread over: at 5 per second they go 210 ms apart rather than
 	// 200, which tolerates a send 50 ms late for 5 % of the rate.
 	guard = 50 * time.Millisecond
+	// lateGuard is the part of guard a send may be late by, on its way
+	// from its slot to Feishu, before the sends after it are held back.
+	lateGuard = guard / 2
 	// window is what a refusal without Feishu's reset header waits out:
 	// the per-second limit's window.
 	window = time.Second
 	// persistFor is how soon after a pause a refusal means the limit is
 	// lower than configured, rather than a send that was late.
-	persistFor = 2 * time.Second
+	persistFor = time.Second
 	// recoverEvery is how often a slowed rate doubles back once the
 	// refusals stop: from half in one step, from the floor in four.
 	recoverEvery = 500 * time.Millisecond
@@ -90,6 +93,7 @@ type bucket struct {
 	round     time.Time
 	strikes   int
 	recoverAt time.Time
+	gone      []time.Time // when the sends of the last second went, oldest first
 }
 
 // limit is b as a schedule, for a replica with share of the limits.
@@ -109,7 +113,7 @@ func (b *bucket) limit(share int) ratelimit.Limit {
 // asked for a pause of d (0: its window), and returns the pause.
 func (b *bucket) slow(now, sent time.Time, d time.Duration) time.Duration {
 	if d <= 0 {
-		d = window
+		d = b.clearing(now)
 	}
 	if !sent.After(b.round) {
 		// Sent before this round of refusals began: part of it.
@@ -131,6 +135,24 @@ func (b *bucket) slow(now, sent time.Time, d time.Duration) time.Duration {
 	b.until = later(b.until, now.Add(d))
 	b.recoverAt = b.until.Add(recoverEvery)
 	return b.until.Sub(now)
+}
+
+// clearing is how long until a refused per-second limit has room again
+// however Feishu counts, as far as this process's sends tell: a second
+// and guard after the oldest of the last limit's worth of them went. A
+// sliding window then holds one fewer, a calendar second has begun, a
+// token bucket has refilled. When they do not fill the limit, the refusal
+// came from sends this process does not know of (other bots in the chat,
+// other replicas): then it is the whole window.
+func (b *bucket) clearing(now time.Time) time.Duration {
+	n := int(b.perSecond)
+	if n < 1 || len(b.gone) < n {
+		return window
+	}
+	if d := b.gone[len(b.gone)-n].Add(window + guard).Sub(now); d > 0 {
+		return d
+	}
+	return window
 }
 
 // recover doubles a slowed rate back every recoverEvery without a
@@ -242,13 +264,14 @@ func (p *Pacer) Wait(ctx context.Context, target Target) error {
 		}
 		d := wake.Sub(p.now())
 		if d <= 0 && !early {
-			return nil
+			return p.depart(ctx, target)
 		}
 		t := time.NewTimer(d)
 		select {
 		case <-t.C:
 			if !early && !p.paused(target) {
-				return nil
+				t.Stop()
+				return p.depart(ctx, target)
 			}
 		case <-r.changed:
 		case <-ctx.Done():
@@ -258,6 +281,71 @@ func (p *Pacer) Wait(ctx context.Context, target Target) error {
 		if ctx.Err() != nil {
 			return &SlotError{Target: target.String()}
 		}
+	}
+}
+
+// depart waits, if need be, until the send's departure keeps every
+// per-second limit of target within its count over the sends that
+// actually went, then records it. A send whose goroutine woke late goes
+// closer to the ones after it than their slots were spaced for; this
+// holds those back instead, by as much as it was late beyond lateGuard.
+func (p *Pacer) depart(ctx context.Context, target Target) error {
+	for {
+		p.mu.Lock()
+		now := p.now()
+		wait := time.Duration(0)
+		buckets := p.buckets(target)
+		for _, b := range buckets {
+			wait = max(wait, b.departWait(now, p.shareFor(target)))
+		}
+		if wait <= 0 {
+			for _, b := range buckets {
+				b.departed(now)
+			}
+			p.mu.Unlock()
+			return nil
+		}
+		p.mu.Unlock()
+		if sleep(ctx, wait) != nil {
+			return &SlotError{Target: target.String()}
+		}
+	}
+}
+
+// shareFor is the share of the limits target's sends keep to. It is
+// called with p.mu held.
+func (p *Pacer) shareFor(target Target) int {
+	if p.shared != nil && !target.IsBot() && !p.fallback.IsZero() {
+		return p.share
+	}
+	return 1
+}
+
+// departWait is how long a send at now must wait for the per-second count
+// over the sends that went: at most the limit's rate's worth of them in
+// any second and lateGuard.
+func (b *bucket) departWait(now time.Time, share int) time.Duration {
+	if b.perSecond <= 0 {
+		return 0
+	}
+	perSecond := b.perSecond * b.factor / float64(share)
+	n := max(1, int(perSecond))
+	span := time.Duration(float64(n)/perSecond*float64(time.Second)) + lateGuard
+	drop := 0
+	for drop < len(b.gone) && now.Sub(b.gone[drop]) >= span {
+		drop++
+	}
+	b.gone = b.gone[drop:]
+	if len(b.gone) < n {
+		return 0
+	}
+	return b.gone[len(b.gone)-n].Add(span).Sub(now)
+}
+
+// departed records a send that went at now.
+func (b *bucket) departed(now time.Time) {
+	if b.perSecond > 0 {
+		b.gone = append(b.gone, now)
 	}
 }
 
