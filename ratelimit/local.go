@@ -114,7 +114,7 @@ func (s *schedule) forget(l Limit, now time.Time) {
 	}
 	s.slots = s.slots[drop:]
 	if l.PerWindow > 0 {
-		first := cellOf(l, now) - windowCells(l)
+		first := cellOf(l, now) - WindowCells(l)
 		for c := range s.cells {
 			if c < first {
 				delete(s.cells, c)
@@ -160,13 +160,13 @@ func (s *schedule) spaced(l Limit, t time.Time) time.Time {
 // counted is the first time at or after t whose cell has room in every
 // window of cells it belongs to.
 func (s *schedule) counted(l Limit, t time.Time) time.Time {
-	k := windowCells(l)
+	k := WindowCells(l)
 	for c := cellOf(l, t); ; c++ {
 		if s.roomIn(l, c, k) {
 			if c == cellOf(l, t) {
 				return t
 			}
-			return time.Unix(0, c*int64(cellSize(l)))
+			return time.Unix(0, c*int64(CellSize(l)))
 		}
 	}
 }
@@ -217,4 +217,4 @@ func (s *schedule) give(l Limit, t time.Time) {
 	}
 }
 
-func cellOf(l Limit, t time.Time) int64 { return t.UnixNano() / int64(cellSize(l)) }
+func cellOf(l Limit, t time.Time) int64 { return t.UnixNano() / int64(CellSize(l)) }

@@ -64,11 +64,11 @@ const Cells = 60
 // sends that went after it.
 const Guard = 50 * time.Millisecond
 
-// cellSize is the size of the cells of l's per-window count.
-func cellSize(l Limit) time.Duration { return max(time.Millisecond, l.Window/Cells) }
+// CellSize is the size of the cells of l's per-window count.
+func CellSize(l Limit) time.Duration { return max(time.Millisecond, l.Window/Cells) }
 
-// windowCells is how many consecutive cells a window of l can touch.
-func windowCells(l Limit) int64 {
-	c := cellSize(l)
+// WindowCells is how many consecutive cells a window of l can touch.
+func WindowCells(l Limit) int64 {
+	c := CellSize(l)
 	return int64((l.Window+Guard+c-1)/c) + 1
 }
