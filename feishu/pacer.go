@@ -50,7 +50,8 @@ type Pacer struct {
 	// fallback is when the shared slots last failed; while it is recent,
 	// the local ones stand in for them at this replica's share.
 	fallback time.Time
-	share    int // replicas sharing the limits, as last seen
+	share    int           // replicas sharing the limits, as last seen
+	retry    time.Duration // fallbackFor, but for tests
 	changed  chan struct{}
 }
 
@@ -179,6 +180,7 @@ func NewPacer(limits config.RateLimit, m *Metrics) *Pacer {
 		limits:  limits,
 		targets: map[Target]*bucket{},
 		share:   1,
+		retry:   fallbackFor,
 		logger:  slog.New(slog.DiscardHandler),
 		changed: make(chan struct{}),
 	}
@@ -400,7 +402,7 @@ func (p *Pacer) reserve(ctx context.Context, target Target) (reservation, error)
 // with p.mu held.
 func (p *Pacer) take(ctx context.Context, target Target, buckets []*bucket, after, within time.Duration, r *reservation) bool {
 	now := p.now()
-	if p.shared != nil && !target.IsBot() && now.Sub(p.fallback) >= fallbackFor {
+	if p.shared != nil && !target.IsBot() && now.Sub(p.fallback) >= p.retry {
 		r.limits = make([]ratelimit.Limit, len(buckets))
 		for i, b := range buckets {
 			r.limits[i] = b.limit(1)
