@@ -250,8 +250,11 @@ func (e *SlotError) Error() string {
 // instead of waiting in vain; a refused slot is not taken.
 //
 // A send waiting for its slot takes a new one when a limit of its target
-// is paused or slowed meanwhile, or when a slowed rate recovers, and gives
-// its old one back: the slots it took were reckoned before.
+// is paused (if its slot is in the pause) or slowed meanwhile, or when a
+// slowed rate recovers (if its slot is far), and gives its old one back:
+// the slots it took were reckoned before. A single refusal wakes no
+// sends: hundreds may be waiting, and they would all take new slots at
+// once.
 func (p *Pacer) Wait(ctx context.Context, target Target) error {
 	start := p.now()
 	defer func() { p.metrics.RateLimitWait.Observe(p.now().Sub(start).Seconds()) }()
@@ -261,7 +264,9 @@ func (p *Pacer) Wait(ctx context.Context, target Target) error {
 			return err
 		}
 		wake, early := r.at, false
-		if !r.recoverAt.IsZero() && r.recoverAt.Before(wake) {
+		if !r.recoverAt.IsZero() && r.at.Sub(r.recoverAt) > recoverEvery {
+			// A slot reckoned at a slowed rate, far enough away that the
+			// recovered one brings it nearer.
 			wake, early = r.recoverAt, true
 		}
 		d := wake.Sub(p.now())
@@ -485,8 +490,13 @@ func (p *Pacer) Slow(target Target, sent time.Time, d time.Duration) time.Durati
 	if target != (Target{}) {
 		b = p.target(target)
 	}
+	factor := b.factor
 	pause := b.slow(p.now(), sent, d)
-	p.changedLocked()
+	if b.factor != factor {
+		// The sends waiting hold slots spaced for the old rate. Those in
+		// the pause take new ones anyway, when their slot comes.
+		p.changedLocked()
+	}
 	return pause
 }
 

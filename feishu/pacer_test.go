@@ -169,7 +169,7 @@ func TestPacerPersistentRefusalsSlowItAndItRecovers(t *testing.T) {
 		time.Sleep(time.Second) // the pause ends; the next send is refused too
 		require.Equal(t, time.Second, p.Slow(c, time.Now(), 0))
 		// Half the rate, until half a second after the pause.
-		require.Equal(t, []time.Duration{time.Second, 2 * spaced, spaced, spaced}, gaps(t, p, c, 4))
+		require.Equal(t, []time.Duration{time.Second, 2 * spaced, 2 * spaced, spaced}, gaps(t, p, c, 4))
 
 		time.Sleep(10 * time.Second)
 		require.Equal(t, time.Second, p.Slow(c, time.Now(), 0))
@@ -179,10 +179,11 @@ func TestPacerPersistentRefusalsSlowItAndItRecovers(t *testing.T) {
 		}
 		// A sixteenth: the second send's slot is 3.36 s after the first.
 		// Half a second after the pause the rate doubles and the send
-		// takes a new slot 1.68 s after the first; half a second later
-		// it doubles again, and the slot, 0.84 s after, has come. Two
-		// seconds after the pause the configured pace is back.
-		require.Equal(t, []time.Duration{time.Second, time.Second, time.Second / 2, 2 * spaced, spaced, spaced, spaced},
+		// takes a new slot 1.68 s after the first; half a second later it
+		// doubles again, and the slot, 0.84 s after, has come. The slots
+		// after are near enough to keep; the rate is back to the
+		// configured one 2 s after the pause.
+		require.Equal(t, []time.Duration{time.Second, time.Second, 4 * spaced, 2 * spaced, 2 * spaced, spaced, spaced},
 			gaps(t, p, c, 7))
 	})
 }
