@@ -145,18 +145,24 @@ func countings(t *testing.T, byDefault ...feishutest.Counting) []feishutest.Coun
 
 // refusalSlack is the share of sends Feishu may refuse in the storm and
 // the flood. Alone on a quiet machine, under every way of counting, it is
-// at most 1 % (docs/behaviour.md, "Rate limits"). Under CI's load, the race detector
-// and other packages' tests on the same two cores, a send's goroutine or
-// its request is at times more than the pacer's 50 ms margin late, and is
-// refused (and then retried): the tests allow for that, and assert that
-// every group still has exactly one message.
-const refusalSlack = 0.05
+// at most 1 % (docs/behaviour.md, "Rate limits"). On a loaded machine a
+// send's goroutine or its request is at times later than the pacer's
+// guard allows for, and is refused (then retried, and the guard widened):
+// the tests allow for that, three times over with the race detector, and
+// assert that every group still has exactly one message. A pacer that
+// did not keep the limits would see most of a burst refused.
+func refusalSlack() float64 {
+	if raceDetector {
+		return 0.15
+	}
+	return 0.05
+}
 
 // requireFewRefusals checks that Feishu refused at most refusalSlack of n
 // sends.
 func requireFewRefusals(t *testing.T, fs *feishutest.Server, n int) {
 	t.Helper()
-	require.LessOrEqual(t, fs.Refused(), int(refusalSlack*float64(n)), "sends refused by Feishu")
+	require.LessOrEqual(t, fs.Refused(), int(refusalSlack()*float64(n)), "sends refused by Feishu")
 }
 
 // A storm: 200 groups into 4 chats at once, Feishu allowing 5 sends per
@@ -223,7 +229,15 @@ func TestRefusalsSlowThePacer(t *testing.T) {
 			elapsed, _ := burst(t, s.URL, groups(groupsN, chats, false))
 			requireOncePerGroup(t, fs, groupsN)
 			require.Positive(t, fs.RefusedByApp(), "the gateway's limit was met")
-			require.Less(t, fs.Refused(), groupsN/4, "a refusal slows every send down; the sends waiting do not all try at once")
+			// Were the sends waiting all to try at once after a refusal,
+			// most of them would be refused in turn. About one a second
+			// is (the limit is 8/s where 100/s is configured), more with
+			// the race detector on a loaded machine.
+			most := groupsN / 4
+			if raceDetector {
+				most = groupsN / 2
+			}
+			require.Less(t, fs.Refused(), most, "a refusal slows every send down; the sends waiting do not all try at once")
 			_, metrics := get(t, s.URL+"/metrics")
 			require.Regexp(t, `alertmanager_feishu_feishu_retries_total\{endpoint="im/v1/messages",reason="rate_limited"\} [1-9]`, metrics)
 			require.Regexp(t, `alertmanager_feishu_feishu_requests_total\{code="99991400",endpoint="im/v1/messages"\} [1-9]`, metrics)

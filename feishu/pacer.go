@@ -60,9 +60,12 @@ const (
 	// are spread over: at 5 per second they go 210 ms apart rather than
 	// 200, which tolerates a send 50 ms late for 5 % of the rate.
 	guard = 50 * time.Millisecond
-	// lateGuard is the part of guard a send may be late by, on its way
-	// from its slot to Feishu, before the sends after it are held back.
-	lateGuard = guard / 2
+	// maxGuard is as far as refusals widen a limit's guard: a send's way
+	// to Feishu that is often more than guard late (a loaded machine, a
+	// jittery network) costs a little rate rather than refusals. The
+	// guard halves back every guardEvery without a refusal.
+	maxGuard   = 400 * time.Millisecond
+	guardEvery = 5 * time.Second
 	// window is what a refusal without Feishu's reset header waits out:
 	// the per-second limit's window.
 	window = time.Second
@@ -95,6 +98,11 @@ type bucket struct {
 	strikes   int
 	recoverAt time.Time
 	gone      []time.Time // when the sends of the last second went, oldest first
+	// guard is how much longer than a second the per-second limit's
+	// sends are spread over (see guard); narrowAt is when it next halves
+	// back.
+	guard    time.Duration
+	narrowAt time.Time
 }
 
 // limit is b as a schedule, for a replica with share of the limits.
@@ -102,7 +110,7 @@ func (b *bucket) limit(share int) ratelimit.Limit {
 	l := ratelimit.Limit{Key: b.key, Window: time.Minute}
 	if b.perSecond > 0 {
 		perSecond := b.perSecond * b.factor / float64(share)
-		l.Spacing = time.Duration(float64(time.Second+guard) / perSecond)
+		l.Spacing = time.Duration(float64(time.Second+b.guard) / perSecond)
 	}
 	if b.perMinute > 0 {
 		l.PerWindow = max(1, int(b.perMinute)/share)
@@ -113,6 +121,7 @@ func (b *bucket) limit(share int) ratelimit.Limit {
 // slow records a refusal of a send that went at sent, by a limit that
 // asked for a pause of d (0: its window), and returns the pause.
 func (b *bucket) slow(now, sent time.Time, d time.Duration) time.Duration {
+	b.recover(now)
 	if d <= 0 {
 		d = b.clearing(now)
 	}
@@ -131,7 +140,11 @@ func (b *bucket) slow(now, sent time.Time, d time.Duration) time.Duration {
 		}
 	} else {
 		b.strikes = 0
+		// A refusal of its own: the sends are later on their way than
+		// the guard allows for, or other senders share the limit.
+		b.guard = min(maxGuard, 2*b.guard)
 	}
+	b.narrowAt = now.Add(guardEvery)
 	b.round = now
 	b.until = later(b.until, now.Add(d))
 	b.recoverAt = b.until.Add(recoverEvery)
@@ -150,7 +163,7 @@ func (b *bucket) clearing(now time.Time) time.Duration {
 	if n < 1 || len(b.gone) < n {
 		return window
 	}
-	if d := b.gone[len(b.gone)-n].Add(window + guard).Sub(now); d > 0 {
+	if d := b.gone[len(b.gone)-n].Add(window + b.guard).Sub(now); d > 0 {
 		return d
 	}
 	return window
@@ -162,6 +175,10 @@ func (b *bucket) recover(now time.Time) {
 	if b.factor < 1 && !now.Before(b.recoverAt) {
 		b.factor = min(1, b.factor*2)
 		b.recoverAt = now.Add(recoverEvery)
+	}
+	if b.guard > guard && !now.Before(b.narrowAt) {
+		b.guard = max(guard, b.guard/2)
+		b.narrowAt = now.Add(guardEvery)
 	}
 }
 
@@ -185,7 +202,7 @@ func NewPacer(limits config.RateLimit, m *Metrics) *Pacer {
 		changed: make(chan struct{}),
 	}
 	p.local = ratelimit.NewLocal(func() time.Time { return p.now() })
-	p.app = &bucket{key: "app", perSecond: limits.PerApp, perMinute: limits.PerAppMinute, factor: 1}
+	p.app = &bucket{key: "app", perSecond: limits.PerApp, perMinute: limits.PerAppMinute, factor: 1, guard: guard}
 	return p
 }
 
@@ -227,7 +244,7 @@ func (p *Pacer) rates(target Target) (perSecond, perMinute float64) {
 func (p *Pacer) target(target Target) *bucket {
 	b, ok := p.targets[target]
 	if !ok {
-		b = &bucket{key: target.String(), factor: 1}
+		b = &bucket{key: target.String(), factor: 1, guard: guard}
 		b.perSecond, b.perMinute = p.rates(target)
 		p.targets[target] = b
 	}
@@ -295,7 +312,8 @@ func (p *Pacer) Wait(ctx context.Context, target Target) error {
 // per-second limit of target within its count over the sends that
 // actually went, then records it. A send whose goroutine woke late goes
 // closer to the ones after it than their slots were spaced for; this
-// holds those back instead, by as much as it was late beyond lateGuard.
+// holds those back instead, by as much as it was late beyond half the
+// guard.
 func (p *Pacer) depart(ctx context.Context, target Target) error {
 	for {
 		p.mu.Lock()
@@ -330,14 +348,14 @@ func (p *Pacer) shareFor(target Target) int {
 
 // departWait is how long a send at now must wait for the per-second count
 // over the sends that went: at most the limit's rate's worth of them in
-// any second and lateGuard.
+// any second and half the guard.
 func (b *bucket) departWait(now time.Time, share int) time.Duration {
 	if b.perSecond <= 0 {
 		return 0
 	}
 	perSecond := b.perSecond * b.factor / float64(share)
 	n := max(1, int(perSecond))
-	span := time.Duration(float64(n)/perSecond*float64(time.Second)) + lateGuard
+	span := time.Duration(float64(n)/perSecond*float64(time.Second)) + b.guard/2
 	drop := 0
 	for drop < len(b.gone) && now.Sub(b.gone[drop]) >= span {
 		drop++

@@ -130,29 +130,28 @@ func TestPacerSlowPausesTheBucket(t *testing.T) {
 	})
 }
 
-// One refusal costs its window, a second, and nothing more: the spacing
-// after it is the configured one. Refusals of sends that went before the
-// pause began are the same round.
+// One refusal costs its window, a second, and a little rate: the guard
+// doubles, 5 sends take 1.1 s, until it halves back 5 s later. Refusals
+// of sends that went before the pause began are the same round.
 func TestPacerSingleRefusalCostsItsWindow(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p, _ := newPacer(t, config.RateLimit{PerChat: 5})
-		spaced := 210 * time.Millisecond
+		spaced, wider := 210*time.Millisecond, 220*time.Millisecond
 		require.Equal(t, []time.Duration{0, spaced, spaced}, gaps(t, p, chat("1"), 3))
 		sent := time.Now()
 		require.Equal(t, time.Second, p.Slow(chat("1"), sent, 0), "no reset header: the per-second window")
 		time.Sleep(20 * time.Millisecond) // another send of the same burst is refused a little later
 		require.Equal(t, time.Second, p.Slow(chat("1"), sent, 0), "the same round: its pause from its refusal")
-		require.Equal(t, []time.Duration{time.Second, spaced, spaced, spaced}, gaps(t, p, chat("1"), 4),
-			"the pause, then the configured pace")
+		require.Equal(t, []time.Duration{time.Second, wider, wider, wider, wider}, gaps(t, p, chat("1"), 5),
+			"the pause, then the guard doubled")
+		time.Sleep(5 * time.Second)
+		require.Equal(t, []time.Duration{0, spaced}, gaps(t, p, chat("1"), 2), "the guard back")
 
-		// A refusal long after is another single one. When the chat's last
-		// five sends are this process's, the window clears a second and
-		// the guard after the first of them: here, when the next slot
-		// comes anyway.
-		time.Sleep(10 * time.Second)
-		gaps(t, p, chat("1"), 5)
-		require.Equal(t, spaced, p.Slow(chat("1"), time.Now(), 0))
-		require.Equal(t, []time.Duration{spaced, spaced}, gaps(t, p, chat("1"), 2))
+		// When the chat's last five sends are this process's, the window
+		// clears a second and the guard after the first of them.
+		gaps(t, p, chat("1"), 3)
+		require.Equal(t, spaced, p.Slow(chat("1"), time.Now(), 0), "1.05 s after the send 840 ms ago")
+		require.Equal(t, []time.Duration{wider, wider}, gaps(t, p, chat("1"), 2), "and the guard doubled")
 	})
 }
 
@@ -163,13 +162,13 @@ func TestPacerSingleRefusalCostsItsWindow(t *testing.T) {
 func TestPacerPersistentRefusalsSlowItAndItRecovers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p, _ := newPacer(t, config.RateLimit{PerChat: 5})
-		spaced := 210 * time.Millisecond
+		wider := 220 * time.Millisecond // the first refusal doubled the guard
 		c := chat("1")
 		require.Equal(t, time.Second, p.Slow(c, time.Now(), 0))
 		time.Sleep(time.Second) // the pause ends; the next send is refused too
 		require.Equal(t, time.Second, p.Slow(c, time.Now(), 0))
 		// Half the rate, until half a second after the pause.
-		require.Equal(t, []time.Duration{time.Second, 2 * spaced, 2 * spaced, spaced}, gaps(t, p, c, 4))
+		require.Equal(t, []time.Duration{time.Second, 2 * wider, 2 * wider, wider}, gaps(t, p, c, 4))
 
 		time.Sleep(10 * time.Second)
 		require.Equal(t, time.Second, p.Slow(c, time.Now(), 0))
@@ -177,13 +176,13 @@ func TestPacerPersistentRefusalsSlowItAndItRecovers(t *testing.T) {
 			time.Sleep(time.Second)
 			require.Equal(t, time.Second, p.Slow(c, time.Now(), 0))
 		}
-		// A sixteenth: the second send's slot is 3.36 s after the first.
+		// A sixteenth: the second send's slot is 3.52 s after the first.
 		// Half a second after the pause the rate doubles and the send
-		// takes a new slot 1.68 s after the first; half a second later it
-		// doubles again, and the slot, 0.84 s after, has come. The slots
+		// takes a new slot 1.76 s after the first; half a second later it
+		// doubles again, and the slot, 0.88 s after, has come. The slots
 		// after are near enough to keep; the rate is back to the
-		// configured one 2 s after the pause.
-		require.Equal(t, []time.Duration{time.Second, time.Second, 4 * spaced, 2 * spaced, 2 * spaced, spaced, spaced},
+		// configured one (with the wider guard) 2.7 s after the pause.
+		require.Equal(t, []time.Duration{time.Second, time.Second, 4 * wider, 2 * wider, 2 * wider, wider, wider},
 			gaps(t, p, c, 7))
 	})
 }
