@@ -273,12 +273,19 @@ func (e *SlotError) Error() string {
 // sends: hundreds may be waiting, and they would all take new slots at
 // once.
 func (p *Pacer) Wait(ctx context.Context, target Target) error {
+	_, err := p.wait(ctx, target)
+	return err
+}
+
+// wait is Wait, and returns when the send was let go: a refusal of it is
+// of the round of refusals that began after that (Slow).
+func (p *Pacer) wait(ctx context.Context, target Target) (time.Time, error) {
 	start := p.now()
 	defer func() { p.metrics.RateLimitWait.Observe(p.now().Sub(start).Seconds()) }()
 	for {
 		r, err := p.reserve(ctx, target)
 		if err != nil {
-			return err
+			return time.Time{}, err
 		}
 		wake, early := r.at, false
 		if !r.recoverAt.IsZero() && r.at.Sub(r.recoverAt) > recoverEvery {
@@ -303,7 +310,7 @@ func (p *Pacer) Wait(ctx context.Context, target Target) error {
 		t.Stop()
 		p.give(r)
 		if ctx.Err() != nil {
-			return &SlotError{Target: target.String()}
+			return time.Time{}, &SlotError{Target: target.String()}
 		}
 	}
 }
@@ -314,7 +321,7 @@ func (p *Pacer) Wait(ctx context.Context, target Target) error {
 // closer to the ones after it than their slots were spaced for; this
 // holds those back instead, by as much as it was late beyond half the
 // guard.
-func (p *Pacer) depart(ctx context.Context, target Target) error {
+func (p *Pacer) depart(ctx context.Context, target Target) (time.Time, error) {
 	for {
 		p.mu.Lock()
 		now := p.now()
@@ -328,11 +335,11 @@ func (p *Pacer) depart(ctx context.Context, target Target) error {
 				b.departed(now)
 			}
 			p.mu.Unlock()
-			return nil
+			return now, nil
 		}
 		p.mu.Unlock()
 		if sleep(ctx, wait) != nil {
-			return &SlotError{Target: target.String()}
+			return time.Time{}, &SlotError{Target: target.String()}
 		}
 	}
 }

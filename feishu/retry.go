@@ -37,13 +37,12 @@ func (c *Client) retry(ctx context.Context, endpoint string, target Target, call
 			tok, err = c.tenantToken(ctx)
 		}
 		if err == nil {
-			if err = c.pacer.Wait(ctx, target); err != nil {
+			if sent, err = c.pacer.wait(ctx, target); err != nil {
 				if last != nil {
 					return last
 				}
 				return err
 			}
-			sent = c.now()
 			err = call(tok)
 		}
 		last = err
