@@ -133,7 +133,7 @@ func (s *schedule) earliest(l Limit, t time.Time) time.Time {
 			return t
 		}
 		c := s.counted(l, t)
-		if c == t {
+		if c.Equal(t) {
 			return t
 		}
 		t = c
