@@ -20,16 +20,17 @@ import (
 //
 // Feishu does not say how it counts "5 per second": a token bucket, a
 // sliding one-second window, or calendar seconds. The pacer keeps the
-// limits under each. It spaces the sends of a per-second limit evenly, a
-// little slower than the limit (spacing), so that a send that is a few
-// milliseconds late does not land in the same second as the fifth after
-// it; and it counts a per-minute limit over a minute and a cell
-// (ratelimit.Cells).
+// limits under each. It spaces the sends of a per-second limit evenly
+// over a second and a guard, so that a send that is a few milliseconds
+// late does not land in the same second as the fifth after it, and holds
+// back the sends after one that went late (depart); it counts a
+// per-minute limit over a minute and a margin (ratelimit.Cells).
 //
 // When Feishu refuses a send all the same (other bots in the chat share
-// its limit, a tenant has lower ones), Slow pauses the limit for the
-// window the refusal concerns and the sends waiting take new slots after
-// it. A refusal soon after such a pause means the limit is lower than
+// its limit, a tenant has lower ones, a send was later than the guard),
+// Slow pauses the limit until its window has room, widens its guard for a
+// while, and the sends waiting whose slots fall in the pause take new
+// ones. A refusal soon after such a pause means the limit is lower than
 // configured: only then is the rate halved, and it doubles back every
 // recoverEvery once the refusals stop.
 //
@@ -130,7 +131,7 @@ func (b *bucket) slow(now, sent time.Time, d time.Duration) time.Duration {
 		b.until = later(b.until, now.Add(d))
 		return b.until.Sub(now)
 	}
-	if !b.round.IsZero() && now.Sub(b.until) <= persistFor {
+	if !b.round.IsZero() && sent.Sub(b.until) <= persistFor {
 		b.strikes++
 		switch {
 		case b.perSecond > 0:

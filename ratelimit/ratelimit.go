@@ -53,10 +53,10 @@ type Shared interface {
 }
 
 // Cells is how many parts of a Window a per-window count is kept in:
-// slots are counted per cell, and a window of slots is checked as the
-// cells it can touch. One cell more than the window's counts as the
-// window, which is the margin, a sixtieth, that keeps the count safe
-// however the cells and Feishu's window are aligned.
+// slots are counted per cell, and a window is checked as every run of
+// cells it can touch, the Window and Guard rounded up and one more, as
+// Feishu's window and the cells need not be aligned: 62 cells of a second
+// for a minute. The extra cells are the margin, a thirtieth.
 const Cells = 60
 
 // Guard is how much longer than a Window a per-window count reckons it:
