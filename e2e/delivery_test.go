@@ -26,11 +26,17 @@ import (
 // feishu settings.
 func setupChats(t *testing.T, fs *feishutest.Server, api string, chats int, feishuExtra string) string {
 	t.Helper()
+	return setupChatsState(t, fs, api, chats, feishuExtra, "state:\n  path: state/state.db\n")
+}
+
+// setupChatsState is setupChats with the given state settings.
+func setupChatsState(t *testing.T, fs *feishutest.Server, api string, chats int, feishuExtra, state string) string {
+	t.Helper()
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "secret"), []byte(feishutest.AppSecret+"\n"), 0o600))
 	var b strings.Builder
 	fmt.Fprintf(&b, "feishu:\n  base_url: %s\n  app_id: %s\n  app_secret_file: secret\n  api: %s\n%s", fs.URL, feishutest.AppID, api, feishuExtra)
-	b.WriteString("state:\n  path: state/state.db\nreceivers:\n")
+	b.WriteString(state + "receivers:\n")
 	for i := range chats {
 		fmt.Fprintf(&b, "  - {name: chat-%d, chat_id: oc_chat_%d}\n", i, i)
 	}
@@ -56,6 +62,13 @@ func groups(n, chats int, resolved bool) [][]byte {
 // took in all.
 func burst(t *testing.T, url string, bodies [][]byte) (time.Duration, int) {
 	t.Helper()
+	return burstTo(t, []string{url}, bodies)
+}
+
+// burstTo is burst with the bodies spread over urls, the ith to the
+// (i mod len(urls))th.
+func burstTo(t *testing.T, urls []string, bodies [][]byte) (time.Duration, int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: len(bodies)}}
@@ -67,9 +80,9 @@ func burst(t *testing.T, url string, bodies [][]byte) (time.Duration, int) {
 		errs     []error
 	)
 	start := time.Now()
-	for _, body := range bodies {
+	for i, body := range bodies {
 		wg.Go(func() {
-			o, err := amtest.Post(ctx, c, url+"/webhook", body)
+			o, err := amtest.Post(ctx, c, urls[i%len(urls)]+"/webhook", body)
 			mu.Lock()
 			defer mu.Unlock()
 			attempts += o.Attempts
@@ -109,66 +122,129 @@ func requireOncePerGroup(t *testing.T, fs *feishutest.Server, n int) {
 	}
 }
 
+// countings are the ways of counting the stand-in's limits a pacing test
+// runs under: those FEISHUTEST_COUNTING names (comma-separated, or "all"),
+// else byDefault. Feishu does not say how it counts.
+func countings(t *testing.T, byDefault ...feishutest.Counting) []feishutest.Counting {
+	t.Helper()
+	names := os.Getenv("FEISHUTEST_COUNTING")
+	switch names {
+	case "":
+		return byDefault
+	case "all":
+		return feishutest.Countings
+	}
+	var out []feishutest.Counting
+	for name := range strings.SplitSeq(names, ",") {
+		c, ok := feishutest.ParseCounting(strings.TrimSpace(name))
+		require.True(t, ok, "FEISHUTEST_COUNTING: no way of counting %q (sliding_window, token_bucket, fixed_window, all)", name)
+		out = append(out, c)
+	}
+	return out
+}
+
+// refusalSlack is the share of sends Feishu may refuse in the storm and
+// the flood. Alone on a quiet machine, under every way of counting, it is
+// at most 1 % (docs/behaviour.md, "Rate limits"). On a loaded machine a
+// send's goroutine or its request is at times later than the pacer's
+// guard allows for, and is refused (then retried, and the guard widened):
+// the tests allow for that, three times over with the race detector, and
+// assert that every group still has exactly one message. A pacer that
+// did not keep the limits would see most of a burst refused.
+func refusalSlack() float64 {
+	if raceDetector {
+		return 0.15
+	}
+	return 0.05
+}
+
+// requireFewRefusals checks that Feishu refused at most refusalSlack of n
+// sends.
+func requireFewRefusals(t *testing.T, fs *feishutest.Server, n int) {
+	t.Helper()
+	require.LessOrEqual(t, fs.Refused(), int(refusalSlack()*float64(n)), "sends refused by Feishu")
+}
+
 // A storm: 200 groups into 4 chats at once, Feishu allowing 5 sends per
 // second per chat. The pacer spaces the sends so that Feishu refuses none,
 // and the storm takes about its lower bound of 200/4/5 = 10 s. The ratio is
 // logged, not asserted: it is a measurement (docs/behaviour.md, "Rate limits").
-//
-// A send whose goroutine the machine starves past its slot goes late,
-// together with the next one: with the race detector and other packages'
-// tests on two cores, that happens once in a while, and Feishu refuses it
-// (it is then retried). So the assertion allows 1 % of refusals; run alone,
-// the figure is 0.
 func TestStorm(t *testing.T) {
-	const groupsN, chats, perChat = 200, 4, 5
-	fs := feishutest.New(t)
-	fs.SetChatRateLimit(perChat)
-	s := serve(t, app.Options{ConfigFile: setupChats(t, fs, config.APIIMv1, chats, "")})
+	for _, counting := range countings(t, feishutest.SlidingWindow) {
+		t.Run(counting.String(), func(t *testing.T) {
+			const groupsN, chats, perChat = 200, 4, 5
+			fs := feishutest.New(t)
+			fs.SetCounting(counting)
+			fs.SetChatRateLimit(perChat)
+			s := serve(t, app.Options{ConfigFile: setupChats(t, fs, config.APIIMv1, chats, "")})
 
-	elapsed, attempts := burst(t, s.URL, groups(groupsN, chats, false))
-	requireOncePerGroup(t, fs, groupsN)
-	require.LessOrEqual(t, fs.Refused(), groupsN/100, "sends refused by Feishu")
-	bound := time.Duration(groupsN/chats/perChat) * time.Second
-	t.Logf("storm: %d groups into %d chats at %d/s per chat: %.2fs, %.3fx the %v lower bound; %d webhook attempts; %d sends refused by Feishu",
-		groupsN, chats, perChat, elapsed.Seconds(), elapsed.Seconds()/bound.Seconds(), bound, attempts, fs.Refused())
+			elapsed, attempts := burst(t, s.URL, groups(groupsN, chats, false))
+			requireOncePerGroup(t, fs, groupsN)
+			requireFewRefusals(t, fs, groupsN)
+			bound := time.Duration(groupsN/chats/perChat) * time.Second
+			t.Logf("storm (%s): %d groups into %d chats at %d/s per chat: %.2fs, %.3fx the %v lower bound; %d webhook attempts; %d sends refused by Feishu",
+				counting, groupsN, chats, perChat, elapsed.Seconds(), elapsed.Seconds()/bound.Seconds(), bound, attempts, fs.Refused())
+		})
+	}
 }
 
 // A flood: 600 groups into 20 chats, where the app's 50 sends per second
 // binds (the lower bound is 600/50 = 12 s) and Feishu's gateway answers 429
 // beyond it. Refusals are bounded as in TestStorm.
 func TestFlood(t *testing.T) {
-	const groupsN, chats, perApp = 600, 20, 50
-	fs := feishutest.New(t)
-	fs.SetChatRateLimit(5)
-	fs.SetAppRateLimit(perApp)
-	s := serve(t, app.Options{ConfigFile: setupChats(t, fs, config.APIIMv1, chats, "")})
+	for _, counting := range countings(t, feishutest.SlidingWindow) {
+		t.Run(counting.String(), func(t *testing.T) {
+			const groupsN, chats, perApp = 600, 20, 50
+			fs := feishutest.New(t)
+			fs.SetCounting(counting)
+			fs.SetChatRateLimit(5)
+			fs.SetAppRateLimit(perApp)
+			fs.SetAppMinuteRateLimit(1000)
+			s := serve(t, app.Options{ConfigFile: setupChats(t, fs, config.APIIMv1, chats, "")})
 
-	elapsed, attempts := burst(t, s.URL, groups(groupsN, chats, false))
-	requireOncePerGroup(t, fs, groupsN)
-	require.LessOrEqual(t, fs.Refused(), groupsN/100, "sends refused by Feishu")
-	bound := time.Duration(groupsN/perApp) * time.Second
-	t.Logf("flood: %d groups into %d chats at %d/s per app: %.2fs, %.3fx the %v lower bound; %d webhook attempts; %d sends refused by Feishu",
-		groupsN, chats, perApp, elapsed.Seconds(), elapsed.Seconds()/bound.Seconds(), bound, attempts, fs.Refused())
+			elapsed, attempts := burst(t, s.URL, groups(groupsN, chats, false))
+			requireOncePerGroup(t, fs, groupsN)
+			requireFewRefusals(t, fs, groupsN)
+			bound := time.Duration(groupsN/perApp) * time.Second
+			t.Logf("flood (%s): %d groups into %d chats at %d/s per app: %.2fs, %.3fx the %v lower bound; %d webhook attempts; %d sends refused by Feishu",
+				counting, groupsN, chats, perApp, elapsed.Seconds(), elapsed.Seconds()/bound.Seconds(), bound, attempts, fs.Refused())
+		})
+	}
 }
 
-// Feishu is stricter than the configuration says (another replica, or
-// other bots in the chats, share the limits): its refusals slow the pacer,
-// the gateway's reset header included, and nothing is lost or doubled.
+// Feishu is stricter than the configuration says (other bots in the chats
+// share the limits, or the tenant's are lower): its refusals pause and
+// slow the pacer, the gateway's reset header included, and nothing is
+// lost or doubled, however Feishu counts.
 func TestRefusalsSlowThePacer(t *testing.T) {
-	const groupsN, chats = 60, 2
-	fs := feishutest.New(t)
-	fs.SetChatRateLimit(5)
-	fs.SetAppRateLimit(8)
-	s := serve(t, app.Options{ConfigFile: setupChats(t, fs, config.APIIMv1, chats, "  rate_limit: {per_chat: 20, per_app: 100}\n")})
+	for _, counting := range countings(t, feishutest.Countings...) {
+		t.Run(counting.String(), func(t *testing.T) {
+			const groupsN, chats = 60, 2
+			fs := feishutest.New(t)
+			fs.SetCounting(counting)
+			fs.SetChatRateLimit(5)
+			fs.SetAppRateLimit(8)
+			s := serve(t, app.Options{ConfigFile: setupChats(t, fs, config.APIIMv1, chats, "  rate_limit: {per_chat: 20, per_app: 100}\n")})
 
-	burst(t, s.URL, groups(groupsN, chats, false))
-	requireOncePerGroup(t, fs, groupsN)
-	require.Positive(t, fs.RefusedByApp(), "the gateway's limit was met")
-	require.Less(t, fs.Refused(), groupsN/4, "a refusal slows every send down; the sends waiting do not all try at once")
-	_, metrics := get(t, s.URL+"/metrics")
-	require.Regexp(t, `alertmanager_feishu_feishu_retries_total\{endpoint="im/v1/messages",reason="rate_limited"\} [1-9]`, metrics)
-	require.Regexp(t, `alertmanager_feishu_feishu_requests_total\{code="99991400",endpoint="im/v1/messages"\} [1-9]`, metrics)
-	t.Logf("%d sends refused by the stand-in (%d by the app limit) for %d messages", fs.Refused(), fs.RefusedByApp(), groupsN)
+			elapsed, _ := burst(t, s.URL, groups(groupsN, chats, false))
+			requireOncePerGroup(t, fs, groupsN)
+			require.Positive(t, fs.RefusedByApp(), "the gateway's limit was met")
+			// Were the sends waiting all to try at once after a refusal,
+			// most of them would be refused in turn. About one a second
+			// is (the limit is 8/s where 100/s is configured), more with
+			// the race detector on a loaded machine.
+			most := groupsN / 4
+			if raceDetector {
+				most = groupsN / 2
+			}
+			require.Less(t, fs.Refused(), most, "a refusal slows every send down; the sends waiting do not all try at once")
+			_, metrics := get(t, s.URL+"/metrics")
+			require.Regexp(t, `alertmanager_feishu_feishu_retries_total\{endpoint="im/v1/messages",reason="rate_limited"\} [1-9]`, metrics)
+			require.Regexp(t, `alertmanager_feishu_feishu_requests_total\{code="99991400",endpoint="im/v1/messages"\} [1-9]`, metrics)
+			t.Logf("refusals (%s): %d groups, configured 100/s, Feishu allows 8/s: %.2fs (%.2fx the %.1fs lower bound); %d sends refused by the stand-in (%d by the app limit)",
+				counting, groupsN, elapsed.Seconds(), elapsed.Seconds()/7.5, 7.5, fs.Refused(), fs.RefusedByApp())
+		})
+	}
 }
 
 // The fault test: every 3rd send fails, tokens live 2 s and all expire

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/alertmanager-feishu/alertmanager-feishu/config"
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishutest"
 	"github.com/alertmanager-feishu/alertmanager-feishu/internal/amtest"
 	"github.com/alertmanager-feishu/alertmanager-feishu/internal/redistest"
@@ -168,4 +169,35 @@ func TestStartsNotReadyWithoutRedis(t *testing.T) {
 	status, body := post(t, s.URL+"/webhook", amtest.Group(1, nil, false))
 	require.Equal(t, http.StatusOK, status, body)
 	require.Len(t, fs.Messages(), 1)
+}
+
+// The storm of TestStorm through two replicas on one Redis, half the
+// webhooks to each: the replicas count the chats' and the app's limits
+// together in Redis, so the storm takes about the bound one replica alone
+// takes, with no more refusals, and one message per group.
+func TestStormThroughTwoReplicas(t *testing.T) {
+	for _, counting := range countings(t, feishutest.SlidingWindow) {
+		t.Run(counting.String(), func(t *testing.T) {
+			const groupsN, chats, perChat = 200, 4, 5
+			srv := redistest.Start(t)
+			fs := feishutest.New(t)
+			fs.SetCounting(counting)
+			fs.SetChatRateLimit(perChat)
+			fs.SetAppRateLimit(50)
+			cfg := setupChatsState(t, fs, config.APIIMv1, chats, "",
+				fmt.Sprintf("state:\n  backend: redis\n  redis:\n    addresses: [%s]\n", srv.Addr))
+			a, b := start(t, cfg), start(t, cfg)
+
+			elapsed, attempts := burstTo(t, []string{a.URL, b.URL}, groups(groupsN, chats, false))
+			requireOncePerGroup(t, fs, groupsN)
+			requireFewRefusals(t, fs, groupsN)
+			for _, s := range []*servicetest.Service{a, b} {
+				_, metrics := get(t, s.URL+"/metrics")
+				require.Contains(t, metrics, "\nalertmanager_feishu_rate_limit_shared 1\n", "the limits are counted in Redis")
+			}
+			bound := time.Duration(groupsN/chats/perChat) * time.Second
+			t.Logf("storm through two replicas (%s): %d groups into %d chats at %d/s per chat: %.2fs, %.3fx the %v lower bound; %d webhook attempts; %d sends refused by Feishu",
+				counting, groupsN, chats, perChat, elapsed.Seconds(), elapsed.Seconds()/bound.Seconds(), bound, attempts, fs.Refused())
+		})
+	}
 }

@@ -14,6 +14,9 @@ type Metrics struct {
 	Retries        *prometheus.CounterVec
 	RateLimitWait  prometheus.Histogram
 	TokenFailures  *prometheus.CounterVec
+	// RateLimitShared is 1 while the rate limits are counted in Redis for
+	// all replicas, 0 while they are counted in the process.
+	RateLimitShared prometheus.Gauge
 
 	token *tokenHealth // alertmanager_feishu_token_ok (token.go)
 }
@@ -48,6 +51,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "alertmanager_feishu_token_failures_total",
 			Help: "Attempts to obtain a tenant access token that failed, by reason: dns, connect, timeout, network, tls, credentials, refused (another Feishu code), answer (not Feishu's).",
 		}, []string{"reason"}),
+		RateLimitShared: f.NewGauge(prometheus.GaugeOpts{
+			Name: "alertmanager_feishu_rate_limit_shared",
+			Help: "1 while the rate limits are counted in Redis for all replicas; 0 while this replica counts them itself (the file backend, or Redis unreachable: then at its share of the limits).",
+		}),
 		token: newTokenHealth(),
 	}
 	if reg != nil {

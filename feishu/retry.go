@@ -11,9 +11,10 @@ import (
 // own retrier, but tighter: Alertmanager waits for the delivery, and
 // retries it itself once this one gives up.
 const (
-	retryInitial     = 250 * time.Millisecond
-	rateLimitInitial = time.Second // Feishu's advice for its business rate-limit codes
-	retryMax         = 4 * time.Second
+	// A rate limit's refusal waits for the pause the pacer sets instead
+	// (Pacer.Slow): Feishu's reset header, or the limit's window.
+	retryInitial = 250 * time.Millisecond
+	retryMax     = 4 * time.Second
 	// maxAttempts bounds one delivery's calls, whatever its deadline:
 	// during an outage, Alertmanager's retries start a fresh delivery
 	// rather than one call spinning for minutes.
@@ -31,11 +32,12 @@ func (c *Client) retry(ctx context.Context, endpoint string, target Target, call
 	for n := 0; ; n++ {
 		var tok string
 		var err error
+		var sent time.Time
 		if !target.IsBot() { // a custom bot's URL is its credential
 			tok, err = c.tenantToken(ctx)
 		}
 		if err == nil {
-			if err = c.pacer.Wait(ctx, target); err != nil {
+			if sent, err = c.pacer.wait(ctx, target); err != nil {
 				if last != nil {
 					return last
 				}
@@ -70,16 +72,17 @@ func (c *Client) retry(ctx context.Context, endpoint string, target Target, call
 		switch scope {
 		case appLimited, targetLimited:
 			reason = "rate_limited"
-			delay = backoff(rateLimitInitial, n)
-			if e := (*Error)(nil); errors.As(err, &e) && e.RetryAfter > 0 {
-				delay = e.RetryAfter
+			var reset time.Duration
+			if e := (*Error)(nil); errors.As(err, &e) {
+				reset = e.RetryAfter
 			}
 			// Every send to the same limit would be refused too: pause
-			// them all rather than let each find out for itself.
+			// them all rather than let each find out for itself, and
+			// retry once the pause is over, in the slot the pacer gives.
 			if scope == appLimited {
-				c.pacer.Slow(Target{}, delay)
+				delay = c.pacer.Slow(Target{}, sent, reset)
 			} else {
-				c.pacer.Slow(target, delay)
+				delay = c.pacer.Slow(target, sent, reset)
 			}
 		}
 		if deadline, ok := ctx.Deadline(); n+1 >= maxAttempts || ok && c.now().Add(delay).After(deadline) {

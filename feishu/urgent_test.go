@@ -129,7 +129,7 @@ func TestUrgentPacedAndRetried(t *testing.T) {
 			_, err := b.Urgent(context.Background(), id, feishu.UrgentApp, []string{"ou_alice"})
 			require.NoError(t, err)
 		}
-		require.Equal(t, 2*time.Second, time.Since(start), "one call a second, after the send's")
+		require.Equal(t, 2100*time.Millisecond, time.Since(start), "one call every 1.05 s (the pacer's margin), after the send's")
 
 		s.FailNext(1, feishutest.Fault{Status: 500, Code: 2200, Msg: "internal error"})
 		_, err = b.Urgent(context.Background(), id, feishu.UrgentApp, []string{"ou_alice"})

@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // A group's custom bot, as Feishu documents and clients have observed it:
@@ -33,7 +31,7 @@ const (
 
 type bot struct {
 	secret         string
-	second, minute *rate.Limiter
+	second, minute *counter // nil: no limit (ratelimit.go)
 }
 
 // AddBot makes a custom bot with webhook token, signing with secret when
@@ -43,8 +41,8 @@ func (s *Server) AddBot(token, secret string) {
 	defer s.mu.Unlock()
 	s.bots[token] = &bot{
 		secret: secret,
-		second: rate.NewLimiter(5, 5),
-		minute: rate.NewLimiter(rate.Limit(100.0/60), 100),
+		second: s.newCounter(s.botPerSecond, time.Second),
+		minute: s.newCounter(s.botPerMinute, time.Minute),
 	}
 }
 
@@ -53,12 +51,13 @@ func (s *Server) AddBot(token, secret string) {
 func (s *Server) SetBotRateLimit(perSecond, perMinute int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if perSecond <= 0 {
+		perMinute = 0
+	}
+	s.botPerSecond, s.botPerMinute = perSecond, perMinute
 	for _, b := range s.bots {
-		b.second, b.minute = nil, nil
-		if perSecond > 0 {
-			b.second = rate.NewLimiter(rate.Limit(perSecond), perSecond)
-			b.minute = rate.NewLimiter(rate.Limit(float64(perMinute)/60), perMinute)
-		}
+		b.second = s.newCounter(perSecond, time.Second)
+		b.minute = s.newCounter(perMinute, time.Minute)
 	}
 }
 
@@ -122,13 +121,10 @@ func (s *Server) sendBot(w http.ResponseWriter, r *http.Request) {
 	if s.tooLarge(w, m, len(body)) {
 		return
 	}
-	if b.second != nil {
-		now := s.now()
-		if !b.second.AllowN(now, 1) || !b.minute.AllowN(now, 1) {
-			s.refusedChat++
-			botFail(w, BotRateLimited, "frequency limited psm[lark.oapi.app_platform_runtime]appID[1500]")
-			return
-		}
+	if ok, _ := allowAll(s.now(), b.second, b.minute); !ok {
+		s.refusedChat++
+		botFail(w, BotRateLimited, "frequency limited psm[lark.oapi.app_platform_runtime]appID[1500]")
+		return
 	}
 	m.ID, m.Time = newID("om_"), s.now()
 	s.messages = append(s.messages, m)

@@ -116,7 +116,7 @@ func TestBotRateLimits(t *testing.T) {
 		n, _ := codes(5)
 		total += n
 	}
-	// 40 s at the per-second limit would be 200; the minute's 100, and
-	// what it refills in 40 s, is about 166.
-	require.InDelta(t, 100+40*100/60, total, 2, "the per-minute limit binds")
+	// 40 s at the per-second limit would be 200; a sliding minute allows
+	// 100 (ratelimit_test.go has the other ways of counting).
+	require.Equal(t, 100, total, "the per-minute limit binds")
 }

@@ -17,8 +17,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // Default credentials of the stand-in's one app.
@@ -90,9 +88,15 @@ type Server struct {
 	lookupFault   *Fault           // answer to every contacts lookup
 	lookups       int
 	latency       time.Duration
-	chatLimit     int                      // sends per second per target; 0 = none
-	chatBuckets   map[string]*rate.Limiter // per target, for chatLimit
-	appLimit      *rate.Limiter            // the gateway's per-app limit; nil = none
+	counting      Counting            // how the limits below count (ratelimit.go)
+	chatLimit     int                 // sends per second per target; 0 = none
+	chatBuckets   map[string]*counter // per target, for chatLimit
+	appPerSecond  int                 // the gateway's per-app limits; 0 = none
+	appPerMinute  int
+	appLimit      *counter // per second, nil = none
+	appMinute     *counter // per minute, nil = none
+	botPerSecond  int      // every custom bot's limits; 0 per second = none
+	botPerMinute  int
 	refusedChat   int
 	refusedApp    int
 	refusedSign   int
@@ -131,7 +135,9 @@ func Start(addr string) (*Server, error) {
 		users:        map[string]string{},
 		names:        map[string]string{},
 		notMember:    map[string]bool{},
-		chatBuckets:  map[string]*rate.Limiter{},
+		chatBuckets:  map[string]*counter{},
+		botPerSecond: 5,
+		botPerMinute: 100,
 		targetFaults: map[string]Fault{},
 		bots:         map[string]*bot{},
 		now:          time.Now,
@@ -271,10 +277,9 @@ func (s *Server) SetLatency(d time.Duration) {
 // the message system's business code (230020 on im/v1, 11233 on v4). 0
 // turns it off.
 //
-// Feishu does not document how it counts "5 per second". The stand-in
-// counts with a token bucket holding one second's worth: a sender that
-// spaces its sends evenly at the limit is never refused, one that bursts
-// past it is.
+// Feishu does not document how it counts "5 per second": the stand-in
+// counts as SetCounting says, by default a sliding window (at most
+// perSecond sends in any second).
 func (s *Server) SetChatRateLimit(perSecond int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -285,14 +290,21 @@ func (s *Server) SetChatRateLimit(perSecond int) {
 // SetAppRateLimit refuses sends beyond perSecond for the whole app the way
 // Feishu's gateway does: HTTP 429, code 99991400, and the headers
 // x-ogw-ratelimit-limit and x-ogw-ratelimit-reset (whole seconds until the
-// quota recovers). It counts like SetChatRateLimit. 0 turns it off.
+// quota recovers). It counts as SetCounting says. 0 turns it off.
 func (s *Server) SetAppRateLimit(perSecond int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.appLimit = nil
-	if perSecond > 0 {
-		s.appLimit = rate.NewLimiter(rate.Limit(perSecond), perSecond)
-	}
+	s.appPerSecond = perSecond
+	s.appLimit = s.newCounter(perSecond, time.Second)
+}
+
+// SetAppMinuteRateLimit refuses sends beyond perMinute for the whole app,
+// as SetAppRateLimit does beyond its per-second limit. 0 turns it off.
+func (s *Server) SetAppMinuteRateLimit(perMinute int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.appPerMinute = perMinute
+	s.appMinute = s.newCounter(perMinute, time.Minute)
 }
 
 // Sends counts send requests received, including those still waiting for

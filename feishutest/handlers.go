@@ -12,8 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // tokenReissueWindow is Feishu's rule: asking for a token while the current
@@ -120,23 +118,21 @@ func answerFault(w http.ResponseWriter, f Fault) {
 	fail(w, status, f.Code, f.Msg)
 }
 
-// appLimited answers a send over the per-app limit as Feishu's gateway
+// appLimited answers a send over the per-app limits as Feishu's gateway
 // does. It is called with s.mu held and reports whether it answered.
 func (s *Server) appLimited(w http.ResponseWriter) bool {
-	if s.appLimit == nil {
-		return false
-	}
 	now := s.now()
-	r := s.appLimit.ReserveN(now, 1)
-	delay := r.DelayFrom(now)
-	if delay == 0 {
+	ok, delay := allowAll(now, s.appLimit, s.appMinute)
+	if ok {
 		return false
 	}
-	r.CancelAt(now)
 	s.refusedApp++
-	reset := int(math.Ceil(delay.Seconds()))
-	w.Header().Set("x-ogw-ratelimit-limit", strconv.Itoa(s.appLimit.Burst()))
-	w.Header().Set("x-ogw-ratelimit-reset", strconv.Itoa(reset))
+	limit := s.appPerSecond
+	if ok, _ := s.appLimit.peek(now); ok {
+		limit = s.appPerMinute
+	}
+	w.Header().Set("x-ogw-ratelimit-limit", strconv.Itoa(limit))
+	w.Header().Set("x-ogw-ratelimit-reset", strconv.Itoa(int(math.Ceil(delay.Seconds()))))
 	fail(w, http.StatusTooManyRequests, 99991400, "request trigger frequency limit")
 	return true
 }
@@ -149,10 +145,10 @@ func (s *Server) overLimit(target string) bool {
 	}
 	b, ok := s.chatBuckets[target]
 	if !ok {
-		b = rate.NewLimiter(rate.Limit(s.chatLimit), s.chatLimit)
+		b = s.newCounter(s.chatLimit, time.Second)
 		s.chatBuckets[target] = b
 	}
-	if !b.AllowN(s.now(), 1) {
+	if ok, _ := b.allow(s.now()); !ok {
 		s.refusedChat++
 		return true
 	}

@@ -30,6 +30,9 @@ func main() {
 	perChat := app.Flag("chat-rate-limit", "Sends per second accepted per chat or user; 0 = no limit.").Default("0").Int()
 	perApp := app.Flag("app-rate-limit", "Sends per second accepted for the whole app, answered 429 beyond; 0 = no limit.").Default("0").Int()
 	quiet := app.Flag("quiet", "Do not print the messages as they arrive (for load tests).").Bool()
+	perAppMinute := app.Flag("app-minute-rate-limit", "Sends per minute accepted for the whole app, answered 429 beyond; 0 = no limit.").Default("0").Int()
+	counting := app.Flag("counting", "How the rate limits count: sliding_window (at most n in any period), token_bucket (a period's worth of burst) or fixed_window (n per calendar period).").
+		Default(feishutest.SlidingWindow.String()).Enum(feishutest.SlidingWindow.String(), feishutest.TokenBucket.String(), feishutest.FixedWindow.String())
 	failEvery := app.Flag("fail-every", "Answer every nth send with HTTP 500; 0 = never.").Default("0").Int()
 	kingpin.MustParse(app.Parse(os.Args[1:]))
 
@@ -41,8 +44,11 @@ func main() {
 	s.SetCredentials(*appID, *secret)
 	s.SetTokenTTL(*ttl)
 	s.SetLatency(*latency)
+	c, _ := feishutest.ParseCounting(*counting)
+	s.SetCounting(c)
 	s.SetChatRateLimit(*perChat)
 	s.SetAppRateLimit(*perApp)
+	s.SetAppMinuteRateLimit(*perAppMinute)
 	s.FailEvery(*failEvery, feishutest.Fault{Status: http.StatusInternalServerError, Code: 2200, Msg: "internal error"})
 	fmt.Println("feishu-standin listening on", s.URL)
 

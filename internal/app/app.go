@@ -26,6 +26,7 @@ import (
 	"github.com/alertmanager-feishu/alertmanager-feishu/config"
 	"github.com/alertmanager-feishu/alertmanager-feishu/core"
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
+	"github.com/alertmanager-feishu/alertmanager-feishu/ratelimit"
 	"github.com/alertmanager-feishu/alertmanager-feishu/receiver"
 	"github.com/alertmanager-feishu/alertmanager-feishu/state"
 )
@@ -87,6 +88,9 @@ func Run(ctx context.Context, o Options) error {
 	// whatever the configuration's generation.
 	metrics := feishu.NewMetrics(reg)
 	pacer := feishu.NewPacer(cfg.Feishu.RateLimit, metrics)
+	if shared, ok := store.(interface{ RateLimits() ratelimit.Shared }); ok {
+		pacer.Share(shared.RateLimits(), logger) // replicas on one Redis count the limits together
+	}
 	incidents := core.New(store, nil, core.Options{Logger: logger, Registerer: reg})
 	clicks := newCallbacks(incidents, reg, logger)
 	defer clicks.stop()

@@ -1,0 +1,123 @@
+package state
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/alertmanager-feishu/alertmanager-feishu/internal/redistest"
+	"github.com/alertmanager-feishu/alertmanager-feishu/ratelimit"
+)
+
+// Two replicas on one Redis share one schedule: their slots in a limit
+// are spaced as one process's would be, a send's slots in two limits are
+// taken at once, and the slots they take are never closer than the
+// spacing whichever replica took them.
+func TestRedisRateLimitsShareASchedule(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	ra := openRedis(t, srv.Addr, opts)
+	a, b := ra.RateLimits(), openRedis(t, srv.Addr, opts).RateLimits()
+	ctx := context.Background()
+	app := ratelimit.Limit{Key: "app", Spacing: 100 * time.Millisecond}
+	chat := ratelimit.Limit{Key: "chat_id oc_1", Spacing: 300 * time.Millisecond}
+	// at is when a slot is, on Redis's clock: its score in the schedule.
+	at := func(l ratelimit.Limit, slot ratelimit.Slot) time.Duration {
+		t.Helper()
+		us, err := ra.client.ZScore(ctx, ra.prefix+"{rate}:s:"+l.Key, slot.Token).Result()
+		require.NoError(t, err)
+		return time.Duration(us) * time.Microsecond
+	}
+	take := func(s ratelimit.Shared, within time.Duration, limits ...ratelimit.Limit) (ratelimit.Slot, bool) {
+		t.Helper()
+		slot, ok, err := s.Take(ctx, limits, 0, within)
+		require.NoError(t, err)
+		return slot, ok
+	}
+
+	var slots []ratelimit.Slot
+	for i := range 6 {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		slot, ok := take(s, time.Minute, app)
+		require.True(t, ok)
+		slots = append(slots, slot)
+	}
+	for i := 1; i < len(slots); i++ {
+		require.Equal(t, 100*time.Millisecond, at(app, slots[i])-at(app, slots[i-1]), "slot %d", i)
+	}
+	require.Equal(t, 2, a.Replicas())
+
+	// A send to the chat takes the app's next slot and the chat's; the
+	// next send to the chat waits for the chat, and the app's slots
+	// between stay free for others.
+	first, _ := take(a, time.Minute, app, chat)
+	require.Equal(t, 100*time.Millisecond, at(app, first)-at(app, slots[5]))
+	second, _ := take(b, time.Minute, app, chat)
+	require.Equal(t, 300*time.Millisecond, at(chat, second)-at(chat, first), "the chat's spacing")
+	other, _ := take(a, time.Minute, app)
+	require.Equal(t, 100*time.Millisecond, at(app, other)-at(app, first), "the app's next slot, between the chat's two")
+	third, _ := take(a, time.Minute, app, chat)
+	require.Equal(t, 300*time.Millisecond, at(chat, third)-at(chat, second))
+
+	// A slot given back is free for the next; one past the deadline is
+	// not taken at all.
+	secondAt := at(chat, second)
+	require.NoError(t, b.Give(ctx, []ratelimit.Limit{app, chat}, second))
+	_, err := ra.client.ZScore(ctx, ra.prefix+"{rate}:s:chat_id oc_1", second.Token).Result()
+	require.Error(t, err, "gone from the chat's schedule")
+	given, ok, err := a.Take(ctx, []ratelimit.Limit{chat}, first.In+250*time.Millisecond, time.Minute)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, secondAt, at(chat, given), "the second's slot, given back")
+	_, ok = take(a, 100*time.Millisecond, app, chat)
+	require.False(t, ok, "the chat's next slot is past the deadline")
+	late, _ := take(b, time.Minute, app, chat)
+	require.Equal(t, 300*time.Millisecond, at(chat, late)-at(chat, third), "the refused one took nothing")
+}
+
+// A per-window count holds across replicas: a window's worth goes at
+// once, the next waits for the window and its margin.
+func TestRedisRateLimitsCountAWindow(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	a := openRedis(t, srv.Addr, opts).RateLimits()
+	b := openRedis(t, srv.Addr, opts).RateLimits()
+	ctx := context.Background()
+	minute := ratelimit.Limit{Key: "app", PerWindow: 4, Window: 6 * time.Second}
+	for i := range 4 {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		slot, ok, err := s.Take(ctx, []ratelimit.Limit{minute}, 0, time.Minute)
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.Less(t, slot.In, 50*time.Millisecond, "slot %d at once", i)
+	}
+	slot, ok, err := a.Take(ctx, []ratelimit.Limit{minute}, 0, time.Minute)
+	require.NoError(t, err)
+	require.True(t, ok)
+	// The window touches 62 cells of 100 ms: the fifth goes 6.1 to 6.2 s
+	// after the first, as the first's cell is aligned.
+	require.GreaterOrEqual(t, slot.In, 6*time.Second)
+	require.LessOrEqual(t, slot.In, 6200*time.Millisecond)
+}
+
+// Limits that constrain nothing cost Redis nothing.
+func TestRedisRateLimitsUnlimited(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	s := openRedis(t, srv.Addr, opts).RateLimits()
+	slot, ok, err := s.Take(context.Background(), []ratelimit.Limit{{Key: "app"}}, 300*time.Millisecond, time.Second)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, 300*time.Millisecond, slot.In)
+	srv.Stop()
+	_, _, err = s.Take(context.Background(), []ratelimit.Limit{{Key: "app", Spacing: time.Second}}, 0, time.Second)
+	require.ErrorContains(t, err, "redis rate limits")
+}
