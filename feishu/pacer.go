@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -23,8 +24,10 @@ import (
 // limits under each. It spaces the sends of a per-second limit evenly
 // over a second and a guard, so that a send that is a few milliseconds
 // late does not land in the same second as the fifth after it, and holds
-// back the sends after one that went late (depart); it counts a
-// per-minute limit over a minute and a margin (ratelimit.Cells).
+// back the sends after one that went late (depart). After a quiet spell,
+// the sends of a limit's first second count for startSlack longer (a
+// slow start): a burst's first sends are the latest on their way. It
+// counts a per-minute limit over a minute and a margin (ratelimit.Cells).
 //
 // When Feishu refuses a send all the same (other bots in the chat share
 // its limit, a tenant has lower ones, a send was later than the guard),
@@ -85,6 +88,18 @@ const (
 	fallbackFor = 5 * time.Second
 	// sharedTimeout bounds one call to the shared slots.
 	sharedTimeout = time.Second
+	// startSlack is how late on its way a slow start allows a send to
+	// be: when a limit's sends begin after idleFor without one, those of
+	// its first window count for startSlack longer than a second. A
+	// burst's first sends are the latest and the most bunched on their
+	// way, as the machine is busy taking the burst in and the
+	// connections to Feishu are still being opened. It costs a burst
+	// about startSlack once: at 50 per second the first window goes at
+	// 80 % of the rate.
+	startSlack = 250 * time.Millisecond
+	// idleFor is how long without a send makes a limit idle: two
+	// windows, so that a stream at one per second starts none.
+	idleFor = 2 * window
 )
 
 // bucket is one limit: its configured rates, the pause Feishu asked for,
@@ -98,12 +113,23 @@ type bucket struct {
 	round     time.Time
 	strikes   int
 	recoverAt time.Time
-	gone      []time.Time // when the sends of the last second went, oldest first
+	gone      []departure // the sends of the last second, oldest first
+	// last is when the last send went; started is when the sends began
+	// again after idleFor without one: those of the first window count
+	// longer (startSlack).
+	last, started time.Time
 	// guard is how much longer than a second the per-second limit's
 	// sends are spread over (see guard); narrowAt is when it next halves
 	// back.
 	guard    time.Duration
 	narrowAt time.Time
+}
+
+// departure is a send that went at at; slow if in a slow start's first
+// window.
+type departure struct {
+	at   time.Time
+	slow bool
 }
 
 // limit is b as a schedule, for a replica with share of the limits.
@@ -164,7 +190,7 @@ func (b *bucket) clearing(now time.Time) time.Duration {
 	if n < 1 || len(b.gone) < n {
 		return window
 	}
-	if d := b.gone[len(b.gone)-n].Add(window + b.guard).Sub(now); d > 0 {
+	if d := b.gone[len(b.gone)-n].at.Add(window + b.guard).Sub(now); d > 0 {
 		return d
 	}
 	return window
@@ -356,7 +382,8 @@ func (p *Pacer) shareFor(target Target) int {
 
 // departWait is how long a send at now must wait for the per-second count
 // over the sends that went: at most the limit's rate's worth of them in
-// any second and half the guard.
+// any second and half the guard, in a second and startSlack more for a
+// slow start's.
 func (b *bucket) departWait(now time.Time, share int) time.Duration {
 	if b.perSecond <= 0 {
 		return 0
@@ -364,22 +391,39 @@ func (b *bucket) departWait(now time.Time, share int) time.Duration {
 	perSecond := b.perSecond * b.factor / float64(share)
 	n := max(1, int(perSecond))
 	span := time.Duration(float64(n)/perSecond*float64(time.Second)) + b.guard/2
-	drop := 0
-	for drop < len(b.gone) && now.Sub(b.gone[drop]) >= span {
-		drop++
+	until := func(d departure) time.Time {
+		if d.slow {
+			return d.at.Add(span + startSlack)
+		}
+		return d.at.Add(span)
 	}
-	b.gone = b.gone[drop:]
+	b.gone = slices.DeleteFunc(b.gone, func(d departure) bool { return !until(d).After(now) })
 	if len(b.gone) < n {
 		return 0
 	}
-	return b.gone[len(b.gone)-n].Add(span).Sub(now)
+	// Room comes when all but n-1 of them have stopped counting.
+	ends := make([]time.Time, len(b.gone))
+	for i, d := range b.gone {
+		ends[i] = until(d)
+	}
+	slices.SortFunc(ends, time.Time.Compare)
+	return ends[len(ends)-n].Sub(now)
 }
 
-// departed records a send that went at now.
+// departed records a send that went at now. After idleFor without one,
+// it begins a slow start: the sends of its first window at the configured
+// rate count for startSlack longer.
 func (b *bucket) departed(now time.Time) {
-	if b.perSecond > 0 {
-		b.gone = append(b.gone, now)
+	if b.perSecond <= 0 {
+		return
 	}
+	if b.last.IsZero() || now.Sub(b.last) >= idleFor {
+		b.started = now
+	}
+	b.last = now
+	// A slowed rate leaves the first sends room enough.
+	slow := b.factor == 1 && now.Sub(b.started) < window
+	b.gone = append(b.gone, departure{at: now, slow: slow})
 }
 
 // reservation is a slot taken for a send.

@@ -60,6 +60,33 @@ func TestPacerSpacesSendsToOneTarget(t *testing.T) {
 	})
 }
 
+// A slow start: the sends of a limit's first window after idleFor
+// without one count for a second and a quarter, as if each could arrive
+// 250 ms late, which a burst's first sends can. The sixth send to a chat
+// at 5/s goes 1.275 s after the first instead of 1.05 s; the sends after
+// keep their spacing, and from the seventh window on count for a second
+// and half the guard again. A stream with shorter gaps than idleFor
+// starts none.
+func TestPacerSlowStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, _ := newPacer(t, config.RateLimit{PerChat: 5})
+		c := chat("1")
+		const idle = 2 * time.Second // the pacer's idleFor
+		spaced := 210 * time.Millisecond
+		first := append(append([]time.Duration{0}, repeat(spaced, 4)...), 1275*time.Millisecond-4*spaced)
+		require.Equal(t, append(first, spaced, spaced, spaced, spaced), gaps(t, p, c, 10),
+			"the sixth send waits for the first to stop counting, 1.275 s after it")
+		require.Equal(t, []time.Duration{1025*time.Millisecond - 4*spaced, spaced}, gaps(t, p, c, 2),
+			"the sixth and later count for a second and half the guard")
+
+		time.Sleep(idle - time.Millisecond)
+		require.Equal(t, append([]time.Duration{0}, repeat(spaced, 6)...), gaps(t, p, c, 7), "not idle for long enough: the full rate")
+
+		time.Sleep(idle)
+		require.Equal(t, first, gaps(t, p, c, 6), "idle: a slow start again")
+	})
+}
+
 func TestPacerAppLimitBindsAcrossTargets(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p, _ := newPacer(t, config.RateLimit{PerChat: 100, PerApp: 10})
@@ -148,10 +175,13 @@ func TestPacerSingleRefusalCostsItsWindow(t *testing.T) {
 		require.Equal(t, []time.Duration{0, spaced}, gaps(t, p, chat("1"), 2), "the guard back")
 
 		// When the chat's last five sends are this process's, the window
-		// clears a second and the guard after the first of them.
+		// clears a second and the guard after the first of them. The
+		// chat was idle: these are a slow start's, and the first counts
+		// until 1.3 s after it went (a second, half the doubled guard and
+		// 250 ms).
 		gaps(t, p, chat("1"), 3)
 		require.Equal(t, spaced, p.Slow(chat("1"), time.Now(), 0), "1.05 s after the send 840 ms ago")
-		require.Equal(t, []time.Duration{wider, wider}, gaps(t, p, chat("1"), 2), "and the guard doubled")
+		require.Equal(t, []time.Duration{1300*time.Millisecond - 4*spaced, spaced}, gaps(t, p, chat("1"), 2))
 	})
 }
 
