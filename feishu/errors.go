@@ -229,15 +229,22 @@ func (e *TokenError) Unwrap() error { return e.Err }
 
 // Unanswered says whether err is a call Feishu may have received but
 // whose answer never came: a timeout or a connection lost after the
-// request went. A connection never made, or an answer however unwelcome,
-// is not.
+// request went. A connection never made, an answer however unwelcome, or
+// a failure to get a token (the call it was for never went) is not.
 func Unanswered(err error) bool {
 	var e *Error
-	if !errors.As(err, &e) || e.Err == nil {
+	if tokenFailure(err) || !errors.As(err, &e) || e.Err == nil {
 		return false
 	}
 	var op *net.OpError
 	return !errors.As(e.Err, &op) || op.Op != "dial"
+}
+
+// tokenFailure says whether err is a failure to obtain a tenant token,
+// whose *Error is the token call's, not the send's.
+func tokenFailure(err error) bool {
+	var te *TokenError
+	return errors.As(err, &te)
 }
 
 // MayHaveSent says whether the send that failed with err may have made its

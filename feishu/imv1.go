@@ -33,7 +33,7 @@ func (s imv1) Send(ctx context.Context, m Message) (string, error) {
 		return err
 	})
 	var fe *Error
-	if lost && m.UUID != "" && errors.As(err, &fe) && fe.Err == nil {
+	if lost && m.UUID != "" && !tokenFailure(err) && errors.As(err, &fe) && fe.Err == nil {
 		// The answer is to the uuid's second coming at least: Feishu's
 		// for the message it already has, for all the service knows.
 		fe.AfterLostAnswer = true

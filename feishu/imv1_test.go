@@ -201,4 +201,18 @@ func TestRefusalAfterALostAnswer(t *testing.T) {
 	require.Error(t, err)
 	require.False(t, feishu.Unanswered(err), "%v", err)
 	require.False(t, feishu.MayHaveSent(err))
+
+	// Nor did a send whose token never came: the token call's timeout is
+	// no lost answer to the send it was for.
+	hung := feishutest.New(t)
+	hc, _ := newSender(t, hung, feishutest.AppSecret, config.APIIMv1)
+	hung.FailTokens(&feishutest.TokenFault{Hang: true})
+	ctx, cancel = context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	_, err = hc.Send(ctx, m)
+	var te *feishu.TokenError
+	require.ErrorAs(t, err, &te)
+	require.False(t, feishu.Unanswered(err), "%v", err)
+	require.False(t, feishu.MayHaveSent(err))
+	require.Empty(t, hung.Messages())
 }

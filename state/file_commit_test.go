@@ -55,6 +55,66 @@ func TestGroupCommitsConcurrentWrites(t *testing.T) {
 	require.Contains(t, keys(t, db), "later")
 }
 
+// The writes that come while a transaction is being committed share the
+// next one, and none returns before the transaction holding it committed.
+func TestGroupSharesTheNextTransaction(t *testing.T) {
+	g, db := openGroup(t)
+	release := make(chan struct{})
+	var mu sync.Mutex
+	txOf := map[string]int{} // key -> the transaction that wrote it
+	record := func(key string, tx *bolt.Tx) {
+		mu.Lock()
+		defer mu.Unlock()
+		txOf[key] = int(tx.ID())
+	}
+	firstDone := make(chan error, 1)
+	go func() {
+		firstDone <- g.do(func(tx *bolt.Tx) error {
+			<-release
+			record("first", tx)
+			return put("first")(tx)
+		})
+	}()
+	require.Eventually(t, func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.running && len(g.queue) == 0
+	}, 10*time.Second, time.Millisecond, "the first write is being committed")
+
+	const n = 16
+	done := make(chan error, n)
+	for i := range n {
+		key := fmt.Sprintf("k%02d", i)
+		go func() {
+			done <- g.do(func(tx *bolt.Tx) error { record(key, tx); return put(key)(tx) })
+		}()
+	}
+	require.Eventually(t, func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return len(g.queue) == n
+	}, 10*time.Second, time.Millisecond, "the others queue behind it")
+	select {
+	case err := <-done:
+		t.Fatalf("a write returned before its transaction ran: %v", err)
+	default:
+	}
+
+	close(release)
+	require.NoError(t, <-firstDone)
+	for range n {
+		require.NoError(t, <-done)
+	}
+	require.Len(t, keys(t, db), n+1)
+	mu.Lock()
+	defer mu.Unlock()
+	shared := txOf["k00"]
+	require.NotEqual(t, txOf["first"], shared)
+	for i := range n {
+		require.Equal(t, shared, txOf[fmt.Sprintf("k%02d", i)], "k%02d in the shared transaction", i)
+	}
+}
+
 // A write that fails, or panics, fails alone: the others of its
 // transaction are committed without it.
 func TestGroupFailingWriteFailsAlone(t *testing.T) {

@@ -99,18 +99,23 @@ if at - now > tonumber(ARGV[3]) then
   return {-1, replicas}
 end
 local ttl = math.floor((at - now) / 1000) + 180000
+-- A key lives 3 min past its furthest slot: a take nearer now must not
+-- shorten the life of a key that holds a later one.
+local function keep(k)
+  if redis.call("PTTL", k) < ttl then redis.call("PEXPIRE", k, ttl) end
+end
 for i = 1, n do
   local l = lims[i]
   -- Every slot is in the schedule, spaced or not, for giveSlots to find.
   redis.call("ZADD", l.s, string.format("%d", at), ARGV[4])
-  redis.call("PEXPIRE", l.s, ttl)
+  keep(l.s)
   if l.per > 0 then
     redis.call("HINCRBY", l.c, string.format("%d", math.floor(at / l.cell)), 1)
     local first = math.floor(now / l.cell) - l.k
     for _, f in ipairs(redis.call("HKEYS", l.c)) do
       if tonumber(f) < first then redis.call("HDEL", l.c, f) end
     end
-    redis.call("PEXPIRE", l.c, ttl)
+    keep(l.c)
   end
 end
 return {at - now, replicas}`)
