@@ -28,7 +28,6 @@ import (
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishutest"
 	"github.com/alertmanager-feishu/alertmanager-feishu/receiver"
 	"github.com/alertmanager-feishu/alertmanager-feishu/state"
-	"github.com/alertmanager-feishu/alertmanager-feishu/webhook"
 )
 
 const routing = `
@@ -729,13 +728,7 @@ func TestHugeGroupIsDelivered(t *testing.T) {
 			Fingerprint: fmt.Sprintf("%016x", i),
 		})
 	}
-	body, err := json.Marshal(webhook.Payload{Data: template.Data{
-		Receiver: "feishu", Status: "firing", Alerts: alerts,
-		GroupLabels:  template.KV{"alertname": "DiskFull"},
-		CommonLabels: template.KV{"alertname": "DiskFull", "severity": "critical"}, CommonAnnotations: template.KV{}, RouteLabels: template.KV{},
-		ExternalURL: "http://alertmanager.example",
-	}, Version: "4", GroupKey: `{}:{alertname="DiskFull"}`})
-	require.NoError(t, err)
+	body := diskFullGroup(t, alerts)
 	require.Greater(t, len(body), 250<<10, "far over any message limit")
 
 	forAPIsAndTypes(t, func(t *testing.T, api, typ string) {

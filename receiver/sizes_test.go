@@ -40,6 +40,13 @@ func denseGroup(t *testing.T) []byte {
 			Fingerprint: fmt.Sprintf("%016x", i),
 		})
 	}
+	return diskFullGroup(t, alerts)
+}
+
+// diskFullGroup is the webhook body of the critical DiskFull group with
+// alerts.
+func diskFullGroup(t *testing.T, alerts template.Alerts) []byte {
+	t.Helper()
 	body, err := json.Marshal(webhook.Payload{Data: template.Data{
 		Receiver: "feishu", Status: "firing", Alerts: alerts,
 		GroupLabels:  template.KV{"alertname": "DiskFull"},
@@ -48,6 +55,18 @@ func denseGroup(t *testing.T) []byte {
 	}, Version: "4", GroupKey: `{}:{alertname="DiskFull"}`})
 	require.NoError(t, err)
 	return body
+}
+
+// firstAlerts is body with only its first n alerts: the same group,
+// small.
+func firstAlerts(t *testing.T, body []byte, n int) []byte {
+	t.Helper()
+	var small map[string]any
+	require.NoError(t, json.Unmarshal(body, &small))
+	small["alerts"] = small["alerts"].([]any)[:n]
+	b, err := json.Marshal(small)
+	require.NoError(t, err)
+	return b
 }
 
 // sizeRules are the ways Feishu may count its size limits: the KB of
@@ -232,12 +251,7 @@ func TestHugeGroupUnderEveryStandInBehaviour(t *testing.T) {
 	body := denseGroup(t)
 	first := func(t *testing.T, e *env) string {
 		t.Helper()
-		var small map[string]any
-		require.NoError(t, json.Unmarshal(body, &small))
-		small["alerts"] = small["alerts"].([]any)[:2]
-		b, err := json.Marshal(small)
-		require.NoError(t, err)
-		code, a := e.post(t, "/webhook", b)
+		code, a := e.post(t, "/webhook", firstAlerts(t, body, 2))
 		require.Equal(t, http.StatusOK, code, a.Error)
 		return e.feishu.Messages()[0].ID
 	}
@@ -306,12 +320,7 @@ func TestFallbacksCombine(t *testing.T) {
 		t.Run(api, func(t *testing.T) {
 			e := newRefusedEnv(t, api, config.MsgInteractive)
 			body := denseGroup(t)
-			var small map[string]any
-			require.NoError(t, json.Unmarshal(body, &small))
-			small["alerts"] = small["alerts"].([]any)[:2]
-			b, err := json.Marshal(small)
-			require.NoError(t, err)
-			code, a := e.post(t, "/webhook", b)
+			code, a := e.post(t, "/webhook", firstAlerts(t, body, 2))
 			require.Equal(t, http.StatusOK, code, a.Error)
 			e.feishu.Recall(e.feishu.Messages()[0].ID)
 			e.feishu.SetStrictOpenIDs(true)
