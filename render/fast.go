@@ -232,50 +232,46 @@ func fastBody(d *Data, l *bodyLayout) string {
 			b.WriteString(a.Labels["alertname"])
 		}
 	}
-	if firing > 0 {
-		b.WriteString(l.firing[0])
-		writeInt(firing)
-		b.WriteString(l.firing[1])
+	// section writes the count of the alerts of status under its heading,
+	// then each of them: its labels, and what tail adds.
+	section := func(status string, heading [2]string, n int, tail func(a *template.Alert)) {
+		if n == 0 {
+			return
+		}
+		b.WriteString(heading[0])
+		writeInt(n)
+		b.WriteString(heading[1])
 		for i := range d.Alerts {
-			a := &d.Alerts[i]
-			if a.Status != "firing" {
-				continue
-			}
-			alert(a)
-			if !a.StartsAt.IsZero() {
-				b.WriteString(l.since)
-				writeTime(a.StartsAt)
-			}
-			b.WriteByte('\n')
-			if s := a.Annotations["summary"]; s != "" && s != commonSummary {
-				line("  ", s)
-			}
-			if l.source != "" {
-				line(l.source, a.GeneratorURL)
+			if a := &d.Alerts[i]; a.Status == status {
+				alert(a)
+				tail(a)
 			}
 		}
 	}
-	if resolved > 0 {
-		b.WriteString(l.resolved[0])
-		writeInt(resolved)
-		b.WriteString(l.resolved[1])
-		for i := range d.Alerts {
-			a := &d.Alerts[i]
-			if a.Status != "resolved" {
-				continue
-			}
-			alert(a)
-			if !a.StartsAt.IsZero() {
-				b.WriteString(l.comma)
-				writeTime(a.StartsAt)
-				b.WriteString(l.arrow)
-			} else {
-				b.WriteString(l.ended)
-			}
-			writeTime(a.EndsAt)
-			b.WriteByte('\n')
+	section("firing", l.firing, firing, func(a *template.Alert) {
+		if !a.StartsAt.IsZero() {
+			b.WriteString(l.since)
+			writeTime(a.StartsAt)
 		}
-	}
+		b.WriteByte('\n')
+		if s := a.Annotations["summary"]; s != "" && s != commonSummary {
+			line("  ", s)
+		}
+		if l.source != "" {
+			line(l.source, a.GeneratorURL)
+		}
+	})
+	section("resolved", l.resolved, resolved, func(a *template.Alert) {
+		if !a.StartsAt.IsZero() {
+			b.WriteString(l.comma)
+			writeTime(a.StartsAt)
+			b.WriteString(l.arrow)
+		} else {
+			b.WriteString(l.ended)
+		}
+		writeTime(a.EndsAt)
+		b.WriteByte('\n')
+	})
 	if n := d.TruncatedAlerts; n != 0 {
 		b.WriteString(l.truncated[0])
 		b.Write(strconv.AppendUint(scratch[:0], n, 10))
