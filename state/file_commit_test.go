@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
@@ -42,7 +43,7 @@ func TestGroupCommitsConcurrentWrites(t *testing.T) {
 	want := make([]string, 64)
 	for i := range want {
 		want[i] = fmt.Sprintf("k%02d", i)
-		wg.Go(func() { require.NoError(t, g.do(put(want[i]))) })
+		wg.Go(func() { assert.NoError(t, g.do(put(want[i]))) })
 	}
 	wg.Wait()
 	require.Equal(t, want, keys(t, db))
@@ -145,7 +146,7 @@ func TestGroupCommitFailureFailsEveryWrite(t *testing.T) {
 	require.NoError(t, db.Close())
 	var wg sync.WaitGroup
 	for i := range 8 {
-		wg.Go(func() { require.ErrorIs(t, g.do(put(fmt.Sprint(i))), bolterrors.ErrDatabaseNotOpen) })
+		wg.Go(func() { assert.ErrorIs(t, g.do(put(fmt.Sprint(i))), bolterrors.ErrDatabaseNotOpen) })
 	}
 	wg.Wait()
 }

@@ -20,10 +20,13 @@ import (
 	"github.com/alertmanager-feishu/alertmanager-feishu/webhook"
 )
 
-// The state the first release left in testdata/upgrade (written by
-// receiver/upgrade_fixture_test.go) is read by this one: open chains keep
-// their roots, a recent resolution still dedupes, delivered notifications
-// stay delivered and an unrecorded attempt keeps its uuid.
+// The state the first release left in testdata/upgrade is read by this
+// one: open chains keep their roots, a recent resolution still dedupes,
+// delivered notifications stay delivered and an unrecorded attempt keeps
+// its uuid. The fixtures were written by that release's own code at commit
+// baacf2f (`git show baacf2f:receiver/upgrade_fixture_test.go`, run with
+// AMFEISHU_WRITE_UPGRADE_FIXTURES=1 in a worktree of that commit), and are
+// never rewritten: only the old code writes the old shapes.
 
 const upgradeDir = "../testdata/upgrade"
 
