@@ -24,7 +24,9 @@ import (
 	"github.com/alertmanager-feishu/alertmanager-feishu/config"
 	"github.com/alertmanager-feishu/alertmanager-feishu/core"
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
+	"github.com/alertmanager-feishu/alertmanager-feishu/incident"
 	"github.com/alertmanager-feishu/alertmanager-feishu/oncall"
+	"github.com/alertmanager-feishu/alertmanager-feishu/state"
 	"github.com/alertmanager-feishu/alertmanager-feishu/webhook"
 )
 
@@ -150,11 +152,14 @@ func Render(w io.Writer, file, payloadFile, receiver string, escalation bool) er
 		receivers = pl.Routed(pl.Route.Receivers(p.CommonLabelSet()))
 	}
 	for i, rc := range receivers {
-		msg, err := pl.Renderer.Render(p, rc.Config, pl.Mentions.For(context.Background(), rc.Config, p))
+		// The incident's ID is made when its first message goes: this
+		// one has its shape and size, so that the card is measured and
+		// cut as the one sent will be.
+		id := incident.NewID(state.ChainKey(rc.Name(), rc.Target.String(), p.GroupKey))
+		msg, err := rc.RenderFirst(p, pl.Mentions.For(context.Background(), rc.Config, p), id)
 		if err != nil {
 			return fmt.Errorf("receiver %q: %w", rc.Name(), err)
 		}
-		msg.Target = rc.Target
 		var path string
 		var body []byte
 		switch rc.API {

@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"encoding/json"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -12,6 +14,8 @@ import (
 
 	"github.com/alertmanager-feishu/alertmanager-feishu/config"
 	"github.com/alertmanager-feishu/alertmanager-feishu/core"
+	"github.com/alertmanager-feishu/alertmanager-feishu/incident"
+	"github.com/alertmanager-feishu/alertmanager-feishu/state"
 )
 
 const escalating = `
@@ -144,4 +148,38 @@ func TestShippedConfigurationsCheck(t *testing.T) {
 			require.ErrorIs(t, p, fs.ErrNotExist, "%s: %v", f, p)
 		}
 	}
+}
+
+// render shows the first message as serve sends it when the incident
+// opens: with actions, the root card carries the buttons and the ID of an
+// incident of that group, of the shape and size of the one sent.
+func TestRenderShowsTheButtonsServeSends(t *testing.T) {
+	file := writeConfig(t, `
+feishu: {app_id: cli_x, app_secret: s}
+actions:
+  alertmanager: {urls: ["http://127.0.0.1:9093"]}
+  silence_durations: [1h, 4h]
+receivers:
+  - {name: card, chat_id: oc_card}
+  - {name: text, chat_id: oc_text, msg_type: text}
+route: {receiver: card}
+`)
+	firing := payload("firing-HighCPU-seq1-first-notification.json")
+	out := render(t, file, firing, "card", false)
+	require.Contains(t, out, `"action": "ack"`)
+	require.Contains(t, out, `"action": "silence"`)
+	require.Contains(t, out, `"duration": "4h"`)
+
+	p, err := os.ReadFile(firing)
+	require.NoError(t, err)
+	var groupKey struct{ GroupKey string }
+	require.NoError(t, json.Unmarshal(p, &groupKey))
+	chain := state.ChainKey("card", "chat_id oc_card", groupKey.GroupKey)
+	ids := regexp.MustCompile(`"incident": "([^"]+)"`).FindAllStringSubmatch(out, -1)
+	require.Len(t, ids, 3, "acknowledge and two silences")
+	for _, id := range ids {
+		require.Equal(t, chain, incident.ChainOf(id[1]), "the buttons name an incident of the group's chain")
+	}
+
+	require.NotContains(t, render(t, file, firing, "text", false), `"action"`, "text has no buttons")
 }

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/alertmanager-feishu/alertmanager-feishu/config"
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
@@ -16,23 +17,28 @@ import (
 // does not page anyone again.
 var oncallNone = oncall.Mentions{}
 
-// cardState is what rc's root card shows of in: its state and buttons
-// where rc has actions, its escalation where rc escalates (and its messages
-// are cards), nil otherwise: those cards look as they always did.
+// cardState is what rc's root card shows of in now.
 func (c *Core) cardState(rc *Receiver, in *incident.Incident) *render.CardState {
-	cfg := rc.pipeline.Config
-	if !keepsLast(rc) {
+	return rc.cardState(in, c.now())
+}
+
+// cardState is what r's root card shows of in at now: its state and
+// buttons where r has actions, its escalation where r escalates (and its
+// messages are cards), nil otherwise: those cards look as they always did.
+func (r *Receiver) cardState(in *incident.Incident, now time.Time) *render.CardState {
+	cfg := r.pipeline.Config
+	if !keepsLast(r) {
 		return nil
 	}
 	st := &render.CardState{Escalation: in.Escalation, EscalatedTo: in.Escalation.Reached}
-	if !cfg.HasActions(rc.Config) {
+	if !cfg.HasActions(r.Config) {
 		return st // no ID: no buttons
 	}
 	st.ID, st.Ack = in.ID, in.Ack
-	if rc.pipeline.Silencer != nil {
+	if r.pipeline.Silencer != nil {
 		st.Durations = cfg.Actions.SilenceDurations
 	}
-	if in.Silenced(c.now()) {
+	if in.Silenced(now) {
 		st.Silence = in.Silence
 	}
 	return st

@@ -13,9 +13,11 @@ import (
 	"github.com/alertmanager-feishu/alertmanager-feishu/actions"
 	"github.com/alertmanager-feishu/alertmanager-feishu/config"
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
+	"github.com/alertmanager-feishu/alertmanager-feishu/incident"
 	"github.com/alertmanager-feishu/alertmanager-feishu/oncall"
 	"github.com/alertmanager-feishu/alertmanager-feishu/render"
 	"github.com/alertmanager-feishu/alertmanager-feishu/route"
+	"github.com/alertmanager-feishu/alertmanager-feishu/webhook"
 )
 
 // Pipeline is everything built from one routing.yaml. A reload replaces it
@@ -50,6 +52,18 @@ type Receiver struct {
 
 // Name is the receiver's name.
 func (r *Receiver) Name() string { return r.Config.Name }
+
+// RenderFirst renders the first message of a group for r as Notify sends
+// it when the group's incident opens, as the incident called id: a root
+// card shows the incident's state and buttons where r has them. The
+// offline commands render through it, so that what they show is what is
+// sent.
+func (r *Receiver) RenderFirst(p *webhook.Payload, mentions oncall.Mentions, id string) (feishu.Message, error) {
+	in := &incident.Incident{ID: id, State: incident.Firing}
+	msg, err := r.pipeline.Renderer.RenderWith(p, r.Config, mentions, render.Options{Card: r.cardState(in, time.Time{})})
+	msg.Target = r.Target
+	return msg, err
+}
 
 // Receiver returns the receiver called name, or nil.
 func (p *Pipeline) Receiver(name string) *Receiver { return p.receivers[name] }
