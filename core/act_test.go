@@ -1,16 +1,21 @@
 package core_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/promslog"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
 
@@ -47,33 +52,93 @@ type actionEnv struct {
 	pl    *core.Pipeline
 	store state.Store
 	fs    *feishutest.Server
-	am    *amtest.Alertmanager
+	am    *amtest.Alertmanager // nil when the test named the Alertmanager
 	reg   *prometheus.Registry
+	logs  *logBuffer
+	skew  atomic.Int64       // the core's clock is this many nanoseconds off
 	root  feishutest.Message // the incident's root card, once notified
 	n     core.Notification
 }
 
+// envOptions say how an actionEnv differs from the usual one.
+type envOptions struct {
+	amURL string // the Alertmanager silences go to; "" runs a real one
+	extra string // more of the actions block
+	// front is what the service reaches Feishu through, given the
+	// stand-in's handler; nil is the stand-in itself.
+	front func(http.Handler) http.Handler
+}
+
 func newActionEnv(t testing.TB, amURL, extra string) *actionEnv {
 	t.Helper()
-	e := &actionEnv{fs: feishutest.New(t), reg: prometheus.NewRegistry()}
-	if amURL == "" {
+	return newActionEnvWith(t, envOptions{amURL: amURL, extra: extra})
+}
+
+func newActionEnvWith(t testing.TB, o envOptions) *actionEnv {
+	t.Helper()
+	e := &actionEnv{fs: feishutest.New(t), reg: prometheus.NewRegistry(), logs: &logBuffer{}}
+	if o.amURL == "" {
 		dir, err := amtest.Binaries()
 		require.NoError(t, err)
 		e.am = amtest.Run(t, amtest.Options{Binary: filepath.Join(dir, "alertmanager"), Config: "route: {receiver: x}\nreceivers: [{name: x}]\n"})
-		amURL = e.am.URL
+		o.amURL = e.am.URL
 	}
-	logger := promslog.NewNopLogger()
+	feishuURL := e.fs.URL
+	if o.front != nil {
+		front := httptest.NewServer(o.front(e.fs.Handler()))
+		t.Cleanup(front.Close)
+		feishuURL = front.URL
+	}
+	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("core log:\n%s", e.logs.String())
+		}
+	})
 	store, err := state.OpenFile(filepath.Join(t.TempDir(), "state.db"), state.Options{ChainTTL: time.Hour, DedupeWindow: time.Hour}, logger)
 	require.NoError(t, err)
 	t.Cleanup(func() { store.Close() })
-	cfg, err := config.Parse(fmt.Appendf(nil, actionsRouting, e.fs.URL, amURL, extra))
+	cfg, err := config.Parse(fmt.Appendf(nil, actionsRouting, feishuURL, o.amURL, o.extra))
 	require.NoError(t, err)
 	e.pl, err = core.NewPipeline(cfg, core.PipelineOptions{Logger: logger})
 	require.NoError(t, err)
 	e.store = store
-	e.core = core.New(store, e.pl, core.Options{Logger: logger, Registerer: e.reg})
+	now := func() time.Time { return time.Now().Add(time.Duration(e.skew.Load())) }
+	e.core = core.New(store, e.pl, core.Options{Logger: logger, Registerer: e.reg, Now: now})
 	t.Cleanup(func() { e.core.Shutdown(context.Background()) })
 	return e
+}
+
+// logBuffer holds the core's log, JSON lines, written from any goroutine.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// with returns the log lines whose attribute key is value.
+func (l *logBuffer) with(t *testing.T, key, value string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for line := range strings.Lines(l.String()) {
+		var rec map[string]any
+		require.NoError(t, json.Unmarshal([]byte(line), &rec), line)
+		if rec[key] == value {
+			out = append(out, rec)
+		}
+	}
+	return out
 }
 
 // notify sends the first notification of HighCPU's group to infra, and
@@ -152,6 +217,12 @@ func (e *actionEnv) settle(t *testing.T) {
 
 // count reads one series of the actions metric.
 func (e *actionEnv) count(action, result string) float64 {
+	return e.counts()[action+"/"+result]
+}
+
+// counts are the actions metric's series, by "action/result".
+func (e *actionEnv) counts() map[string]float64 {
+	out := map[string]float64{}
 	mfs, _ := e.reg.Gather()
 	for _, mf := range mfs {
 		if mf.GetName() != "alertmanager_feishu_actions_total" {
@@ -162,12 +233,55 @@ func (e *actionEnv) count(action, result string) float64 {
 			for _, l := range m.GetLabel() {
 				labels[l.GetName()] = l.GetValue()
 			}
-			if labels["action"] == action && labels["result"] == result {
-				return m.GetCounter().GetValue()
-			}
+			out[labels["action"]+"/"+labels["result"]] = m.GetCounter().GetValue()
 		}
 	}
-	return 0
+	return out
+}
+
+// refusal is what a refused click shows: the action it is counted under,
+// what its toast and its log line's reason say.
+type refusal struct {
+	action, toast, reason string
+}
+
+// requireRefused clicks cb and checks that the click was refused and
+// nothing else happened: counted once as refused under its action and
+// nothing more, answered with an error toast and no card (the card stays
+// as it is), logged once with its reason; no silence in Alertmanager, the
+// incident as it was, no message sent nor card updated in the stand-in.
+func (e *actionEnv) requireRefused(t *testing.T, cb actions.Callback, want refusal) {
+	t.Helper()
+	before, in, msgs := e.counts(), e.incident(t), e.fs.Messages()
+	answer := e.core.Callback(context.Background(), cb)
+	e.settle(t)
+
+	require.NotNil(t, answer.Toast)
+	require.Equal(t, actions.ToastError, answer.Toast.Type, answer.Toast.Content)
+	require.Contains(t, answer.Toast.Content, want.toast)
+	require.Empty(t, string(answer.Card), "a refused click answers with no card: the card is unchanged")
+
+	counted := map[string]float64{}
+	for k, v := range e.counts() {
+		if d := v - before[k]; d != 0 {
+			counted[k] = d
+		}
+	}
+	require.Equal(t, map[string]float64{want.action + "/refused": 1}, counted)
+
+	lines := e.logs.with(t, "event_id", cb.EventID)
+	require.Len(t, lines, 1, "one log line for the click")
+	require.Equal(t, "card action refused", lines[0]["msg"])
+	require.Equal(t, want.action, lines[0]["action"])
+	require.Contains(t, lines[0]["reason"], want.reason)
+
+	if e.am != nil {
+		silences, err := e.am.Silences()
+		require.NoError(t, err)
+		require.Empty(t, silences, "no silence in Alertmanager")
+	}
+	require.Equal(t, in, e.incident(t), "the incident is as it was")
+	require.Equal(t, msgs, e.fs.Messages(), "no message sent, no card updated")
 }
 
 // Acknowledge records who and when, answers with the card as it now is,
@@ -251,57 +365,69 @@ func TestSilenceAndExpire(t *testing.T) {
 	require.Len(t, silences, 1, "no second silence was made")
 }
 
-// Every click that cannot be acted on is answered with an error toast and
-// counted as refused, and nothing is done.
+// Every click that cannot be acted on is answered with an error toast,
+// logged with its reason and counted as refused, and nothing is done.
 func TestRefusedClicks(t *testing.T) {
-	e := newActionEnv(t, "http://127.0.0.1:1", "  allowed: {users: [{open_id: ou_alice}]}")
+	e := newActionEnv(t, "", "  allowed: {users: [{open_id: ou_alice}]}")
 	e.notify(t)
 	ack := button(t, e.root.Content, core.ActionAck, "")
 	var v map[string]string
 	require.NoError(t, json.Unmarshal(ack, &v))
 	other := incident.NewID(strings.Repeat("0", 64))
-	for name, cb := range map[string]actions.Callback{
-		"not json":             click(json.RawMessage(`"ack"`), "ou_alice"),
-		"unknown action":       click(json.RawMessage(`{"action":"reboot","incident":"`+v["incident"]+`"}`), "ou_alice"),
-		"no incident":          click(json.RawMessage(`{"action":"ack"}`), "ou_alice"),
-		"malformed incident":   click(json.RawMessage(`{"action":"ack","incident":"x"}`), "ou_alice"),
-		"incident unknown":     click(json.RawMessage(`{"action":"ack","incident":"`+other+`"}`), "ou_alice"),
-		"tampered random part": click(json.RawMessage(`{"action":"ack","incident":"`+incident.NewID(incident.ChainOf(v["incident"]))+`"}`), "ou_alice"),
-		"duration not listed":  click(json.RawMessage(`{"action":"silence","duration":"2h","incident":"`+v["incident"]+`"}`), "ou_alice"),
-		"not allowed":          click(ack, "ou_mallory"),
+	anotherApp := func() actions.Callback {
+		cb := click(ack, "ou_alice")
+		cb.AppID = "cli_other"
+		return cb
+	}
+	for _, c := range []struct {
+		name  string
+		click func() actions.Callback
+		want  refusal
+	}{
+		{"not json", func() actions.Callback { return click(json.RawMessage(`"ack"`), "ou_alice") },
+			refusal{"unknown", "not one this service knows", "not one of this service's"}},
+		{"unknown action", func() actions.Callback {
+			return click(json.RawMessage(`{"action":"reboot","incident":"`+v["incident"]+`"}`), "ou_alice")
+		}, refusal{"unknown", "not one this service knows", `unknown action "reboot"`}},
+		{"no incident", func() actions.Callback { return click(json.RawMessage(`{"action":"ack"}`), "ou_alice") },
+			refusal{"unknown", "not one this service knows", "not one of this service's"}},
+		{"malformed incident", func() actions.Callback {
+			return click(json.RawMessage(`{"action":"ack","incident":"x"}`), "ou_alice")
+		}, refusal{core.ActionAck, "not one this service knows", "names no incident"}},
+		{"incident unknown", func() actions.Callback {
+			return click(json.RawMessage(`{"action":"ack","incident":"`+other+`"}`), "ou_alice")
+		}, refusal{core.ActionAck, "not one this service knows", "names no incident"}},
+		{"tampered random part", func() actions.Callback {
+			return click(json.RawMessage(`{"action":"ack","incident":"`+incident.NewID(incident.ChainOf(v["incident"]))+`"}`), "ou_alice")
+		}, refusal{core.ActionAck, "not one this service knows", "names no incident"}},
+		{"another app's incident", anotherApp,
+			refusal{core.ActionAck, "not one this service knows", "another app"}},
+		{"duration not listed", func() actions.Callback {
+			return click(json.RawMessage(`{"action":"silence","duration":"2h","incident":"`+v["incident"]+`"}`), "ou_alice")
+		}, refusal{core.ActionSilence, "not one this service knows", `duration "2h" is not in actions.silence_durations`}},
+		{"not allowed", func() actions.Callback { return click(ack, "ou_mallory") },
+			refusal{core.ActionAck, "not allowed", "not in actions.allowed"}},
+		{"not allowed to silence", func() actions.Callback {
+			return click(button(t, e.root.Content, core.ActionSilence, "1h"), "ou_mallory")
+		}, refusal{core.ActionSilence, "not allowed", "not in actions.allowed"}},
 	} {
-		t.Run(name, func(t *testing.T) {
-			answer := e.core.Callback(context.Background(), cb)
-			require.Equal(t, actions.ToastError, answer.Toast.Type, answer.Toast.Content)
+		t.Run(c.name, func(t *testing.T) {
+			e.requireRefused(t, c.click(), c.want)
 		})
 	}
-	anotherApp := click(ack, "ou_alice")
-	anotherApp.AppID = "cli_other"
-	require.Equal(t, actions.ToastError, e.core.Callback(context.Background(), anotherApp).Toast.Type)
-	e.settle(t)
-	require.Len(t, e.fs.Messages(), 1, "nothing was sent")
-	require.Zero(t, e.fs.Messages()[0].Updates, "the card is unchanged")
-	in := e.incident(t)
-	require.Nil(t, in.Ack)
-	require.Nil(t, in.Silence)
-	require.InDelta(t, 9, e.count("unknown", "refused")+e.count(core.ActionAck, "refused")+e.count(core.ActionSilence, "refused"), 0)
 }
 
 // Alertmanager refusing the silence, or not answering, is told to the
-// clicker, and the card and the incident are unchanged.
+// clicker, logged with what Alertmanager said and counted as refused, and
+// the card and the incident are unchanged.
 func TestSilenceFailures(t *testing.T) {
 	t.Run("unreachable", func(t *testing.T) {
 		e := newActionEnv(t, "http://127.0.0.1:1", "")
 		e.notify(t)
-		answer := e.core.Callback(context.Background(), click(button(t, e.root.Content, core.ActionSilence, "1h"), "ou_alice"))
-		require.Equal(t, actions.ToastError, answer.Toast.Type)
-		require.Contains(t, answer.Toast.Content, "try again")
-		e.settle(t)
-		require.Nil(t, e.incident(t).Silence)
-		require.Len(t, e.fs.Messages(), 1)
-		require.InDelta(t, 1, e.count(core.ActionSilence, "failed"), 0)
+		e.requireRefused(t, click(button(t, e.root.Content, core.ActionSilence, "1h"), "ou_alice"),
+			refusal{core.ActionSilence, "try again", "create silence: no alertmanager answered: http://127.0.0.1:1"})
 	})
-	t.Run("refused", func(t *testing.T) {
+	t.Run("refused: unauthorized", func(t *testing.T) {
 		dir, err := amtest.Binaries()
 		require.NoError(t, err)
 		bin := filepath.Join(dir, "alertmanager")
@@ -312,13 +438,18 @@ func TestSilenceFailures(t *testing.T) {
 			WebConfig: "basic_auth_users:\n  admin: " + string(hash) + "\n"})
 		e := newActionEnv(t, am.URL, "")
 		e.notify(t)
-		answer := e.core.Callback(context.Background(), click(button(t, e.root.Content, core.ActionSilence, "1h"), "ou_alice"))
-		require.Equal(t, actions.ToastError, answer.Toast.Type)
-		require.Contains(t, answer.Toast.Content, "refused")
-		e.settle(t)
-		require.Nil(t, e.incident(t).Silence)
-		require.Len(t, e.fs.Messages(), 1)
-		require.InDelta(t, 1, e.count(core.ActionSilence, "refused"), 0)
+		e.requireRefused(t, click(button(t, e.root.Content, core.ActionSilence, "1h"), "ou_alice"),
+			refusal{core.ActionSilence, "Alertmanager refused the silence: Unauthorized", "refused with status 401"})
+	})
+	t.Run("refused: invalid silence", func(t *testing.T) {
+		e := newActionEnv(t, "", "")
+		e.notify(t)
+		// A clock two hours behind Alertmanager's makes a silence of 1h
+		// that ended already, which Alertmanager refuses with a 400.
+		e.skew.Store(int64(-2 * time.Hour))
+		e.requireRefused(t, click(button(t, e.root.Content, core.ActionSilence, "1h"), "ou_alice"),
+			refusal{core.ActionSilence, "Alertmanager refused the silence: Failed to create silence: end time can't be in the past",
+				"refused with status 400: Failed to create silence: end time can't be in the past"})
 	})
 }
 
