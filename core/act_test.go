@@ -474,6 +474,45 @@ func TestClickOnResolved(t *testing.T) {
 	require.Len(t, e.fs.Messages(), 3, "the root, the ack's reply and the resolved reply: nothing more")
 }
 
+// A click whose handling outlasts Feishu's deadline is still acted on and
+// recorded, and since its answer comes too late for Feishu to apply, the
+// root card is updated through the API instead: once, to the new state.
+func TestLateAnswerUpdatesTheCard(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e := newActionEnvWith(t, envOptions{amURL: "http://127.0.0.1:1", front: func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/open-apis/contact/v3/users/") {
+				// Looking the clicker's name up takes all of Feishu's
+				// time: the click's context ends meanwhile.
+				cancel()
+				<-r.Context().Done()
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	}})
+	e.notify(t)
+	answer := e.core.Callback(ctx, click(button(t, e.root.Content, core.ActionAck, ""), "ou_alice"))
+	require.Error(t, ctx.Err(), "the click outlasted its context")
+	require.Equal(t, actions.ToastSuccess, answer.Toast.Type, answer.Toast.Content)
+	e.settle(t)
+
+	in := e.incident(t)
+	require.NotNil(t, in.Ack, "the acknowledgement is recorded")
+	require.Equal(t, "ou_alice", in.Ack.By.OpenID)
+	require.InDelta(t, 1, e.count(core.ActionAck, "done"), 0)
+	root, ok := e.fs.Message(e.root.ID)
+	require.True(t, ok)
+	require.Equal(t, 1, root.Updates, "the card updated once, through the API")
+	require.JSONEq(t, string(answer.Card), string(root.Content), "to the card the late answer carried")
+	require.NotContains(t, string(root.Content), `"action":"ack"`, "without the Acknowledge button")
+	require.Contains(t, root.Text, "**Acknowledged**")
+	msgs := e.fs.Messages()
+	require.Len(t, msgs, 2, "the root and the reply that records the acknowledgement")
+	require.Equal(t, e.root.ID, msgs[1].ParentID)
+}
+
 // A click that arrives while a notification of its incident holds the lock
 // is told to try again within Feishu's 3 s, not left to time out.
 func TestClickWhileBusy(t *testing.T) {
