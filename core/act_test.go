@@ -474,6 +474,35 @@ func TestClickOnResolved(t *testing.T) {
 	require.Len(t, e.fs.Messages(), 3, "the root, the ack's reply and the resolved reply: nothing more")
 }
 
+// The resolved card, which the notification resolving an acknowledged and
+// silenced incident puts on its root, keeps who acknowledged it and the
+// silence, with its link into Alertmanager, and has no buttons.
+func TestResolvedCardKeepsTheSilence(t *testing.T) {
+	e := newActionEnv(t, "", "")
+	e.notify(t)
+	e.fs.SetUserName("ou_alice", "Alice")
+	e.fs.SetUserName("ou_bob", "Bob")
+	answer := e.core.Callback(context.Background(), click(button(t, e.root.Content, core.ActionAck, ""), "ou_alice"))
+	require.Equal(t, actions.ToastSuccess, answer.Toast.Type, answer.Toast.Content)
+	answer = e.core.Callback(context.Background(), click(button(t, e.root.Content, core.ActionSilence, "4h"), "ou_bob"))
+	require.Equal(t, actions.ToastSuccess, answer.Toast.Type, answer.Toast.Content)
+	e.settle(t)
+	silence := e.incident(t).Silence
+	require.NotNil(t, silence)
+
+	resolved := notification(t, "infra", "resolved-HighCPU-seq4-all-alerts-resolved.json")
+	require.Equal(t, core.Sent, e.core.Notify(context.Background(), e.pl.Receiver("infra"), resolved).Status)
+	root, ok := e.fs.Message(e.root.ID)
+	require.True(t, ok)
+	require.Equal(t, 1, root.Updates, "the root card updated once through the API, to the resolved card (the clicks' cards came with their answers)")
+	require.Contains(t, root.Text, "RESOLVED")
+	require.Empty(t, buttons(t, root.Content), "a resolved card has no buttons")
+	require.Contains(t, root.Text, "**Acknowledged** by Alice")
+	require.Contains(t, root.Text, "**Silenced** until")
+	require.Contains(t, root.Text, "by Bob")
+	require.Contains(t, root.Text, "/#/silences/"+silence.ID, "and links to the silence")
+}
+
 // A click whose handling outlasts Feishu's deadline is still acted on and
 // recorded, and since its answer comes too late for Feishu to apply, the
 // root card is updated through the API instead: once, to the new state.
