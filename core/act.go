@@ -142,12 +142,11 @@ func (a *act) run(ctx context.Context) actions.Answer {
 		o = a.unsilence(ctx, by)
 	}
 	done, t := o.done, o.toast
-	switch {
-	case o.refused:
-		// The card stays as the clicker sees it: no card in the answer.
+	if done == nil {
+		// Refused, or done before: the answer carries no card, and
+		// Feishu keeps the card as it is. Of two clicks at once, the
+		// one that acted brings the chat the new card, once.
 		return actions.Answer{Toast: t.toast(a.receiver.Config.Language)}
-	case done == nil:
-		return c.answerWith(a.receiver, in, t)
 	}
 	answer, _ := json.Marshal(t)
 	in.Remember(a.cb.EventID, a.now, answer)
@@ -182,12 +181,11 @@ func (a *act) run(ctx context.Context) actions.Answer {
 	return out
 }
 
-// outcome is what an action did: done says what (nil for nothing), toast
-// what the clicker is told; refused is an action not done and counted so.
+// outcome is what an action did, nil for nothing, and what the clicker is
+// told.
 type outcome struct {
-	done    *render.Action
-	toast   toast
-	refused bool
+	done  *render.Action
+	toast toast
 }
 
 func (a *act) acknowledge(by incident.Person) outcome {
@@ -262,7 +260,7 @@ func (a *act) alertmanagerFailed(action string, err error) outcome {
 
 func (a *act) refuse(action, reason string, t toast) outcome {
 	a.core.refused(action, a.cb, reason)
-	return outcome{toast: t, refused: true}
+	return outcome{toast: t}
 }
 
 // afterAction records the action in the chain once the clicker has been

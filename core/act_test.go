@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -316,12 +317,51 @@ func TestAcknowledge(t *testing.T) {
 	again := e.core.Callback(context.Background(), click(button(t, e.root.Content, core.ActionAck, ""), "ou_bob"))
 	require.Equal(t, actions.ToastInfo, again.Toast.Type)
 	require.Contains(t, again.Toast.Content, "Alice")
+	require.Empty(t, string(again.Card), "a click that changed nothing leaves the card as it is")
 	repeat := e.core.Callback(context.Background(), first)
 	require.Equal(t, answer.Toast, repeat.Toast, "a repeated event is answered as the first was")
+	require.JSONEq(t, string(answer.Card), string(repeat.Card), "card and all: Feishu sends it again when the first answer did not reach it")
 	e.settle(t)
 	require.Len(t, e.fs.Messages(), 2, "nothing was done twice")
 	require.InDelta(t, 2, e.count(core.ActionAck, "duplicate"), 0)
 	require.Equal(t, "ou_alice", e.incident(t).Ack.By.OpenID, "the first acknowledgement stands")
+}
+
+// Two clicks at once, on two replicas sharing the state, give one result:
+// one acknowledgement and one reply, the other clicker told it was done;
+// only the answer that acted carries the new card, so Feishu updates the
+// card once, and nothing is updated through the API.
+func TestSimultaneousClicks(t *testing.T) {
+	e := newActionEnv(t, "http://127.0.0.1:1", "")
+	e.notify(t)
+	other := core.New(e.store, e.pl, core.Options{Logger: slog.New(slog.NewJSONHandler(e.logs, nil)), Registerer: prometheus.NewRegistry()})
+	t.Cleanup(func() { other.Shutdown(context.Background()) })
+	ack := button(t, e.root.Content, core.ActionAck, "")
+	clicks := []actions.Callback{click(ack, "ou_alice"), click(ack, "ou_bob")}
+	answers := make([]actions.Answer, 2)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, replica := range []*core.Core{e.core, other} {
+		wg.Go(func() {
+			<-start
+			answers[i] = replica.Callback(context.Background(), clicks[i])
+		})
+	}
+	close(start)
+	wg.Wait()
+	require.NoError(t, other.Shutdown(context.Background()))
+	e.settle(t)
+
+	types := []string{answers[0].Toast.Type, answers[1].Toast.Type}
+	slices.Sort(types)
+	require.Equal(t, []string{actions.ToastInfo, actions.ToastSuccess}, types, "one acknowledgement, and one told it was done already")
+	acted := slices.IndexFunc(answers, func(a actions.Answer) bool { return a.Toast.Type == actions.ToastSuccess })
+	require.NotEmpty(t, string(answers[acted].Card), "the answer that acted carries the new card")
+	require.Empty(t, string(answers[1-acted].Card), "the other leaves the card to it")
+	msgs := e.fs.Messages()
+	require.Len(t, msgs, 2, "the root and one reply")
+	require.Zero(t, msgs[0].Updates, "no update through the API: the answer's card is the update")
+	require.Equal(t, clicks[acted].Operator.OpenID, e.incident(t).Ack.By.OpenID)
 }
 
 // A silence from the card is made in a real Alertmanager, selects the
