@@ -248,8 +248,8 @@ func (a *act) unsilence(ctx context.Context, by incident.Person) outcome {
 
 // alertmanagerFailed refuses a click that Alertmanager did not carry out,
 // and tells the clicker why: refused (trying again will not help) or not
-// reached (trying again may). Either way nothing changed, in Alertmanager
-// or on the card, and the log says what Alertmanager answered.
+// reached (trying again may). Either way the incident and its card stay as
+// they were, and the log says what each URL answered.
 func (a *act) alertmanagerFailed(action string, err error) outcome {
 	var refused *actions.RefusedError
 	if errors.As(err, &refused) {
