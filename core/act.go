@@ -29,8 +29,8 @@ const (
 const (
 	resultDone      = "done"
 	resultDuplicate = "duplicate" // done before: nothing changes
-	resultRefused   = "refused"   // not allowed, or not a valid request
-	resultFailed    = "failed"    // Alertmanager or the state failed; the clicker may try again
+	resultRefused   = "refused"   // not allowed, not valid, or Alertmanager did not do it: nothing done
+	resultFailed    = "failed"    // the state failed: the action not recorded; the clicker may try again
 )
 
 // buttonValue is the object a button carries back (a contract).
@@ -132,18 +132,21 @@ func (a *act) run(ctx context.Context) actions.Answer {
 		return c.answerWith(a.receiver, in, toastResolved)
 	}
 	by := incident.Person{OpenID: a.cb.Operator.OpenID, Name: a.pipeline.name(ctx, a.cb.Operator.OpenID)}
-	var done *render.Action
-	var t toast
+	var o outcome
 	switch v.Action {
 	case ActionAck:
-		done, t = a.acknowledge(by)
+		o = a.acknowledge(by)
 	case ActionSilence:
-		done, t = a.silence(ctx, by)
+		o = a.silence(ctx, by)
 	case ActionUnsilence:
-		done, t = a.unsilence(ctx, by)
+		o = a.unsilence(ctx, by)
 	}
+	done, t := o.done, o.toast
 	if done == nil {
-		return c.answerWith(a.receiver, in, t)
+		// Refused, or done before: the answer carries no card, and
+		// Feishu keeps the card as it is. Of two clicks at once, the
+		// one that acted brings the chat the new card, once.
+		return actions.Answer{Toast: t.toast(a.receiver.Config.Language)}
 	}
 	answer, _ := json.Marshal(t)
 	in.Remember(a.cb.EventID, a.now, answer)
@@ -178,30 +181,35 @@ func (a *act) run(ctx context.Context) actions.Answer {
 	return out
 }
 
-func (a *act) acknowledge(by incident.Person) (*render.Action, toast) {
+// outcome is what an action did, nil for nothing, and what the clicker is
+// told.
+type outcome struct {
+	done  *render.Action
+	toast toast
+}
+
+func (a *act) acknowledge(by incident.Person) outcome {
 	in := a.incident
 	if in.Ack != nil {
 		a.core.actions.WithLabelValues(ActionAck, resultDuplicate).Inc()
-		return nil, toastAlreadyAcknowledged(in.Ack, a.receiver)
+		return outcome{toast: toastAlreadyAcknowledged(in.Ack, a.receiver)}
 	}
 	in.Ack = &incident.Ack{By: by, At: a.now}
-	return &render.Action{Kind: ActionAck, By: by}, toastAcknowledged
+	return outcome{done: &render.Action{Kind: ActionAck, By: by}, toast: toastAcknowledged}
 }
 
-func (a *act) silence(ctx context.Context, by incident.Person) (*render.Action, toast) {
+func (a *act) silence(ctx context.Context, by incident.Person) outcome {
 	in, cfg := a.incident, a.pipeline.Config.Actions
 	d, ok := cfg.Durations[a.value.Duration]
 	if !ok {
-		a.core.refused(ActionSilence, a.cb, fmt.Sprintf("duration %q is not in actions.silence_durations", a.value.Duration))
-		return nil, toastUnknown
+		return a.refuse(ActionSilence, fmt.Sprintf("duration %q is not in actions.silence_durations", a.value.Duration), toastUnknown)
 	}
 	if in.Silenced(a.now) {
 		a.core.actions.WithLabelValues(ActionSilence, resultDuplicate).Inc()
-		return nil, toastAlreadySilenced(in.Silence, a.receiver)
+		return outcome{toast: toastAlreadySilenced(in.Silence, a.receiver)}
 	}
 	if a.pipeline.Silencer == nil {
-		a.core.refused(ActionSilence, a.cb, "actions.alertmanager has no urls")
-		return nil, toastUnknown
+		return a.refuse(ActionSilence, "actions.alertmanager has no urls", toastUnknown)
 	}
 	until := a.now.Add(d)
 	id, err := a.pipeline.Silencer.Create(ctx, actions.Silence{
@@ -212,42 +220,47 @@ func (a *act) silence(ctx context.Context, by incident.Person) (*render.Action, 
 		Comment:   fmt.Sprintf("Silenced for %s from its Feishu card (message %s) by %s; incident %s, group %s.", a.value.Duration, in.Root, createdBy(by), in.ID, in.GroupKey),
 	})
 	if err != nil {
-		return nil, a.alertmanagerFailed(ActionSilence, err)
+		return a.alertmanagerFailed(ActionSilence, err)
 	}
 	in.Silence = &incident.Silence{ID: id, Until: until, By: by}
-	return &render.Action{Kind: ActionSilence, By: by, Duration: a.value.Duration, Until: until, SilenceURL: silenceURL(in)}, toastSilenced(a.value.Duration)
+	return outcome{
+		done:  &render.Action{Kind: ActionSilence, By: by, Duration: a.value.Duration, Until: until, SilenceURL: silenceURL(in)},
+		toast: toastSilenced(a.value.Duration),
+	}
 }
 
-func (a *act) unsilence(ctx context.Context, by incident.Person) (*render.Action, toast) {
+func (a *act) unsilence(ctx context.Context, by incident.Person) outcome {
 	in := a.incident
 	if !in.Silenced(a.now) {
 		a.core.actions.WithLabelValues(ActionUnsilence, resultDuplicate).Inc()
-		return nil, toastNotSilenced
+		return outcome{toast: toastNotSilenced}
 	}
 	if a.pipeline.Silencer == nil {
-		a.core.refused(ActionUnsilence, a.cb, "actions.alertmanager has no urls")
-		return nil, toastUnknown
+		return a.refuse(ActionUnsilence, "actions.alertmanager has no urls", toastUnknown)
 	}
 	if err := a.pipeline.Silencer.Expire(ctx, in.Silence.ID); err != nil {
-		return nil, a.alertmanagerFailed(ActionUnsilence, err)
+		return a.alertmanagerFailed(ActionUnsilence, err)
 	}
 	url := silenceURL(in)
 	in.Silence = nil
-	return &render.Action{Kind: ActionUnsilence, By: by, SilenceURL: url}, toastUnsilenced
+	return outcome{done: &render.Action{Kind: ActionUnsilence, By: by, SilenceURL: url}, toast: toastUnsilenced}
 }
 
-// alertmanagerFailed tells the clicker why Alertmanager did not do it:
-// refused (the card is unchanged; trying again will not help) or not
-// reached (trying again may).
-func (a *act) alertmanagerFailed(action string, err error) toast {
+// alertmanagerFailed refuses a click that Alertmanager did not carry out,
+// and tells the clicker why: refused (trying again will not help) or not
+// reached (trying again may). Either way the incident and its card stay as
+// they were, and the log says what each URL answered.
+func (a *act) alertmanagerFailed(action string, err error) outcome {
 	var refused *actions.RefusedError
 	if errors.As(err, &refused) {
-		a.core.refused(action, a.cb, "alertmanager refused: "+err.Error())
-		return toastAlertmanagerRefused(refused.Message)
+		return a.refuse(action, err.Error(), toastAlertmanagerRefused(refused.Message))
 	}
-	a.core.actions.WithLabelValues(action, resultFailed).Inc()
-	a.logger.Error("alertmanager not reached for an action", "err", err)
-	return toastAlertmanagerDown
+	return a.refuse(action, err.Error(), toastAlertmanagerDown)
+}
+
+func (a *act) refuse(action, reason string, t toast) outcome {
+	a.core.refused(action, a.cb, reason)
+	return outcome{toast: t}
 }
 
 // afterAction records the action in the chain once the clicker has been

@@ -258,6 +258,8 @@ func TestAcknowledgeOnTwoReplicas(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "info", marker.Toast.Type)
 	require.Len(t, repliesTo(fs, second.ID), 1)
+	second, _ = fs.Message(second.ID)
+	require.Equal(t, 1, second.Updates, "the card was updated once, by the acknowledgement's answer")
 }
 
 // The long connection comes back by itself when Feishu drops it: the next
