@@ -12,6 +12,7 @@ import (
 	"github.com/alertmanager-feishu/alertmanager-feishu/config"
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
 	"github.com/alertmanager-feishu/alertmanager-feishu/incident"
+	"github.com/alertmanager-feishu/alertmanager-feishu/oncall"
 	"github.com/alertmanager-feishu/alertmanager-feishu/state"
 	"github.com/alertmanager-feishu/alertmanager-feishu/webhook"
 )
@@ -155,6 +156,8 @@ func (c *Core) escalate(ctx context.Context, id string) {
 // the chain's notifications.
 func escalationKey(id string, step int) string { return fmt.Sprintf("escalation:%s:%d", id, step) }
 
+// fireStep sends step n's reply and buzzes, unless an earlier try was
+// recorded as delivered, records the step, and shows it on the root card.
 func (c *Core) fireStep(ctx context.Context, rc *Receiver, in *incident.Incident, n int, step config.EscalationStep, logger *slog.Logger) error {
 	pl := rc.pipeline
 	key := escalationKey(in.ID, n)
@@ -167,38 +170,8 @@ func (c *Core) fireStep(ctx context.Context, rc *Receiver, in *incident.Incident
 		c.unresolved.WithLabelValues(rc.Name(), u.Reason).Inc()
 	}
 	if !loaded.Delivered {
-		msg, err := pl.Renderer.EscalationReply(rc.Config, n, time.Duration(step.After), reach, step.UrgentKind())
-		if err != nil {
+		if err := c.sendStep(ctx, rc, in, n, step, reach, key, loaded.Attempt, logger); err != nil {
 			return err
-		}
-		msg.Target, msg.RootID = rc.Target, in.Root
-		if rc.API == config.APIIMv1 {
-			msg.UUID = loaded.Attempt
-			if msg.UUID == "" {
-				msg.UUID = attemptUUID(key)
-				if err := c.store.Begin(ctx, in.Chain, key, msg.UUID, c.now()); err != nil {
-					return err
-				}
-			}
-		}
-		id, err := rc.Sender.Send(ctx, msg)
-		if msg.RootID != "" && feishu.Classify(err) == feishu.RootGone {
-			logger.Info("chain root is gone on Feishu's side; the escalation starts a new chain", "root", msg.RootID)
-			msg.RootID = ""
-			if id, err = rc.Sender.Send(ctx, msg); err == nil {
-				in.Root = id
-			}
-		}
-		if err != nil && msg.UUID != "" && (loaded.Attempt != "" || feishu.MayHaveSent(err)) && reusedUUIDAnswer(err) {
-			logger.Warn("feishu refused the resend of an escalation whose earlier answer was lost: taken as sent", "uuid", msg.UUID, "err", err)
-			c.degraded.WithLabelValues(rc.Name(), degradedUUID).Inc()
-			err = nil
-		}
-		if err != nil {
-			return err
-		}
-		if in.Root == "" && id != "" && !rc.Target.IsBot() {
-			in.Root = id // a chain whose root's ID Feishu never gave has one now
 		}
 		c.buzz(ctx, rc, in, step.UrgentKind(), reach.IDs, logger)
 	}
@@ -211,6 +184,54 @@ func (c *Core) fireStep(ctx context.Context, rc *Receiver, in *incident.Incident
 		if card, err := c.rootCard(rc, in); err == nil {
 			c.updateCard(ctx, updater, rc, in.Root, card, logger)
 		}
+	}
+	return nil
+}
+
+// sendStep sends step n's reply in in's chain, as a new root when Feishu
+// lost the chain's; an im/v1 reply with the uuid of attempt, the earlier
+// try's, or a new one remembered first. When Feishu answered every send
+// and took none, the uuid is forgotten: kept, a refusal of the next try
+// would be taken for the answer to a reply made (see reusedUUIDAnswer).
+func (c *Core) sendStep(ctx context.Context, rc *Receiver, in *incident.Incident, n int, step config.EscalationStep, reach oncall.Mentions, key, attempt string, logger *slog.Logger) error {
+	msg, err := rc.pipeline.Renderer.EscalationReply(rc.Config, n, time.Duration(step.After), reach, step.UrgentKind())
+	if err != nil {
+		return err
+	}
+	msg.Target, msg.RootID = rc.Target, in.Root
+	if rc.API == config.APIIMv1 {
+		msg.UUID = attempt
+		if msg.UUID == "" {
+			msg.UUID = attemptUUID(key)
+			if err := c.store.Begin(ctx, in.Chain, key, msg.UUID, c.now()); err != nil {
+				return err
+			}
+		}
+	}
+	maybeSent := attempt != "" // an earlier try with this uuid may have made the reply
+	id, err := rc.Sender.Send(ctx, msg)
+	maybeSent = maybeSent || feishu.MayHaveSent(err)
+	if msg.RootID != "" && feishu.Classify(err) == feishu.RootGone {
+		logger.Info("chain root is gone on Feishu's side; the escalation starts a new chain", "root", msg.RootID)
+		msg.RootID = ""
+		if id, err = rc.Sender.Send(ctx, msg); err == nil {
+			in.Root = id
+		}
+		maybeSent = maybeSent || feishu.MayHaveSent(err)
+	}
+	if err != nil && msg.UUID != "" && maybeSent && reusedUUIDAnswer(err) {
+		logger.Warn("feishu refused the resend of an escalation whose earlier answer was lost: taken as sent", "uuid", msg.UUID, "err", err)
+		c.degraded.WithLabelValues(rc.Name(), degradedUUID).Inc()
+		err = nil
+	}
+	if err != nil {
+		if msg.UUID != "" && !maybeSent {
+			c.forgetAttempt(ctx, in.Chain, key, logger)
+		}
+		return err
+	}
+	if in.Root == "" && id != "" && !rc.Target.IsBot() {
+		in.Root = id // a chain whose root's ID Feishu never gave has one now
 	}
 	return nil
 }

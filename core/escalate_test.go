@@ -16,6 +16,7 @@ import (
 	"github.com/alertmanager-feishu/alertmanager-feishu/config"
 	"github.com/alertmanager-feishu/alertmanager-feishu/core"
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishutest"
+	"github.com/alertmanager-feishu/alertmanager-feishu/incident"
 	"github.com/alertmanager-feishu/alertmanager-feishu/state"
 )
 
@@ -30,20 +31,36 @@ actions:
 receivers:
   - name: infra
     chat_id: oc_infra
-    escalation:
+%sroute:
+  receiver: infra
+`
+
+// escalationPolicy is infra's escalation, with its steps' after.
+const escalationPolicy = `    escalation:
       when: ['severity="critical"']
       steps:
         - {after: %s, mention: {users: [{open_id: ou_lead}]}, urgent: app}
         - {after: %s, mention: {users: [{open_id: ou_head}]}}
-route:
-  receiver: infra
 `
+
+// timerOptions are how a timerEnv is made.
+type timerOptions struct {
+	amURL string
+	// first and second are the steps' after; "" for a receiver without
+	// escalation.
+	first, second string
+	inMemory      bool
+	// wrap, when set, is the store the core uses around the real one.
+	wrap func(state.Store) state.Store
+}
 
 // timerEnv is a core with an escalation policy and its timers running.
 type timerEnv struct {
-	core *core.Core
-	pl   *core.Pipeline
-	fs   *feishutest.Server
+	core  *core.Core
+	pl    *core.Pipeline
+	fs    *feishutest.Server
+	store state.Store // the real one, not wrapped
+	o     timerOptions
 }
 
 // newTimerEnv starts a core whose Feishu is the stand-in, answered in
@@ -51,18 +68,25 @@ type timerEnv struct {
 // the bubble, as its listener is a real socket.
 func newTimerEnv(t *testing.T, fs *feishutest.Server, amURL, first, second string, inMemory bool) *timerEnv {
 	t.Helper()
+	return startTimers(t, fs, timerOptions{amURL: amURL, first: first, second: second, inMemory: inMemory})
+}
+
+func startTimers(t *testing.T, fs *feishutest.Server, o timerOptions) *timerEnv {
+	t.Helper()
+	if o.amURL == "" {
+		o.amURL = "http://127.0.0.1:1"
+	}
 	logger := promslog.NewNopLogger()
 	store, err := state.OpenFile(filepath.Join(t.TempDir(), "state.db"), state.Options{ChainTTL: 24 * time.Hour, DedupeWindow: time.Hour}, logger)
 	require.NoError(t, err)
-	cfg, err := config.Parse(fmt.Appendf(nil, escalationRouting, fs.URL, amURL, first, second))
-	require.NoError(t, err)
-	o := core.PipelineOptions{Logger: logger}
-	if inMemory {
-		o.HTTPClient = fs.Client()
+	e := &timerEnv{fs: fs, store: store, o: o}
+	e.pl = e.pipeline(t, o.first, o.second)
+	var used state.Store = store
+	if o.wrap != nil {
+		used = o.wrap(store)
 	}
-	pl, err := core.NewPipeline(cfg, o)
-	require.NoError(t, err)
-	c := core.New(store, pl, core.Options{Logger: logger, Registerer: prometheus.NewRegistry()})
+	c := core.New(used, e.pl, core.Options{Logger: logger, Registerer: prometheus.NewRegistry()})
+	e.core = c
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { c.RunTimers(ctx); close(done) }()
@@ -72,7 +96,35 @@ func newTimerEnv(t *testing.T, fs *feishutest.Server, amURL, first, second strin
 		_ = c.Shutdown(context.Background())
 		store.Close()
 	})
-	return &timerEnv{core: c, pl: pl, fs: fs}
+	return e
+}
+
+// pipeline is the env's pipeline with infra's steps at first and second;
+// none for "".
+func (e *timerEnv) pipeline(t *testing.T, first, second string) *core.Pipeline {
+	t.Helper()
+	policy := ""
+	if first != "" {
+		policy = fmt.Sprintf(escalationPolicy, first, second)
+	}
+	cfg, err := config.Parse(fmt.Appendf(nil, escalationRouting, e.fs.URL, e.o.amURL, policy))
+	require.NoError(t, err)
+	o := core.PipelineOptions{Logger: promslog.NewNopLogger()}
+	if e.o.inMemory {
+		o.HTTPClient = e.fs.Client()
+	}
+	pl, err := core.NewPipeline(cfg, o)
+	require.NoError(t, err)
+	return pl
+}
+
+// record is the one open incident's record.
+func (e *timerEnv) record(t *testing.T) *incident.Incident {
+	t.Helper()
+	ins, err := e.store.OpenIncidents(context.Background(), "infra")
+	require.NoError(t, err)
+	require.Len(t, ins, 1)
+	return ins[0]
 }
 
 func (e *timerEnv) notify(t *testing.T, name string) {
@@ -190,11 +242,7 @@ func TestEscalationFollowsAReload(t *testing.T) {
 		e := newTimerEnv(t, fs, "http://127.0.0.1:1", "10m", "30m", true)
 		start := time.Now()
 		e.notify(t, "firing-HighCPU-seq1-first-notification.json")
-		cfg, err := config.Parse(fmt.Appendf(nil, escalationRouting, fs.URL, "http://127.0.0.1:1", "20m", "40m"))
-		require.NoError(t, err)
-		pl, err := core.NewPipeline(cfg, core.PipelineOptions{Logger: promslog.NewNopLogger(), HTTPClient: fs.Client()})
-		require.NoError(t, err)
-		e.core.SetPipeline(pl)
+		e.core.SetPipeline(e.pipeline(t, "20m", "40m"))
 
 		time.Sleep(15 * time.Minute)
 		synctest.Wait()
