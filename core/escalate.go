@@ -103,11 +103,13 @@ func (c *Core) reschedule(ctx context.Context, in *incident.Incident, logger *sl
 }
 
 // escalate fires the step of incident id that came due, under its chain's
-// lock: a reply in the chain that mentions the step's people, the buzz if
-// the step asks for it, the root card showing the step, and the next
-// step's timer. The step counts as fired once Feishu accepted the reply,
-// and the reply is sent with the idempotency key of its attempt, so that a
-// crash between the two neither loses nor doubles it.
+// lock: a reply in the chain that mentions the step's people, the step
+// recorded, the buzz if the step asks for it, the root card showing the
+// step, and the next step's timer. The reply is sent with the idempotency
+// key of its attempt and recorded with the step, so that a crash between
+// Feishu's accept and the record neither loses nor doubles it; the buzz,
+// which has no such key, follows the record, so that it comes at most
+// once, and never for a step not recorded.
 func (c *Core) escalate(ctx context.Context, id string) {
 	logger := c.logger.With("incident", id)
 	chain := incident.ChainOf(id)
@@ -156,8 +158,9 @@ func (c *Core) escalate(ctx context.Context, id string) {
 // the chain's notifications.
 func escalationKey(id string, step int) string { return fmt.Sprintf("escalation:%s:%d", id, step) }
 
-// fireStep sends step n's reply and buzzes, unless an earlier try was
-// recorded as delivered, records the step, and shows it on the root card.
+// fireStep sends step n's reply, unless an earlier try was recorded as
+// delivered, records the step, then buzzes and shows the step on the root
+// card.
 func (c *Core) fireStep(ctx context.Context, rc *Receiver, in *incident.Incident, n int, step config.EscalationStep, logger *slog.Logger) error {
 	pl := rc.pipeline
 	key := escalationKey(in.ID, n)
@@ -173,13 +176,20 @@ func (c *Core) fireStep(ctx context.Context, rc *Receiver, in *incident.Incident
 		if err := c.sendStep(ctx, rc, in, n, step, reach, key, loaded.Attempt, logger); err != nil {
 			return err
 		}
-		c.buzz(ctx, rc, in, step.UrgentKind(), reach.IDs, logger)
 	}
 	in.Escalation.Step, in.Escalation.Reached = n, reach.IDs
 	if err := c.store.Commit(ctx, state.Write{Incident: in, Notification: key, At: c.now()}); err != nil {
+		// The next try resends the reply with the same uuid, and buzzes
+		// once it is recorded.
 		return fmt.Errorf("step sent but not recorded: %w", err)
 	}
 	logger.Info("incident escalated", "step", n, "reached", strings.Join(reach.IDs, ","))
+	if !loaded.Delivered {
+		// After the record: a crash before it loses the buzz, never
+		// repeats it. A store failing at every try must not have people
+		// called again and again, on the tenant's quota.
+		c.buzz(ctx, rc, in, step.UrgentKind(), reach.IDs, logger)
+	}
 	if updater, ok := rc.Sender.(feishu.CardUpdater); ok && c.cardState(rc, in) != nil {
 		if card, err := c.rootCard(rc, in); err == nil {
 			c.updateCard(ctx, updater, rc, in.Root, card, logger)

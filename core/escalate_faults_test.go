@@ -1,6 +1,10 @@
 package core_test
 
 import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -10,6 +14,20 @@ import (
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishutest"
 	"github.com/alertmanager-feishu/alertmanager-feishu/state"
 )
+
+// failingSteps is the real store but for the commits of escalation steps,
+// the first few of which it refuses, as a store that went away would.
+type failingSteps struct {
+	state.Store
+	left atomic.Int32
+}
+
+func (s *failingSteps) Commit(ctx context.Context, w state.Write) error {
+	if strings.HasPrefix(w.Notification, "escalation:") && s.left.Add(-1) >= 0 {
+		return errors.New("store unavailable")
+	}
+	return s.Store.Commit(ctx, w)
+}
 
 // In virtual time: Feishu refusing a step's reply twice, with a code it
 // does not document for a reused uuid, leaves the step unfired, neither
@@ -36,6 +54,35 @@ func TestEscalationStepRefusedTwice(t *testing.T) {
 		synctest.Wait()
 		require.Len(t, e.steps(), 1, "a later try fires it")
 		require.Len(t, fs.Urgents(), 1)
+		require.Equal(t, 1, e.record(t).Escalation.Step)
+	})
+}
+
+// In virtual time: a step whose record fails after Feishu took its reply
+// is tried again, its reply resent with the attempt's uuid, which Feishu
+// keeps as one message. The buzz, which has no such key, follows the
+// record, so it comes once however often the store fails.
+func TestEscalationStepNotRecorded(t *testing.T) {
+	fs := feishutest.New(t)
+	fs.AddChatMembers("oc_infra", "ou_lead", "ou_head")
+	synctest.Test(t, func(t *testing.T) {
+		failing := &failingSteps{}
+		failing.left.Store(3)
+		e := startTimers(t, fs, timerOptions{first: "10m", second: "2h", inMemory: true,
+			wrap: func(s state.Store) state.Store { failing.Store = s; return failing }})
+		start := time.Now()
+		e.notify(t, "firing-HighCPU-seq1-first-notification.json")
+		time.Sleep(time.Until(start.Add(10*time.Minute + time.Second)))
+		synctest.Wait()
+		require.Len(t, e.steps(), 1, "Feishu took the reply")
+		require.Empty(t, fs.Urgents(), "no buzz before the step is recorded")
+
+		time.Sleep(30 * time.Minute)
+		synctest.Wait()
+		require.Equal(t, int32(-1), failing.left.Load(), "recorded at the fourth try")
+		require.Len(t, e.steps(), 1, "each try resent the one reply")
+		require.Equal(t, 3, fs.ReusedUUIDs())
+		require.Len(t, fs.Urgents(), 1, "buzzed once, after the record")
 		require.Equal(t, 1, e.record(t).Escalation.Step)
 	})
 }
