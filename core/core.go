@@ -39,6 +39,8 @@ type Core struct {
 	actions       *prometheus.CounterVec
 	escalations   *prometheus.CounterVec
 	buzzRefused   *prometheus.CounterVec
+
+	stepRetries stepRetries
 }
 
 // Options configure a Core.

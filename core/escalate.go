@@ -19,47 +19,94 @@ import (
 
 // How the timers are looked for: every replica polls the store's due index
 // this often, so that a step fires within a second of its time, and claims
-// a few at a time, each of which it alone then fires.
+// what it has room for, each of which it alone then fires.
 const (
 	pollEvery = 250 * time.Millisecond
-	dueBatch  = 16
+	// maxFiring bounds the steps one replica fires at a time. A poll
+	// claims only what there is room for, and does not wait for the steps
+	// under way: one slow step (its chain's lock held, Feishu slow to
+	// answer) delays no other.
+	maxFiring = 16
 	// stepTimeout bounds one step's firing (the lock, the reply with its
-	// retries, the buzz, the commit): under the store's claim, so that the
+	// retries, the commit, the buzz): under the store's claim, so that the
 	// claim does not pass to another replica while the step is under way.
 	stepTimeout = 20 * time.Second
+	// maxRetryWait bounds the wait before a step that failed is tried
+	// again: the first waits a claim's time, each next one twice as long,
+	// so that a step Feishu refuses for good (the bot taken out of the
+	// chat) is not tried, and logged, twice a minute for as long as the
+	// incident lasts.
+	maxRetryWait = 10 * time.Minute
 )
 
-// RunTimers fires escalation steps as they come due, until ctx is done.
-// Every replica runs it; the store hands each due step to one of them. A
-// step that came due while no replica ran fires at the first poll.
+// RunTimers fires escalation steps as they come due, until ctx is done;
+// then it waits for the steps under way. Every replica runs it; the store
+// hands each due step to one of them. A step that came due while no
+// replica ran fires at the first poll.
 func (c *Core) RunTimers(ctx context.Context) {
 	t := time.NewTicker(pollEvery)
 	defer t.Stop()
+	slots := make(chan struct{}, maxFiring)
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	failing := false
 	for {
-		ids, err := c.store.Due(ctx, c.now(), dueBatch)
-		switch {
-		case err != nil && ctx.Err() == nil && !failing:
-			c.logger.Error("escalation timers cannot be read; retrying", "err", err)
-			failing = true
-		case err == nil:
-			failing = false
+		// Only this loop takes slots: the room it sees is there.
+		if room := cap(slots) - len(slots); room > 0 {
+			ids, err := c.store.Due(ctx, c.now(), room)
+			switch {
+			case err != nil && ctx.Err() == nil && !failing:
+				c.logger.Error("escalation timers cannot be read; retrying", "err", err)
+				failing = true
+			case err == nil:
+				failing = false
+			}
+			for _, id := range ids {
+				slots <- struct{}{}
+				wg.Go(func() {
+					defer func() { <-slots }()
+					sctx, cancel := context.WithTimeout(ctx, stepTimeout)
+					defer cancel()
+					c.escalate(sctx, id)
+				})
+			}
 		}
-		var wg sync.WaitGroup
-		for _, id := range ids {
-			wg.Go(func() {
-				sctx, cancel := context.WithTimeout(ctx, stepTimeout)
-				defer cancel()
-				c.escalate(sctx, id)
-			})
-		}
-		wg.Wait()
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
 	}
+}
+
+// stepRetries counts, per incident, the tries of its next step that failed
+// in a row on this replica, for the wait before the next try. Every way
+// out of escalate but a failure forgets the incident's count.
+type stepRetries struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// failed counts a failed try of id's step and returns the wait before the
+// next.
+func (r *stepRetries) failed(id string) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.n == nil {
+		r.n = map[string]int{}
+	}
+	r.n[id]++
+	wait := state.ClaimTTL
+	for i := 1; i < r.n[id] && wait < maxRetryWait; i++ {
+		wait *= 2
+	}
+	return min(wait, maxRetryWait)
+}
+
+func (r *stepRetries) forget(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.n, id)
 }
 
 // escalation is the receiver's escalation policy if it applies to in:
@@ -121,6 +168,7 @@ func (c *Core) escalate(ctx context.Context, id string) {
 	defer unlock()
 	in, err := c.store.Get(ctx, id)
 	if errors.Is(err, state.ErrNotFound) {
+		c.stepRetries.forget(id)
 		_ = c.store.Unschedule(ctx, id)
 		return
 	}
@@ -139,6 +187,7 @@ func (c *Core) escalate(ctx context.Context, id string) {
 	if due.IsZero() || due.After(c.now()) {
 		// Acknowledged, silenced, resolved, or its policy changed by a
 		// reload since it was scheduled.
+		c.stepRetries.forget(id)
 		in.Escalation.Due = due
 		_ = c.reschedule(ctx, in, logger)
 		return
@@ -146,9 +195,16 @@ func (c *Core) escalate(ctx context.Context, id string) {
 	n := in.Escalation.Step + 1
 	step := e.Steps[n-1]
 	if err := c.fireStep(ctx, rc, in, n, step, logger); err != nil {
-		logger.Error("escalation step not fired; it is tried again", "step", n, "err", err)
+		wait := c.stepRetries.failed(id)
+		logger.Error("escalation step not fired; it is tried again", "step", n, "retry_in", wait, "err", err)
+		// The failure may be the context's: the retry's time is written
+		// with one of its own. If it cannot be, the claim runs out.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), forgetTimeout)
+		defer cancel()
+		_ = c.store.Schedule(rctx, id, c.now().Add(wait))
 		return
 	}
+	c.stepRetries.forget(id)
 	c.escalations.WithLabelValues(rc.Name(), fmt.Sprint(n)).Inc()
 	in.Escalation.Due = c.nextDue(e, in)
 	_ = c.reschedule(ctx, in, logger)

@@ -86,3 +86,60 @@ func TestEscalationStepNotRecorded(t *testing.T) {
 		require.Equal(t, 1, e.record(t).Escalation.Step)
 	})
 }
+
+// In virtual time: a step Feishu refuses for good (the bot was taken out
+// of the chat) is tried again less and less often, up to every ten
+// minutes, rather than at every claim's end; once the bot is back, it
+// fires within that.
+func TestEscalationRefusedStepBacksOff(t *testing.T) {
+	fs := feishutest.New(t)
+	synctest.Test(t, func(t *testing.T) {
+		e := newTimerEnv(t, fs, "", "10m", "5h", true)
+		start := time.Now()
+		e.notify(t, "firing-HighCPU-seq1-first-notification.json")
+		sends := fs.Sends()
+		fs.FailTarget("oc_infra", feishutest.Fault{Status: 400, Code: 230002, Msg: "Bot is not in the chat"})
+		time.Sleep(time.Until(start.Add(10*time.Minute + time.Hour)))
+		synctest.Wait()
+		// At 0, 30 s, 1.5, 3.5, 7.5, 15.5 min, then every 10 min: 10
+		// tries in the hour, where a retry at every claim's end would
+		// make 120.
+		tries := fs.Sends() - sends
+		require.GreaterOrEqual(t, tries, 8)
+		require.LessOrEqual(t, tries, 12)
+
+		fs.ClearTarget("oc_infra")
+		time.Sleep(10*time.Minute + time.Second)
+		synctest.Wait()
+		require.Len(t, e.steps(), 1, "fires once the bot is back")
+	})
+}
+
+// In virtual time: a step that is slow to fire (its chain's lock held
+// elsewhere) does not hold up another incident's step, which fires at its
+// time.
+func TestEscalationSlowStepDelaysNoOther(t *testing.T) {
+	fs := feishutest.New(t)
+	synctest.Test(t, func(t *testing.T) {
+		e := newTimerEnv(t, fs, "", "10m", "5h", true)
+		start := time.Now()
+		e.notify(t, "firing-HighCPU-seq1-first-notification.json")
+		slow := e.record(t)
+		time.Sleep(5 * time.Second)
+		e.notify(t, "firing-HighCPU-critical-max_alerts1.json")
+		unlock, err := e.store.Lock(context.Background(), slow.Chain)
+		require.NoError(t, err)
+
+		time.Sleep(time.Until(start.Add(10*time.Minute + 6*time.Second)))
+		synctest.Wait()
+		steps := e.steps()
+		require.Len(t, steps, 1, "the other incident's step went")
+		require.NotEqual(t, slow.Root, steps[0].RootID)
+		require.WithinRange(t, steps[0].Time, start.Add(10*time.Minute+5*time.Second), start.Add(10*time.Minute+6*time.Second))
+
+		unlock()
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		require.Len(t, e.steps(), 2, "the slow one fires once its lock is free")
+	})
+}
