@@ -329,3 +329,93 @@ func (c *Core) buzz(ctx context.Context, rc *Receiver, in *incident.Incident, ki
 			"kind", kind, "open_ids", strings.Join(invalid, ","))
 	}
 }
+
+// escalationsChanged names the receivers of p whose escalation could time
+// their steps otherwise than old's: gained, lost, or with other matchers
+// or steps' times. A step's people are read when it fires. With no old
+// pipeline (the first), what the timers were set by is unknown: every
+// receiver with an escalation counts.
+func escalationsChanged(old, p *Pipeline) []string {
+	var out []string
+	for name, rc := range p.receivers {
+		e := rc.Config.Escalation
+		if old == nil {
+			if e != nil {
+				out = append(out, name)
+			}
+			continue
+		}
+		var was *config.Escalation
+		if o := old.Receiver(name); o != nil {
+			was = o.Config.Escalation
+		}
+		if timing(was) != timing(e) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// timing is what of e sets when its steps are due, comparable.
+func timing(e *config.Escalation) string {
+	if e == nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, m := range e.When {
+		fmt.Fprintf(&b, "%q ", m)
+	}
+	b.WriteString("|")
+	for _, s := range e.Steps {
+		fmt.Fprintf(&b, " %d", s.After)
+	}
+	return b.String()
+}
+
+// retimeReceivers makes the timers of the receivers' open incidents follow
+// the pipeline after a reload: a step moved earlier would otherwise fire
+// at its old time, and an incident whose receiver gained an escalation
+// would not escalate until its next notification. A step moved later, or
+// one whose escalation went, needs nothing: its timer finds the step not
+// due when it fires. Each incident is timed again under its chain's lock,
+// from its record as it is then.
+func (c *Core) retimeReceivers(ctx context.Context, receivers []string) {
+	open, err := c.store.OpenIncidents(ctx, receivers...)
+	if err != nil {
+		c.logger.Warn("escalation timers not updated after a reload; steps keep their earlier times until their incidents' next notification",
+			"receivers", strings.Join(receivers, ","), "err", err)
+		return
+	}
+	for _, in := range open {
+		if ctx.Err() != nil {
+			return
+		}
+		rc := c.Pipeline().Receiver(in.Receiver)
+		if rc == nil || c.nextDue(escalation(rc, in), in).IsZero() {
+			continue // acknowledged, or nothing left to fire: no lock needed
+		}
+		c.retime(ctx, in.ID)
+	}
+}
+
+// retime schedules incident id's next step as the pipeline has it.
+func (c *Core) retime(ctx context.Context, id string) {
+	logger := c.logger.With("incident", id)
+	unlock, err := c.store.Lock(ctx, incident.ChainOf(id))
+	if err != nil {
+		logger.Warn("escalation timer not updated after a reload: chain not locked", "err", err)
+		return
+	}
+	defer unlock()
+	in, err := c.store.Get(ctx, id)
+	if err != nil {
+		return // resolved and gone since it was listed, or the store failing: its timer finds out
+	}
+	rc := c.Pipeline().Receiver(in.Receiver)
+	if rc == nil {
+		return
+	}
+	if in.Escalation.Due = c.nextDue(escalation(rc, in), in); !in.Escalation.Due.IsZero() {
+		_ = c.reschedule(ctx, in, logger)
+	}
+}

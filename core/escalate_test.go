@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -61,6 +62,7 @@ type timerEnv struct {
 	fs    *feishutest.Server
 	store state.Store // the real one, not wrapped
 	o     timerOptions
+	stop  func() // stops the core's timers
 }
 
 // newTimerEnv starts a core whose Feishu is the stand-in, answered in
@@ -87,16 +89,25 @@ func startTimers(t *testing.T, fs *feishutest.Server, o timerOptions) *timerEnv 
 	}
 	c := core.New(used, e.pl, core.Options{Logger: logger, Registerer: prometheus.NewRegistry()})
 	e.core = c
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { c.RunTimers(ctx); close(done) }()
+	e.stop = runTimers(c)
 	t.Cleanup(func() {
-		cancel()
-		<-done
-		_ = c.Shutdown(context.Background())
+		e.stop()
 		store.Close()
 	})
 	return e
+}
+
+// runTimers runs c's timers until the function it returns is called, which
+// waits for them and for c's other work.
+func runTimers(c *core.Core) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.RunTimers(ctx); close(done) }()
+	return sync.OnceFunc(func() {
+		cancel()
+		<-done
+		_ = c.Shutdown(context.Background())
+	})
 }
 
 // pipeline is the env's pipeline with infra's steps at first and second;
@@ -235,22 +246,71 @@ func TestEscalationHeldBySilence(t *testing.T) {
 }
 
 // A reload that changes a receiver's steps applies to the steps not yet
-// fired: a step moved later fires at its new time, not at the old one.
+// fired, at their new times, and to open incidents whose receiver gains or
+// loses its escalation.
 func TestEscalationFollowsAReload(t *testing.T) {
+	for _, c := range []struct {
+		name          string
+		first, second string // the steps before the reload; "" for none
+		then          string // the first step's after the reload; "" for none
+		fires         time.Duration
+	}{
+		{"a step moved later fires at its new time", "10m", "30m", "20m", 20 * time.Minute},
+		{"a step moved earlier fires at its new time", "10m", "30m", "5m", 5 * time.Minute},
+		{"a step moved before the reload fires at once", "10m", "30m", "1m", 2 * time.Minute},
+		{"escalation added to a receiver with an open incident", "", "", "10m", 10 * time.Minute},
+		{"escalation removed: nothing fires", "10m", "30m", "", 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			fs := feishutest.New(t)
+			synctest.Test(t, func(t *testing.T) {
+				e := startTimers(t, fs, timerOptions{first: c.first, second: c.second, inMemory: true})
+				start := time.Now()
+				e.notify(t, "firing-HighCPU-seq1-first-notification.json")
+				time.Sleep(2 * time.Minute)
+				e.core.SetPipeline(e.pipeline(t, c.then, "2h"))
+
+				if c.fires == 0 {
+					time.Sleep(3 * time.Hour)
+					synctest.Wait()
+					require.Empty(t, e.steps())
+					return
+				}
+				time.Sleep(time.Until(start.Add(c.fires - time.Millisecond)))
+				synctest.Wait()
+				require.Empty(t, e.steps(), "not before its time")
+				time.Sleep(time.Second)
+				synctest.Wait()
+				require.Len(t, e.steps(), 1)
+				require.WithinRange(t, e.steps()[0].Time, start.Add(c.fires), start.Add(c.fires+time.Second))
+				time.Sleep(time.Hour)
+				synctest.Wait()
+				require.Len(t, e.steps(), 1, "step 1 fires once")
+			})
+		})
+	}
+}
+
+// A restart whose configuration gave a receiver an escalation applies it
+// to the receiver's open incidents, as a reload does: the service starts
+// without a pipeline, and its first counts as a change.
+func TestEscalationAddedAcrossARestart(t *testing.T) {
 	fs := feishutest.New(t)
 	synctest.Test(t, func(t *testing.T) {
-		e := newTimerEnv(t, fs, "http://127.0.0.1:1", "10m", "30m", true)
+		e := startTimers(t, fs, timerOptions{inMemory: true})
 		start := time.Now()
 		e.notify(t, "firing-HighCPU-seq1-first-notification.json")
-		e.core.SetPipeline(e.pipeline(t, "20m", "40m"))
+		time.Sleep(time.Minute)
+		e.stop()
 
-		time.Sleep(15 * time.Minute)
-		synctest.Wait()
-		require.Empty(t, e.steps(), "step 1 moved to 20m")
-		time.Sleep(6 * time.Minute)
+		logger := promslog.NewNopLogger()
+		restarted := core.New(e.store, nil, core.Options{Logger: logger, Registerer: prometheus.NewRegistry()})
+		restarted.SetPipeline(e.pipeline(t, "10m", "2h"))
+		defer runTimers(restarted)()
+		time.Sleep(time.Until(start.Add(10*time.Minute + time.Second)))
 		synctest.Wait()
 		require.Len(t, e.steps(), 1)
-		require.WithinRange(t, e.steps()[0].Time, start.Add(20*time.Minute), start.Add(20*time.Minute+time.Second))
+		require.WithinRange(t, e.steps()[0].Time, start.Add(10*time.Minute), start.Add(10*time.Minute+time.Second))
 	})
 }
 
