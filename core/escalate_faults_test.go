@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishutest"
+	"github.com/alertmanager-feishu/alertmanager-feishu/incident"
 	"github.com/alertmanager-feishu/alertmanager-feishu/state"
 )
 
@@ -141,5 +142,22 @@ func TestEscalationSlowStepDelaysNoOther(t *testing.T) {
 		time.Sleep(time.Minute)
 		synctest.Wait()
 		require.Len(t, e.steps(), 2, "the slow one fires once its lock is free")
+	})
+}
+
+// A receiver without escalation schedules nothing and keeps no escalation
+// in its incidents' records: nothing of its behaviour changes.
+func TestNoEscalationSchedulesNothing(t *testing.T) {
+	fs := feishutest.New(t)
+	synctest.Test(t, func(t *testing.T) {
+		e := startTimers(t, fs, timerOptions{inMemory: true})
+		e.notify(t, "firing-HighCPU-seq1-first-notification.json")
+		due, err := e.store.Due(context.Background(), time.Now().Add(365*24*time.Hour), 100)
+		require.NoError(t, err)
+		require.Empty(t, due, "no due time")
+		require.Equal(t, incident.Escalation{}, e.record(t).Escalation)
+		time.Sleep(3 * time.Hour)
+		synctest.Wait()
+		require.Len(t, fs.Messages(), 1, "the notification alone")
 	})
 }
