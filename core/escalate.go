@@ -81,18 +81,22 @@ func (c *Core) RunTimers(ctx context.Context) {
 
 // stepRetries counts, per incident, the tries of its next step that failed
 // in a row on this replica, for the wait before the next try. Every way
-// out of escalate but a failure forgets the incident's count.
+// out of escalate but a failure forgets the incident's count; one whose
+// step another replica fired is forgotten when the counts are too many,
+// all at once, which costs their steps a shorter wait.
 type stepRetries struct {
 	mu sync.Mutex
 	n  map[string]int
 }
+
+const maxRetriesKept = 4096
 
 // failed counts a failed try of id's step and returns the wait before the
 // next.
 func (r *stepRetries) failed(id string) time.Duration {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.n == nil {
+	if r.n == nil || len(r.n) >= maxRetriesKept {
 		r.n = map[string]int{}
 	}
 	r.n[id]++
