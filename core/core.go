@@ -39,6 +39,8 @@ type Core struct {
 	actions       *prometheus.CounterVec
 	escalations   *prometheus.CounterVec
 	buzzRefused   *prometheus.CounterVec
+
+	stepRetries stepRetries
 }
 
 // Options configure a Core.
@@ -138,8 +140,16 @@ func (ic incidentsCollector) Collect(ch chan<- prometheus.Metric) {
 // Pipeline is the pipeline that events arriving now are handled with.
 func (c *Core) Pipeline() *Pipeline { return c.pipeline.Load() }
 
-// SetPipeline makes p the pipeline for events that arrive from now on.
-func (c *Core) SetPipeline(p *Pipeline) { c.pipeline.Store(p) }
+// SetPipeline makes p the pipeline for events that arrive from now on. The
+// timers of open incidents whose receiver's escalation it changes (every
+// receiver's with an escalation, on the first) follow it, in the
+// background.
+func (c *Core) SetPipeline(p *Pipeline) {
+	old := c.pipeline.Swap(p)
+	if changed := escalationsChanged(old, p); len(changed) > 0 {
+		c.background.Go(func() { c.retimeReceivers(c.base, changed) })
+	}
+}
 
 // Shutdown waits for the work that goes on after its event was answered,
 // until ctx is done; then it cancels the rest and returns ctx's error.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/alertmanager-feishu/alertmanager-feishu/config"
 	"github.com/alertmanager-feishu/alertmanager-feishu/core"
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishutest"
+	"github.com/alertmanager-feishu/alertmanager-feishu/incident"
 	"github.com/alertmanager-feishu/alertmanager-feishu/state"
 )
 
@@ -30,20 +32,37 @@ actions:
 receivers:
   - name: infra
     chat_id: oc_infra
-    escalation:
+%sroute:
+  receiver: infra
+`
+
+// escalationPolicy is infra's escalation, with its steps' after.
+const escalationPolicy = `    escalation:
       when: ['severity="critical"']
       steps:
         - {after: %s, mention: {users: [{open_id: ou_lead}]}, urgent: app}
         - {after: %s, mention: {users: [{open_id: ou_head}]}}
-route:
-  receiver: infra
 `
+
+// timerOptions are how a timerEnv is made.
+type timerOptions struct {
+	amURL string
+	// first and second are the steps' after; "" for a receiver without
+	// escalation.
+	first, second string
+	inMemory      bool
+	// wrap, when set, is the store the core uses around the real one.
+	wrap func(state.Store) state.Store
+}
 
 // timerEnv is a core with an escalation policy and its timers running.
 type timerEnv struct {
-	core *core.Core
-	pl   *core.Pipeline
-	fs   *feishutest.Server
+	core  *core.Core
+	pl    *core.Pipeline
+	fs    *feishutest.Server
+	store state.Store // the real one, not wrapped
+	o     timerOptions
+	stop  func() // stops the core's timers
 }
 
 // newTimerEnv starts a core whose Feishu is the stand-in, answered in
@@ -51,28 +70,72 @@ type timerEnv struct {
 // the bubble, as its listener is a real socket.
 func newTimerEnv(t *testing.T, fs *feishutest.Server, amURL, first, second string, inMemory bool) *timerEnv {
 	t.Helper()
+	return startTimers(t, fs, timerOptions{amURL: amURL, first: first, second: second, inMemory: inMemory})
+}
+
+func startTimers(t *testing.T, fs *feishutest.Server, o timerOptions) *timerEnv {
+	t.Helper()
+	if o.amURL == "" {
+		o.amURL = "http://127.0.0.1:1"
+	}
 	logger := promslog.NewNopLogger()
 	store, err := state.OpenFile(filepath.Join(t.TempDir(), "state.db"), state.Options{ChainTTL: 24 * time.Hour, DedupeWindow: time.Hour}, logger)
 	require.NoError(t, err)
-	cfg, err := config.Parse(fmt.Appendf(nil, escalationRouting, fs.URL, amURL, first, second))
-	require.NoError(t, err)
-	o := core.PipelineOptions{Logger: logger}
-	if inMemory {
-		o.HTTPClient = fs.Client()
+	e := &timerEnv{fs: fs, store: store, o: o}
+	e.pl = e.pipeline(t, o.first, o.second)
+	var used state.Store = store
+	if o.wrap != nil {
+		used = o.wrap(store)
 	}
-	pl, err := core.NewPipeline(cfg, o)
-	require.NoError(t, err)
-	c := core.New(store, pl, core.Options{Logger: logger, Registerer: prometheus.NewRegistry()})
+	c := core.New(used, e.pl, core.Options{Logger: logger, Registerer: prometheus.NewRegistry()})
+	e.core = c
+	e.stop = runTimers(c)
+	t.Cleanup(func() {
+		e.stop()
+		store.Close()
+	})
+	return e
+}
+
+// runTimers runs c's timers until the function it returns is called, which
+// waits for them and for c's other work.
+func runTimers(c *core.Core) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { c.RunTimers(ctx); close(done) }()
-	t.Cleanup(func() {
+	return sync.OnceFunc(func() {
 		cancel()
 		<-done
 		_ = c.Shutdown(context.Background())
-		store.Close()
 	})
-	return &timerEnv{core: c, pl: pl, fs: fs}
+}
+
+// pipeline is the env's pipeline with infra's steps at first and second;
+// none for "".
+func (e *timerEnv) pipeline(t *testing.T, first, second string) *core.Pipeline {
+	t.Helper()
+	policy := ""
+	if first != "" {
+		policy = fmt.Sprintf(escalationPolicy, first, second)
+	}
+	cfg, err := config.Parse(fmt.Appendf(nil, escalationRouting, e.fs.URL, e.o.amURL, policy))
+	require.NoError(t, err)
+	o := core.PipelineOptions{Logger: promslog.NewNopLogger()}
+	if e.o.inMemory {
+		o.HTTPClient = e.fs.Client()
+	}
+	pl, err := core.NewPipeline(cfg, o)
+	require.NoError(t, err)
+	return pl
+}
+
+// record is the one open incident's record.
+func (e *timerEnv) record(t *testing.T) *incident.Incident {
+	t.Helper()
+	ins, err := e.store.OpenIncidents(context.Background(), "infra")
+	require.NoError(t, err)
+	require.Len(t, ins, 1)
+	return ins[0]
 }
 
 func (e *timerEnv) notify(t *testing.T, name string) {
@@ -183,26 +246,71 @@ func TestEscalationHeldBySilence(t *testing.T) {
 }
 
 // A reload that changes a receiver's steps applies to the steps not yet
-// fired: a step moved later fires at its new time, not at the old one.
+// fired, at their new times, and to open incidents whose receiver gains or
+// loses its escalation.
 func TestEscalationFollowsAReload(t *testing.T) {
+	for _, c := range []struct {
+		name          string
+		first, second string // the steps before the reload; "" for none
+		then          string // the first step's after the reload; "" for none
+		fires         time.Duration
+	}{
+		{"a step moved later fires at its new time", "10m", "30m", "20m", 20 * time.Minute},
+		{"a step moved earlier fires at its new time", "10m", "30m", "5m", 5 * time.Minute},
+		{"a step moved before the reload fires at once", "10m", "30m", "1m", 2 * time.Minute},
+		{"escalation added to a receiver with an open incident", "", "", "10m", 10 * time.Minute},
+		{"escalation removed: nothing fires", "10m", "30m", "", 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			fs := feishutest.New(t)
+			synctest.Test(t, func(t *testing.T) {
+				e := startTimers(t, fs, timerOptions{first: c.first, second: c.second, inMemory: true})
+				start := time.Now()
+				e.notify(t, "firing-HighCPU-seq1-first-notification.json")
+				time.Sleep(2 * time.Minute)
+				e.core.SetPipeline(e.pipeline(t, c.then, "2h"))
+
+				if c.fires == 0 {
+					time.Sleep(3 * time.Hour)
+					synctest.Wait()
+					require.Empty(t, e.steps())
+					return
+				}
+				time.Sleep(time.Until(start.Add(c.fires - time.Millisecond)))
+				synctest.Wait()
+				require.Empty(t, e.steps(), "not before its time")
+				time.Sleep(time.Second)
+				synctest.Wait()
+				require.Len(t, e.steps(), 1)
+				require.WithinRange(t, e.steps()[0].Time, start.Add(c.fires), start.Add(c.fires+time.Second))
+				time.Sleep(time.Hour)
+				synctest.Wait()
+				require.Len(t, e.steps(), 1, "step 1 fires once")
+			})
+		})
+	}
+}
+
+// A restart whose configuration gave a receiver an escalation applies it
+// to the receiver's open incidents, as a reload does: the service starts
+// without a pipeline, and its first counts as a change.
+func TestEscalationAddedAcrossARestart(t *testing.T) {
 	fs := feishutest.New(t)
 	synctest.Test(t, func(t *testing.T) {
-		e := newTimerEnv(t, fs, "http://127.0.0.1:1", "10m", "30m", true)
+		e := startTimers(t, fs, timerOptions{inMemory: true})
 		start := time.Now()
 		e.notify(t, "firing-HighCPU-seq1-first-notification.json")
-		cfg, err := config.Parse(fmt.Appendf(nil, escalationRouting, fs.URL, "http://127.0.0.1:1", "20m", "40m"))
-		require.NoError(t, err)
-		pl, err := core.NewPipeline(cfg, core.PipelineOptions{Logger: promslog.NewNopLogger(), HTTPClient: fs.Client()})
-		require.NoError(t, err)
-		e.core.SetPipeline(pl)
+		time.Sleep(time.Minute)
+		e.stop()
 
-		time.Sleep(15 * time.Minute)
-		synctest.Wait()
-		require.Empty(t, e.steps(), "step 1 moved to 20m")
-		time.Sleep(6 * time.Minute)
+		logger := promslog.NewNopLogger()
+		restarted := core.New(e.store, nil, core.Options{Logger: logger, Registerer: prometheus.NewRegistry()})
+		restarted.SetPipeline(e.pipeline(t, "10m", "2h"))
+		defer runTimers(restarted)()
+		time.Sleep(time.Until(start.Add(10*time.Minute + time.Second)))
 		synctest.Wait()
 		require.Len(t, e.steps(), 1)
-		require.WithinRange(t, e.steps()[0].Time, start.Add(20*time.Minute), start.Add(20*time.Minute+time.Second))
+		require.WithinRange(t, e.steps()[0].Time, start.Add(10*time.Minute), start.Add(10*time.Minute+time.Second))
 	})
 }
 

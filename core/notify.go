@@ -98,15 +98,7 @@ func (c *Core) Notify(ctx context.Context, rc *Receiver, n Notification) (out Ou
 	msgID, err := c.send(ctx, rc, d, n, &msg, logger)
 	if err != nil {
 		if msg.UUID != "" && !d.maybeSent {
-			// Feishu answered every attempt, and took none: the uuid
-			// made nothing, and the next attempt takes a new one. Kept,
-			// a refusal of the next would look like the answer to a
-			// message made.
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), forgetTimeout)
-			defer cancel()
-			if err := c.store.Begin(fctx, d.chain, n.Key, "", c.now()); err != nil {
-				logger.Warn("idempotency key of a refused attempt not forgotten", "err", err)
-			}
+			c.forgetAttempt(ctx, d.chain, n.Key, logger)
 		}
 		return failed(err)
 	}
@@ -500,6 +492,18 @@ func failed(err error) Outcome {
 }
 
 func transient(err error) Outcome { return Outcome{Status: Failed, Err: err} }
+
+// forgetAttempt forgets the idempotency key of an attempt at notification
+// that Feishu answered at every send, taking none: the uuid made nothing,
+// and the next attempt takes a new one. Kept, a refusal of the next would
+// look like the answer to a message made (see reusedUUIDAnswer).
+func (c *Core) forgetAttempt(ctx context.Context, chain, notification string, logger *slog.Logger) {
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), forgetTimeout)
+	defer cancel()
+	if err := c.store.Begin(fctx, chain, notification, "", c.now()); err != nil {
+		logger.Warn("idempotency key of a refused attempt not forgotten", "err", err)
+	}
+}
 
 // attemptUUID is the idempotency key of one attempt at a notification: the
 // start of the notification key, so that logs and Feishu's side can be

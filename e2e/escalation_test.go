@@ -127,39 +127,78 @@ func TestEscalationInRealSeconds(t *testing.T) {
 }
 
 // Two replicas on one Redis, each running the timers: every step fires
-// exactly once, also when the replica that scheduled it is killed before
-// it comes due.
+// exactly once, with both replicas up, and also when the replica that
+// scheduled it is killed before it comes due.
 func TestEscalationOnTwoReplicasSurvivesAKill(t *testing.T) {
 	srv := redistest.Start(t)
 	fs := feishutest.New(t)
 	cfg := escalationFolder(t, fs, "{backend: redis, redis: {addresses: ["+srv.Addr+"]}}", 2, 3)
 	a, b := start(t, cfg), start(t, cfg)
-	for i := range 3 {
-		code, body := post(t, a.URL+"/webhook", critical(i))
-		require.Equal(t, 200, code, body)
+	steps := func(s *servicetest.Service, n int) float64 {
+		return metric(t, s.URL, fmt.Sprintf(`alertmanager_feishu_escalations_total{receiver="infra",step="%d"}`, n))
 	}
-	a.Kill() // the replica that scheduled every step
-	require.Eventually(t, func() bool {
-		for _, m := range fs.Messages()[:3] {
-			if len(escalations(fs, m.ID)) < 2 {
-				return false
+	// root is the newest root: the group a post just opened, as only
+	// posts open chains.
+	root := func() string {
+		var id string
+		for _, m := range fs.Messages() {
+			if m.ParentID == "" {
+				id = m.ID
 			}
 		}
-		return true
-	}, 15*time.Second, 20*time.Millisecond, "replica b fires the steps")
+		return id
+	}
+	// fired waits until each of roots got both steps.
+	fired := func(roots []string, msg string) {
+		t.Helper()
+		require.Eventually(t, func() bool {
+			for _, r := range roots {
+				if len(escalations(fs, r)) < 2 {
+					return false
+				}
+			}
+			return true
+		}, 15*time.Second, 20*time.Millisecond, msg)
+	}
+
+	// Both up: groups posted to either replica, whose steps either fires.
+	var both []string
+	for i, s := range []*servicetest.Service{a, b, a, b} {
+		code, body := post(t, s.URL+"/webhook", critical(i))
+		require.Equal(t, 200, code, body)
+		r := root()
+		require.NotContains(t, both, r, "a new root")
+		both = append(both, r)
+	}
+	fired(both, "both replicas fire the steps")
+	require.Equal(t, 4.0, steps(a, 1)+steps(b, 1), "each step 1 once, on one replica")
+	require.Equal(t, 4.0, steps(a, 2)+steps(b, 2), "each step 2 once")
+	b1, b2 := steps(b, 1), steps(b, 2)
+
+	// The replica that scheduled every step dies before they come due.
+	var killed []string
+	for i := 10; i < 13; i++ {
+		code, body := post(t, a.URL+"/webhook", critical(i))
+		require.Equal(t, 200, code, body)
+		r := root()
+		require.NotContains(t, append(both, killed...), r, "a new root")
+		killed = append(killed, r)
+	}
+	a.Kill()
+	fired(killed, "replica b fires the steps")
 	// Steps do not fire twice: a later marker shows nothing more came.
-	marker := critical(9)
-	code, body := post(t, b.URL+"/webhook", marker)
+	code, body := post(t, b.URL+"/webhook", critical(99))
 	require.Equal(t, 200, code, body)
 	require.Never(t, func() bool {
-		for _, m := range fs.Messages()[:3] {
-			if len(escalations(fs, m.ID)) > 2 {
+		for _, r := range append(both, killed...) {
+			if len(escalations(fs, r)) > 2 {
 				return true
 			}
 		}
 		return false
 	}, 2*time.Second, 50*time.Millisecond)
-	require.Equal(t, 3.0, metric(t, b.URL, `alertmanager_feishu_escalations_total{receiver="infra",step="1"}`))
+	require.Equal(t, b1+3, steps(b, 1))
+	require.Equal(t, b2+3, steps(b, 2))
 }
 
 // A step due while the service was down fires once, when it starts again.

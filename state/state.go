@@ -78,6 +78,12 @@ type Store interface {
 	Due(ctx context.Context, now time.Time, limit int) ([]string, error)
 	// Census counts the open incidents at now by state.
 	Census(ctx context.Context, now time.Time) (Census, error)
+	// OpenIncidents returns the open incidents of the receivers named, as
+	// their records say, without their Last, and unlocked: a snapshot to
+	// look at, each to be read again under its chain's lock before it is
+	// acted on. It reads every open record, for the rare caller (a
+	// reload) that must find incidents no index leads to.
+	OpenIncidents(ctx context.Context, receivers ...string) ([]*incident.Incident, error)
 	// Chains counts the open chains.
 	Chains(ctx context.Context) (int, error)
 	// Ping reports whether the store is usable.

@@ -102,6 +102,7 @@ func TestStoreConformance(t *testing.T) {
 				{"due claim", testDueClaim},
 				{"due claimed once", testDueClaimedOnce},
 				{"census", testCensus},
+				{"open incidents", testOpenIncidents},
 			} {
 				t.Run(c.name, func(t *testing.T) { c.test(t, replicas) })
 			}
