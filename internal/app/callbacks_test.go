@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishutest"
 	"github.com/alertmanager-feishu/alertmanager-feishu/internal/amtest"
 	"github.com/alertmanager-feishu/alertmanager-feishu/internal/app"
+	"github.com/alertmanager-feishu/alertmanager-feishu/internal/servicetest"
 )
 
 // actionsRouting is a routing.yaml for the stand-in at %[1]s with the
@@ -241,4 +244,45 @@ func TestShutdownFinishesAClickInFlight(t *testing.T) {
 	require.Equal(t, "active", silences[0].Status.State)
 	require.Equal(t, 1, fs.CleanCloses())
 	require.Zero(t, fs.Connections())
+}
+
+// The web config's basic auth covers POST /feishu/callback as it covers
+// every path (the exporter-toolkit guards the whole listener), and Feishu
+// sends none: its callbacks are refused before the service sees them.
+func TestWebConfigBasicAuthCoversTheHTTPCallback(t *testing.T) {
+	fs := feishutest.New(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	base := "http://" + ln.Addr().String()
+	s, err := servicetest.RunInProcessNotReady(app.Options{ConfigFile: actionsFolder(t, fs, overHTTP),
+		Web: basicAuthWeb(t), Listeners: []net.Listener{ln}})
+	require.NoError(t, err)
+	t.Cleanup(s.Kill)
+	require.Eventually(t, func() bool {
+		req, _ := http.NewRequest(http.MethodGet, base+"/-/healthy", nil)
+		req.SetBasicAuth("admin", "secret")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 10*time.Second, 10*time.Millisecond, "%s", s.Logs())
+
+	call := func(auth bool) *http.Response {
+		req, _ := http.NewRequest(http.MethodPost, base+"/feishu/callback", strings.NewReader(`{"encrypt":""}`))
+		if auth {
+			req.SetBasicAuth("admin", "secret")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp
+	}
+	resp := call(false)
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	require.Equal(t, "Basic", resp.Header.Get("WWW-Authenticate"), "refused by the web config's basic auth")
+	resp = call(true)
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode, "past basic auth, the service reads the body")
+	require.Empty(t, resp.Header.Get("WWW-Authenticate"))
 }
