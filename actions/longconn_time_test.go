@@ -227,6 +227,34 @@ func TestLongConnectionStopBoundedWhenServerSilent(t *testing.T) {
 	})
 }
 
+// Shutdown against a server that reads nothing waits for the close
+// handshake at most the close timeout, and never past the grace.
+func TestLongConnectionShutdownBoundedWhenServerSilent(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		grace, took time.Duration
+	}{
+		{"the close timeout", 10 * time.Second, defaultCloseTimeout},
+		{"the grace", 300 * time.Millisecond, 300 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := feishutest.New(t)
+			synctest.Test(t, func(t *testing.T) {
+				m, client := newMemNet(t, s)
+				r := startOn(t, s, client, func(c *LongConnectionConfig) { c.Handler = &recorder{} })
+				upIn(t, s, 1, r)
+				m.freeze()
+				grace, cancel := context.WithTimeout(context.Background(), tc.grace)
+				defer cancel()
+				began := time.Now()
+				require.NoError(t, r.lc.Shutdown(grace), "no callback was cut short")
+				require.Equal(t, tc.took, time.Since(began))
+				require.False(t, r.isUp())
+			})
+		})
+	}
+}
+
 // blocking is a handler that holds each callback until release or its
 // context ends, and tells how it ended.
 type blocking struct {
