@@ -257,14 +257,10 @@ func TestSilencerURLs(t *testing.T) {
 	})
 	t.Run("first hangs", func(t *testing.T) {
 		// Half the budget each: the hanging member cannot take it all.
-		s, _ := newSilencer(t, commoncfg.DefaultHTTPClientConfig, blackholeURL(t), am.URL)
-		start := time.Now()
+		s, logs := newSilencer(t, commoncfg.DefaultHTTPClientConfig, blackholeURL(t), am.URL)
 		id, err := s.Create(budget(t, 2500*time.Millisecond), testSilence(ms))
-		took := time.Since(start)
-		require.NoError(t, err)
-		t.Logf("created past a hanging member in %v", took)
-		require.Greater(t, took, time.Second)
-		require.Less(t, took, 2*time.Second)
+		require.NoError(t, err, "the second had time left")
+		require.Equal(t, 1, logs.count("trying the next url", "no answer within"), "the first was given up on its share")
 		requireActive(t, am, id)
 	})
 	t.Run("4xx is not tried elsewhere", func(t *testing.T) {
@@ -290,13 +286,11 @@ func TestSilencerURLs(t *testing.T) {
 	t.Run("all refuse connections", func(t *testing.T) {
 		urls := []string{closedURL(t), "http://alice:s3cret@" + closedURL(t)[len("http://"):], closedURL(t)}
 		s, _ := newSilencer(t, commoncfg.DefaultHTTPClientConfig, urls...)
-		start := time.Now()
 		_, err := s.Create(budget(t, 2500*time.Millisecond), testSilence(ms))
-		took := time.Since(start)
 		var unreachable *UnreachableError
 		require.ErrorAs(t, err, &unreachable)
-		require.Less(t, took, 500*time.Millisecond)
-		t.Logf("%v in %v", err, took)
+		t.Logf("%v", err)
+		require.Equal(t, 3, strings.Count(err.Error(), "connection refused"), "each tried, none waited for")
 		require.NotContains(t, err.Error(), "s3cret")
 		require.NotContains(t, err.Error(), "alice")
 		require.Contains(t, err.Error(), urls[2])
@@ -305,14 +299,13 @@ func TestSilencerURLs(t *testing.T) {
 	})
 	t.Run("all hang", func(t *testing.T) {
 		s, _ := newSilencer(t, commoncfg.DefaultHTTPClientConfig, blackholeURL(t), blackholeURL(t))
-		start := time.Now()
 		_, err := s.Create(budget(t, 1500*time.Millisecond), testSilence(ms))
-		took := time.Since(start)
 		var unreachable *UnreachableError
 		require.ErrorAs(t, err, &unreachable)
 		require.ErrorIs(t, err, context.DeadlineExceeded)
-		require.Less(t, took, 1700*time.Millisecond)
-		t.Logf("%v in %v", err, took)
+		t.Logf("%v", err)
+		require.Equal(t, 1, strings.Count(err.Error(), "no answer within"), "the first was given up on its share of the budget")
+		require.NotContains(t, err.Error(), "not tried", "the second had the rest")
 	})
 }
 

@@ -32,6 +32,8 @@ const (
 	handshakeForbidden   = 403
 	codeTooManyConns     = 1000040350 // with 514: over the app's 50 connections
 	defaultFatalBackoff  = time.Minute
+	defaultJitterCap     = 5 * time.Second
+	heldFor              = time.Minute // up this long, a connection's drop is a first failure again
 	defaultCloseTimeout  = time.Second
 	requestTimeout       = 10 * time.Second
 	writeTimeout         = 5 * time.Second
@@ -66,8 +68,12 @@ type Option func(*LongConnection)
 // keeps trying: the console may be fixed without a restart.
 func WithFatalBackoff(d time.Duration) Option { return func(l *LongConnection) { l.fatalBackoff = d } }
 
-// WithFirstJitterCap caps the random wait before the first reconnect,
-// which the server's ReconnectNonce otherwise sets (30 s by default).
+// WithFirstJitterCap caps the random wait before the first reconnect after
+// a drop (default 5 s). The server's ReconnectNonce (30 s at Feishu's
+// defaults) asks for up to that much, to spread many clients' reconnects;
+// the cap keeps a click after a drop working within seconds, and 5 s still
+// spreads an app's at most 50 connections. A negative cap leaves the
+// server's nonce alone.
 func WithFirstJitterCap(d time.Duration) Option { return func(l *LongConnection) { l.jitterCap = d } }
 
 // WithCloseTimeout bounds the close handshake when Run's context ends
@@ -78,8 +84,8 @@ func WithCloseTimeout(d time.Duration) Option { return func(l *LongConnection) {
 // dials out, so the service needs no public URL. Feishu hands each callback
 // to one of an app's connections at random, so every replica may run one.
 //
-// To change credentials, cancel Run's context, wait for Run to return, and
-// run a new LongConnection.
+// To change credentials, Shutdown (or cancel Run's context), wait for Run to
+// return, and run a new LongConnection.
 type LongConnection struct {
 	cfg          LongConnectionConfig
 	logger       *slog.Logger
@@ -87,8 +93,15 @@ type LongConnection struct {
 	jitterCap    time.Duration
 	closeTimeout time.Duration
 
-	mu     sync.Mutex
-	client ClientConfig
+	quit    context.Context // ends when Shutdown is called
+	quitNow context.CancelFunc
+	started atomic.Bool
+	done    chan struct{} // closed when Run returns
+
+	mu        sync.Mutex
+	client    ClientConfig
+	grace     context.Context // Shutdown's; nil before it is called
+	cancelled int             // callbacks cancelled when the grace ran out
 }
 
 // NewLongConnection builds the client; Run starts it.
@@ -100,10 +113,12 @@ func NewLongConnection(cfg LongConnectionConfig, opts ...Option) *LongConnection
 		cfg:          cfg,
 		logger:       cfg.Logger,
 		fatalBackoff: defaultFatalBackoff,
-		jitterCap:    -1,
+		jitterCap:    defaultJitterCap,
 		closeTimeout: defaultCloseTimeout,
 		client:       DefaultClientConfig,
+		done:         make(chan struct{}),
 	}
+	l.quit, l.quitNow = context.WithCancel(context.Background())
 	if l.logger == nil {
 		l.logger = slog.New(slog.DiscardHandler)
 	}
@@ -140,26 +155,34 @@ func (l *LongConnection) apply(c ClientConfig) {
 	l.client = l.client.merge(c)
 }
 
-// Run keeps a connection up until ctx ends, reconnecting after drops and
-// refusals; it returns nil then, having closed the connection with a close
-// frame and waited for its goroutines, including running handlers (whose
-// contexts end with ctx). It never gives up by itself: a refusal that
-// retrying will not fix is logged as an error at each attempt and tried
-// again after a long wait, so a fix in Feishu's console needs no restart.
+// Run keeps a connection up until Shutdown is called or ctx ends,
+// reconnecting after drops and refusals; it returns nil then, having closed
+// the connection with a close frame and waited for its goroutines. The end
+// of ctx cancels the callbacks being handled at once; Shutdown lets them
+// finish first. Run never gives up by itself: a refusal that retrying will
+// not fix is logged as an error at each attempt and tried again after a
+// long wait, so a fix in Feishu's console needs no restart.
 func (l *LongConnection) Run(ctx context.Context) error {
 	if l.cfg.Handler == nil {
 		return errors.New("long connection: no handler")
 	}
+	if !l.started.CompareAndSwap(false, true) {
+		return errors.New("long connection: already run")
+	}
+	defer close(l.done)
 	l.setUp(0)
 	defer l.setUp(0)
 	failures := 0
 	for {
+		if l.quit.Err() != nil {
+			return nil
+		}
 		upFor, err := l.connect(ctx)
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || l.quit.Err() != nil {
 			return nil
 		}
 		cfg := l.config()
-		if upFor >= cfg.interval() {
+		if upFor >= min(cfg.interval(), heldFor) {
 			// Only a connection that held counts as a success: one the
 			// server drops at once must not earn a fresh short jitter
 			// each time, or the client would spin.
@@ -196,15 +219,61 @@ func (l *LongConnection) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			t.Stop()
 			return nil
+		case <-l.quit.Done():
+			t.Stop()
+			return nil
 		case <-t.C:
 		}
 	}
 }
 
+// Shutdown stops Run gracefully, as a service's shutdown or a reload does:
+// callbacks that arrive from now on are left unanswered (Feishu gives up on
+// them, and the clicker may click again), those being handled may finish
+// and be acked until ctx ends, and are cancelled then; then the connection
+// is closed with a close frame, and Shutdown returns once Run has. So a
+// click in flight is done whole, or, once the grace is over, not at all:
+// no half-made silence, no action done and never acked. It tells, with
+// ctx's error, if callbacks had to be cancelled. A Run called after
+// Shutdown returns at once.
+func (l *LongConnection) Shutdown(ctx context.Context) error {
+	l.mu.Lock()
+	if l.grace == nil {
+		l.grace = ctx
+	}
+	l.mu.Unlock()
+	l.quitNow()
+	if l.started.Load() {
+		<-l.done
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cancelled > 0 {
+		return fmt.Errorf("long connection: %d callbacks cancelled at shutdown: %w", l.cancelled, context.Cause(ctx))
+	}
+	return nil
+}
+
+// graceContext is Shutdown's context, which bounds the wait for callbacks
+// being handled.
+func (l *LongConnection) graceContext() context.Context {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.grace == nil {
+		return context.Background()
+	}
+	return l.grace
+}
+
 // connect bootstraps, dials and serves one connection until it ends, and
 // tells how long it was up (0 if it never was).
 func (l *LongConnection) connect(ctx context.Context) (upFor time.Duration, err error) {
-	wsURL, err := l.bootstrap(ctx)
+	// Shutdown abandons a connection not yet made; one made is served with
+	// ctx, which tells a graceful end from a hard one.
+	dctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(l.quit, cancel)()
+	wsURL, err := l.bootstrap(dctx)
 	if err != nil {
 		return 0, err
 	}
@@ -214,7 +283,7 @@ func (l *LongConnection) connect(ctx context.Context) (upFor time.Duration, err 
 	}
 	// service_id is an int32 on the wire; a URL without one is answered 0.
 	service, _ := strconv.ParseInt(u.Query().Get("service_id"), 10, 32)
-	conn, err := l.dial(ctx, wsURL)
+	conn, err := l.dial(dctx, wsURL)
 	if err != nil {
 		return 0, err
 	}
@@ -319,14 +388,14 @@ func redact(err error, rawURL string) string {
 
 // serve runs one established connection: it pings, reads, dispatches
 // callbacks and acks them, until the connection drops, the server falls
-// silent, or ctx ends.
+// silent, Shutdown is called, or ctx ends.
 func (l *LongConnection) serve(ctx context.Context, conn *websocket.Conn, service int32) error {
 	// Reads use their own context: cancelling a read closes the connection
 	// at once, and on shutdown the close handshake comes first.
 	rctx, stopRead := context.WithCancel(context.Background())
 	defer stopRead()
-	// Handlers end with Run's context, or when this connection ends (their
-	// acks could not be sent).
+	// Handlers end with Run's context, when Shutdown's grace is over, or
+	// when this connection ends (their acks could not be sent).
 	hctx, stopHandlers := context.WithCancel(ctx)
 	defer stopHandlers()
 	s := &session{l: l, conn: conn, service: service, hctx: hctx,
@@ -349,8 +418,18 @@ func (l *LongConnection) serve(ctx context.Context, conn *websocket.Conn, servic
 		select {
 		case <-ctx.Done():
 			stopHandlers()
-			l.close(conn, stopRead)
+			l.close(conn, stopRead, l.closeTimeout)
 			_ = readEnd(readErr) // the read ends with the close we asked for
+			return nil
+		case <-l.quit.Done():
+			grace := l.graceContext()
+			s.drain(ctx, grace, stopHandlers)
+			wait := l.closeTimeout
+			if d, ok := grace.Deadline(); ok {
+				wait = min(wait, time.Until(d))
+			}
+			l.close(conn, stopRead, wait)
+			_ = readEnd(readErr)
 			return nil
 		case err := <-readErr:
 			_ = conn.CloseNow() // the read's error is the one that counts
@@ -386,15 +465,20 @@ func drop(conn *websocket.Conn, readErr <-chan error) {
 // connection, the read's error only echoes that close, so callers drop it.
 func readEnd(readErr <-chan error) error { return <-readErr }
 
-// close sends a close frame and waits for the server's, at most
-// closeTimeout; then it drops the connection.
-func (l *LongConnection) close(conn *websocket.Conn, stopRead context.CancelFunc) {
+// close sends a close frame and waits for the server's, at most wait;
+// then it drops the connection.
+func (l *LongConnection) close(conn *websocket.Conn, stopRead context.CancelFunc, wait time.Duration) {
+	if wait <= 0 {
+		stopRead()
+		_ = conn.CloseNow() // no time left for the handshake
+		return
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		_ = conn.Close(websocket.StatusNormalClosure, "")
 	}()
-	t := time.NewTimer(l.closeTimeout)
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case <-done:
@@ -407,14 +491,46 @@ func (l *LongConnection) close(conn *websocket.Conn, stopRead context.CancelFunc
 
 // session is one established connection.
 type session struct {
-	l        *LongConnection
-	conn     *websocket.Conn
-	service  int32
-	hctx     context.Context
-	heard    atomic.Int64 // when the server was last heard, UnixNano
-	changed  chan struct{}
+	l       *LongConnection
+	conn    *websocket.Conn
+	service int32
+	hctx    context.Context
+	heard   atomic.Int64 // when the server was last heard, UnixNano
+	changed chan struct{}
+	parts   map[string]*parts // split payloads by message_id; read goroutine only
+
+	mu       sync.Mutex // orders draining against handlers.Add
+	draining bool       // Shutdown was called: take no more callbacks
 	handlers sync.WaitGroup
-	parts    map[string]*parts // split payloads by message_id; read goroutine only
+	running  atomic.Int32 // callbacks being handled
+}
+
+// drain waits for the callbacks being handled to be acked, until grace or
+// ctx ends; then it cancels those left, and waits for them to end.
+func (s *session) drain(ctx, grace context.Context, cancel context.CancelFunc) {
+	s.mu.Lock()
+	s.draining = true
+	s.mu.Unlock()
+	idle := make(chan struct{})
+	go func() {
+		s.handlers.Wait()
+		close(idle)
+	}()
+	select {
+	case <-idle:
+		return
+	case <-grace.Done():
+	case <-ctx.Done():
+	}
+	n := int(s.running.Load())
+	if n > 0 {
+		s.l.logger.Warn("feishu long connection: shutdown grace over, cancelling the callbacks still being handled", "callbacks", n)
+		s.l.mu.Lock()
+		s.l.cancelled += n
+		s.l.mu.Unlock()
+	}
+	cancel()
+	<-idle
 }
 
 // parts collects a payload Feishu split into several frames.
@@ -508,9 +624,20 @@ func (s *session) data(f frame, arrived time.Time) {
 		payload = bytes.Join(p.got, nil)
 		arrived = p.arrived
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining {
+		// Unanswered, Feishu gives up on it and the clicker may click again
+		// (reaching another replica, or this one restarted): better than
+		// an action cut short.
+		s.l.logger.Info("feishu long connection: callback arrived while stopping, left unanswered", "message_id", f.get("message_id"))
+		return
+	}
 	s.handlers.Add(1)
+	s.running.Add(1)
 	go func() {
 		defer s.handlers.Done()
+		defer s.running.Add(-1)
 		s.handle(f, payload, arrived)
 	}()
 }

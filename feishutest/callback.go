@@ -38,6 +38,9 @@ type callbacks struct {
 	key     string
 	fault   CallbackFault
 	updates map[string]*rate.Limiter // per message, for the 5 QPS update limit
+	// private are the cards answers showed one clicker only (without
+	// update_multi), by message ID and open_id.
+	private map[string]map[string]json.RawMessage
 }
 
 // routeCallbacks registers the long connection's endpoints.
@@ -48,6 +51,7 @@ func (s *Server) routeCallbacks(mux *http.ServeMux) {
 	s.cb.lc.config = ClientConfig{ReconnectCount: -1, ReconnectInterval: 120, ReconnectNonce: 30, PingInterval: 120}
 	s.cb.token = VerificationToken
 	s.cb.updates = map[string]*rate.Limiter{}
+	s.cb.private = map[string]map[string]json.RawMessage{}
 	mux.HandleFunc("POST /callback/ws/endpoint", s.wsEndpoint)
 	mux.HandleFunc("GET "+wsPath, s.wsUpgrade)
 }
@@ -125,7 +129,9 @@ func (a *ClickAnswer) decode() error {
 // Click delivers a click of openID on a button carrying value in the card
 // messageID, and returns the service's answer: over HTTP when SetCallback
 // named a URL, else over the long connection to one client at random. An
-// answer with a card replaces the message's card, as Feishu does.
+// answer with a card replaces the message's card as Feishu does: for the
+// whole chat when the old and the new card both set update_multi, else for
+// the clicker only (CardFor).
 func (s *Server) Click(ctx context.Context, messageID, openID string, value any) (ClickAnswer, error) {
 	return s.ClickWithEventID(ctx, newID(""), messageID, openID, value)
 }
@@ -148,9 +154,24 @@ func (s *Server) ClickWithEventID(ctx context.Context, eventID, messageID, openI
 	}
 	a.EventID = eventID
 	if err == nil && a.Card != nil {
-		s.replaceCard(messageID, a.Card)
+		s.replaceCard(messageID, openID, a.Card)
 	}
 	return a, err
+}
+
+// CardFor is the card openID sees in the message messageID: the one an
+// answer to their click showed them alone, if any, else the message's.
+func (s *Server) CardFor(messageID, openID string) (json.RawMessage, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.byID[messageID]
+	if m == nil {
+		return nil, false
+	}
+	if c, ok := s.cb.private[messageID][openID]; ok {
+		return append(json.RawMessage{}, c...), true
+	}
+	return append(json.RawMessage{}, m.Content...), true
 }
 
 // callbackBody is a card.action.trigger body as Feishu sends it.
@@ -193,21 +214,46 @@ func (s *Server) callbackBody(eventID, messageID, openID string, value any) ([]b
 }
 
 // replaceCard applies an answer's card to the message, as Feishu does at
-// once for the clicker (and everyone, with update_multi).
-func (s *Server) replaceCard(messageID string, card json.RawMessage) {
+// once: for everyone when the old and the new card set update_multi (as a
+// PATCH needs), else for the clicker alone, the chat's card unchanged.
+func (s *Server) replaceCard(messageID, openID string, card json.RawMessage) {
 	text, err := readable("interactive", card)
 	if err != nil {
 		return // Feishu shows the clicker 200673 and keeps the card
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if m := s.byID[messageID]; m != nil {
-		if m.Updates == 0 {
-			m.FirstText = m.Text
-		}
-		m.Content, m.Text = append(json.RawMessage{}, card...), text
-		m.Updates++
+	m := s.byID[messageID]
+	if m == nil {
+		return
 	}
+	if !shared(m.Content) || !shared(card) {
+		if s.cb.private[messageID] == nil {
+			s.cb.private[messageID] = map[string]json.RawMessage{}
+		}
+		s.cb.private[messageID][openID] = append(json.RawMessage{}, card...)
+		return
+	}
+	if m.Updates == 0 {
+		m.FirstText = m.Text
+	}
+	m.Content, m.Text = append(json.RawMessage{}, card...), text
+	m.Updates++
+	// The shared card is what everyone sees now.
+	delete(s.cb.private, messageID)
+}
+
+// shared reports whether a card's updates show to the whole chat: JSON 1.0
+// with config.update_multi, or JSON 2.0, whose cards always are.
+func shared(card json.RawMessage) bool {
+	var c struct {
+		Schema string `json:"schema"`
+		Config struct {
+			UpdateMulti bool `json:"update_multi"`
+		} `json:"config"`
+	}
+	_ = json.Unmarshal(card, &c) // read when it was sent, or by readable
+	return c.Schema == "2.0" || c.Config.UpdateMulti
 }
 
 // ChallengeCallback sends the URL verification Feishu sends when the

@@ -311,7 +311,7 @@ func (s *Server) ClickOn(ctx context.Context, conn int, messageID, openID string
 	a, err := s.pushTo(ctx, conn, body)
 	a.EventID = eventID
 	if err == nil && a.Card != nil {
-		s.replaceCard(messageID, a.Card)
+		s.replaceCard(messageID, openID, a.Card)
 	}
 	return a, err
 }

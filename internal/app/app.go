@@ -93,7 +93,13 @@ func Run(ctx context.Context, o Options) error {
 	}
 	incidents := core.New(store, nil, core.Options{Logger: logger, Registerer: reg})
 	clicks := newCallbacks(incidents, reg, logger)
-	defer clicks.stop()
+	defer func() {
+		// A no-op after a shutdown, which stops it first; on an early
+		// return, the grace still bounds it.
+		ctx, cancel := context.WithTimeout(context.Background(), o.Grace)
+		defer cancel()
+		_ = clicks.stop(ctx)
+	}()
 	creds := &credentials{metrics: metrics, logger: logger}
 	defer creds.stop()
 	coordinator.Subscribe(
@@ -161,9 +167,12 @@ func Run(ctx context.Context, o Options) error {
 			// Every part is stopped whatever the others did: a delivery
 			// left running past the grace would outlive the store it
 			// records in. Each cancels what is left once the grace is up.
+			// The long connection stops beside the HTTP server, as both
+			// take no new work and finish what they hold, clicks included.
+			clicked := make(chan error, 1)
+			go func() { clicked <- clicks.stop(stop) }()
 			served := srv.Shutdown(stop)
-			clicks.stop()
-			err := errors.Join(served, intake.Shutdown(stop), incidents.Shutdown(stop))
+			err := errors.Join(served, <-clicked, intake.Shutdown(stop), incidents.Shutdown(stop))
 			cancel()
 			if err != nil {
 				srv.Close()

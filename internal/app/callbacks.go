@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -34,10 +35,15 @@ type callbacks struct {
 	wg      sync.WaitGroup
 }
 
+// reloadGrace is how long a reload that replaces the long connection lets
+// the clicks in flight on the old one finish: Feishu waits 3 s for an
+// answer, so none needs longer.
+const reloadGrace = 3 * time.Second
+
 // connection is a running long connection and what it was made from.
 type connection struct {
 	settings connectionSettings
-	cancel   context.CancelFunc
+	lc       *actions.LongConnection
 	done     chan struct{}
 }
 
@@ -66,7 +72,7 @@ func (cb *callbacks) apply(cfg *config.Config) error {
 		cb.http.Store(nil)
 	}
 	if a == nil || a.Transport != config.TransportLongConnection {
-		cb.stop()
+		cb.replaced()
 	}
 	switch {
 	case a == nil:
@@ -95,35 +101,48 @@ func (cb *callbacks) apply(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	cb.stop()
+	cb.replaced()
 	lc := actions.NewLongConnection(actions.LongConnectionConfig{
 		BaseURL: s.BaseURL, AppID: s.AppID, AppSecret: s.Secret, HTTPClient: hc,
 		Logger: cb.logger, Up: cb.up, Handler: cb.core, Refused: cb.core.RefusedCallback,
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	conn := &connection{settings: s, cancel: cancel, done: make(chan struct{})}
+	conn := &connection{settings: s, lc: lc, done: make(chan struct{})}
 	cb.mu.Lock()
 	cb.running = conn
 	cb.mu.Unlock()
 	cb.wg.Go(func() {
 		defer close(conn.done)
-		if err := lc.Run(ctx); err != nil {
+		if err := lc.Run(context.Background()); err != nil {
 			cb.logger.Error("card callbacks over the long connection stopped", "err", err)
 		}
 	})
 	return nil
 }
 
-// stop closes the long connection, if there is one, and waits for it.
-func (cb *callbacks) stop() {
+// replaced stops the long connection a reload does away with, letting its
+// clicks in flight finish.
+func (cb *callbacks) replaced() {
+	ctx, cancel := context.WithTimeout(context.Background(), reloadGrace)
+	defer cancel()
+	if err := cb.stop(ctx); err != nil {
+		cb.logger.Warn("card callbacks cut short by the reload", "err", err)
+	}
+}
+
+// stop closes the long connection, if there is one: the clicks being
+// handled may finish and be answered until ctx ends, and are cancelled
+// then, which the error tells. It returns once the connection is closed.
+func (cb *callbacks) stop(ctx context.Context) error {
 	cb.mu.Lock()
 	conn := cb.running
 	cb.running = nil
 	cb.mu.Unlock()
-	if conn != nil {
-		conn.cancel()
-		<-conn.done
+	if conn == nil {
+		return nil
 	}
+	err := conn.lc.Shutdown(ctx)
+	<-conn.done
+	return err
 }
 
 // serveHTTP is POST /feishu/callback: 404 unless the transport is http.
