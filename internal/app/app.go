@@ -103,6 +103,7 @@ func Run(ctx context.Context, o Options) error {
 	creds := &credentials{metrics: metrics, logger: logger}
 	defer creds.stop()
 	coordinator.Subscribe(
+		clicks.check, // first: what can fail, before anything takes the configuration
 		func(next *config.Config) error {
 			p, err := core.NewPipeline(next, core.PipelineOptions{Metrics: metrics, Pacer: pacer, Logger: logger})
 			if err != nil {

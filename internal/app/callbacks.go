@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"reflect"
@@ -29,6 +30,7 @@ type callbacks struct {
 	up     prometheus.Gauge
 
 	http atomic.Pointer[actions.HTTPCallback] // nil unless transport http
+	next *plan                                // check's, for apply; under the coordinator's lock
 
 	mu      sync.Mutex
 	running *connection // the long connection, if any
@@ -65,45 +67,69 @@ func newCallbacks(c *core.Core, reg prometheus.Registerer, logger *slog.Logger) 
 	}
 }
 
-// apply follows a configuration loaded and accepted.
-func (cb *callbacks) apply(cfg *config.Config) error {
+// plan is what apply does for a configuration, made by check beforehand:
+// what can fail (reading the callback's secrets, the app secret, building
+// the HTTP client) fails there, before any part of the service has taken
+// the configuration, so that a refused reload leaves the callbacks as they
+// were, as it leaves the pipeline.
+type plan struct {
+	http     *actions.HTTPCallback // transport http
+	settings *connectionSettings   // the long connection
+	client   *http.Client
+}
+
+// check prepares the plan for cfg; subscribed before every other
+// subscriber.
+func (cb *callbacks) check(cfg *config.Config) error {
+	cb.next = nil
 	a := cfg.Actions
-	if a == nil || a.Transport != config.TransportHTTP {
-		cb.http.Store(nil)
-	}
-	if a == nil || a.Transport != config.TransportLongConnection {
-		cb.replaced()
-	}
+	p := &plan{}
 	switch {
 	case a == nil:
-		return nil
 	case a.Transport == config.TransportHTTP:
 		token, key, err := a.Secrets()
 		if err != nil {
 			return err
 		}
-		cb.http.Store(actions.NewHTTPCallback(token, key, cb.core, cb.logger, cb.core.RefusedCallback))
+		p.http = actions.NewHTTPCallback(token, key, cb.core, cb.logger, cb.core.RefusedCallback)
+	default:
+		secret, err := cfg.Feishu.Secret()
+		if err != nil {
+			return err
+		}
+		p.settings = &connectionSettings{BaseURL: cfg.Feishu.BaseURL, AppID: cfg.Feishu.AppID, Secret: secret, HTTPConfig: cfg.Feishu.HTTPConfig}
+		p.client, err = commoncfg.NewClientFromConfig(p.settings.HTTPConfig, "feishu-callbacks",
+			commoncfg.WithUserAgent(version.ComponentUserAgent(Name)))
+		if err != nil {
+			return err
+		}
+	}
+	cb.next = p
+	return nil
+}
+
+// apply carries out the plan check made for the configuration accepted.
+func (cb *callbacks) apply(*config.Config) error {
+	p := cb.next
+	cb.next = nil
+	if p == nil {
+		return errors.New("card callbacks: configuration applied without being checked")
+	}
+	cb.http.Store(p.http)
+	if p.settings == nil {
+		cb.replaced()
 		return nil
 	}
-	secret, err := cfg.Feishu.Secret()
-	if err != nil {
-		return err
-	}
-	s := connectionSettings{BaseURL: cfg.Feishu.BaseURL, AppID: cfg.Feishu.AppID, Secret: secret, HTTPConfig: cfg.Feishu.HTTPConfig}
 	cb.mu.Lock()
-	same := cb.running != nil && reflect.DeepEqual(cb.running.settings, s)
+	same := cb.running != nil && reflect.DeepEqual(cb.running.settings, *p.settings)
 	cb.mu.Unlock()
 	if same {
 		return nil
 	}
-	hc, err := commoncfg.NewClientFromConfig(s.HTTPConfig, "feishu-callbacks",
-		commoncfg.WithUserAgent(version.ComponentUserAgent(Name)))
-	if err != nil {
-		return err
-	}
 	cb.replaced()
+	s := *p.settings
 	lc := actions.NewLongConnection(actions.LongConnectionConfig{
-		BaseURL: s.BaseURL, AppID: s.AppID, AppSecret: s.Secret, HTTPClient: hc,
+		BaseURL: s.BaseURL, AppID: s.AppID, AppSecret: s.Secret, HTTPClient: p.client,
 		Logger: cb.logger, Up: cb.up, Handler: cb.core, Refused: cb.core.RefusedCallback,
 	})
 	conn := &connection{settings: s, lc: lc, done: make(chan struct{})}

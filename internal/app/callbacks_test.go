@@ -151,6 +151,38 @@ func TestReloadFromTheLongConnectionToHTTP(t *testing.T) {
 	require.Equal(t, 1, fs.Bootstraps(), "and no new connection")
 }
 
+// A reload whose callback secrets cannot be read is refused whole: the
+// long connection stays up, the routing stays as it was, and the metrics
+// say the reload failed. Nothing takes the configuration before
+// everything in it that can fail was read.
+func TestRefusedReloadLeavesTheCallbacksAndRouting(t *testing.T) {
+	fs := feishutest.New(t)
+	cfg := actionsFolder(t, fs, overLongConnection)
+	s := start(t, app.Options{ConfigFile: cfg, EnableLifecycle: true})
+	connectedTo(t, fs, 1)
+	require.Eventually(t, func() bool { return s.gauge(t) == 1 }, 10*time.Second, 10*time.Millisecond)
+
+	next := strings.Replace(fmt.Sprintf(actionsRouting, fs.URL, overHTTP), "chat_id: oc_infra", "chat_id: oc_elsewhere", 1)
+	rewrite(t, cfg, next)
+	require.NoError(t, os.Remove(filepath.Join(filepath.Dir(cfg), "token")))
+	require.Equal(t, http.StatusInternalServerError, request(t, http.MethodPost, s.url+"/-/reload", ""))
+	ok, found := metric(s.url, "alertmanager_feishu_config_last_reload_successful")
+	require.True(t, found)
+	require.Zero(t, ok)
+
+	require.Equal(t, []int{1}, fs.ConnectionIDs(), "the same connection")
+	require.Zero(t, fs.CleanCloses())
+	require.InDelta(t, 1, s.gauge(t), 0)
+	root := firing(t, fs, s)
+	require.Equal(t, "oc_infra", root.TargetID, "the routing as it was")
+	a, err := fs.Click(context.Background(), root.ID, "ou_alice", button(t, root, "ack", ""))
+	require.NoError(t, err)
+	require.Equal(t, 1, a.Conn, "clicks still come over the connection")
+	require.Equal(t, "success", a.Toast.Type, a.Toast.Content)
+	code, body := post(t, s.url+"/feishu/callback", []byte(`{}`))
+	require.Equal(t, http.StatusNotFound, code, body)
+}
+
 // A reload that changes nothing the connection depends on keeps it; one
 // that changes the app secret replaces it, and clicks reach the new one.
 func TestReloadKeepsOrReplacesTheLongConnection(t *testing.T) {
