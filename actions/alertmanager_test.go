@@ -21,6 +21,7 @@ import (
 
 	"github.com/alertmanager-feishu/alertmanager-feishu/internal/amtest"
 	"github.com/alertmanager-feishu/alertmanager-feishu/internal/freeport"
+	"github.com/alertmanager-feishu/alertmanager-feishu/internal/logtest"
 )
 
 // amConfig routes team="infra" and team="db" apart, grouped by groupBy, to
@@ -52,7 +53,7 @@ func runAM(t *testing.T, bin, groupBy string) *amtest.Alertmanager {
 	return amtest.Run(t, amtest.Options{Binary: bin, Config: amConfig(groupBy)})
 }
 
-func newSilencer(t *testing.T, hc commoncfg.HTTPClientConfig, urls ...string) (*Silencer, *logBuffer) {
+func newSilencer(t *testing.T, hc commoncfg.HTTPClientConfig, urls ...string) (*Silencer, *logtest.Buffer) {
 	t.Helper()
 	logger, logs := newLogger()
 	s, err := NewSilencer(urls, hc, logger)
@@ -243,7 +244,7 @@ func TestSilencerURLs(t *testing.T) {
 		t.Logf("created past a closed port in %v", time.Since(start))
 		requireActive(t, am, id)
 		require.EqualValues(t, 1, n.Load())
-		require.Equal(t, 1, logs.count("trying the next url", "connection refused"))
+		require.Equal(t, 1, logs.Count("trying the next url", "connection refused"))
 	})
 	t.Run("first answers 503", func(t *testing.T) {
 		unavailable := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -260,7 +261,7 @@ func TestSilencerURLs(t *testing.T) {
 		s, logs := newSilencer(t, commoncfg.DefaultHTTPClientConfig, blackholeURL(t), am.URL)
 		id, err := s.Create(budget(t, 2500*time.Millisecond), testSilence(ms))
 		require.NoError(t, err, "the second had time left")
-		require.Equal(t, 1, logs.count("trying the next url", "no answer within"), "the first was given up on its share")
+		require.Equal(t, 1, logs.Count("trying the next url", "no answer within"), "the first was given up on its share")
 		requireActive(t, am, id)
 	})
 	t.Run("4xx is not tried elsewhere", func(t *testing.T) {

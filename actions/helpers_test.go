@@ -6,50 +6,17 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishutest"
+	"github.com/alertmanager-feishu/alertmanager-feishu/internal/logtest"
 )
 
-// logBuffer collects log lines from several goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// count counts the lines holding every one of words.
-func (l *logBuffer) count(words ...string) int {
-	n := 0
-	for _, line := range strings.Split(l.String(), "\n") {
-		all := line != ""
-		for _, w := range words {
-			all = all && strings.Contains(line, w)
-		}
-		if all {
-			n++
-		}
-	}
-	return n
-}
-
-func newLogger() (*slog.Logger, *logBuffer) {
-	buf := &logBuffer{}
+func newLogger() (*slog.Logger, *logtest.Buffer) {
+	buf := &logtest.Buffer{}
 	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), buf
 }
 

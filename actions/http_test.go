@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishutest"
+	"github.com/alertmanager-feishu/alertmanager-feishu/internal/logtest"
 )
 
 const (
@@ -29,7 +30,7 @@ type httpSetup struct {
 	s       *feishutest.Server
 	h       *recorder
 	refused *atomic.Int32
-	logs    *logBuffer
+	logs    *logtest.Buffer
 	card    string
 }
 
@@ -123,7 +124,7 @@ func TestHTTPRefusals(t *testing.T) {
 			require.Equal(t, tc.status, a.Status, string(a.Raw))
 			require.Empty(t, st.h.callbacks(), "nothing handed to the handler")
 			require.EqualValues(t, 1, st.refused.Load())
-			require.Equal(t, 1, st.logs.count("card callback refused"), st.logs.String())
+			require.Equal(t, 1, st.logs.Count("card callback refused"), st.logs.String())
 			m, _ := st.s.Message(st.card)
 			require.Zero(t, m.Updates)
 		})
@@ -162,7 +163,7 @@ func TestHTTPHandlerPanic(t *testing.T) {
 	a, err := st.s.Click(context.Background(), st.card, "ou_alice", map[string]string{"action": "ack"})
 	require.NoError(t, err)
 	require.Equal(t, http.StatusInternalServerError, a.Status)
-	require.Equal(t, 1, logs.count("handler failed", "boom"))
+	require.Equal(t, 1, logs.Count("handler failed", "boom"))
 }
 
 // sealed is a signed, encrypted callback request, as Feishu sends one.

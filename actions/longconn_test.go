@@ -14,13 +14,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishutest"
+	"github.com/alertmanager-feishu/alertmanager-feishu/internal/logtest"
 )
 
 // running is a LongConnection under test.
 type running struct {
 	lc     *LongConnection
 	up     prometheus.Gauge
-	logs   *logBuffer
+	logs   *logtest.Buffer
 	client *http.Client
 	cancel context.CancelFunc
 	done   chan error
@@ -190,7 +191,7 @@ func TestLongConnectionHandlerPanicAndStrangeEvents(t *testing.T) {
 	a, err = s.Click(context.Background(), card, "ou_alice", ack())
 	require.NoError(t, err)
 	require.Equal(t, 200, a.Status, "the connection survives")
-	require.Equal(t, 1, r.logs.count("level=ERROR", "boom"))
+	require.Equal(t, 1, r.logs.Count("level=ERROR", "boom"))
 }
 
 func TestLongConnectionSeveralClients(t *testing.T) {

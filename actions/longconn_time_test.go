@@ -36,11 +36,11 @@ func TestLongConnectionBadCredentialsBackOff(t *testing.T) {
 		for attempt := 1; attempt <= 11; attempt++ {
 			synctest.Wait() // the attempt is made, and Run waits out its backoff
 			require.Equal(t, attempt, s.Bootstraps(), "one attempt per backoff")
-			require.Equal(t, attempt, r.logs.count("level=ERROR", "long connection refused", "code 10014"), "one error per attempt")
+			require.Equal(t, attempt, r.logs.Count("level=ERROR", "long connection refused", "code 10014"), "one error per attempt")
 			require.False(t, r.isUp(), "the gauge is 0 while the attempts go on")
 			time.Sleep(defaultFatalBackoff)
 		}
-		require.Zero(t, r.logs.count("level=WARN"))
+		require.Zero(t, r.logs.Count("level=WARN"))
 		require.NotContains(t, r.logs.String(), "wrong-secret")
 		require.Zero(t, s.Handshakes())
 	})
@@ -56,7 +56,7 @@ func TestLongConnectionHandshakeRefused(t *testing.T) {
 			for attempt := 1; attempt <= 4; attempt++ {
 				synctest.Wait()
 				require.Equal(t, attempt, s.Handshakes(), "one attempt per backoff")
-				require.Equal(t, attempt, r.logs.count("level=ERROR", "1000040350"))
+				require.Equal(t, attempt, r.logs.Count("level=ERROR", "1000040350"))
 				require.False(t, r.isUp())
 				time.Sleep(defaultFatalBackoff)
 			}
@@ -70,7 +70,7 @@ func TestLongConnectionHandshakeRefused(t *testing.T) {
 			_, client := newMemNet(t, s)
 			r := startOn(t, s, client, func(c *LongConnectionConfig) { c.Handler = &recorder{} }, WithFatalBackoff(time.Hour))
 			synctest.Wait()
-			require.Equal(t, 1, r.logs.count("level=ERROR", "status 403"))
+			require.Equal(t, 1, r.logs.Count("level=ERROR", "status 403"))
 			time.Sleep(time.Hour - time.Second)
 			require.Equal(t, 1, s.Handshakes(), "the backoff is an hour")
 			time.Sleep(time.Second)
@@ -95,8 +95,8 @@ func TestLongConnectionHandshakeRefused(t *testing.T) {
 			time.Sleep(defaultJitterCap + time.Second)
 			synctest.Wait()
 			require.Equal(t, 3, s.Handshakes())
-			require.Zero(t, r.logs.count("level=ERROR"))
-			require.Equal(t, 3, r.logs.count("level=WARN", "feishu long connection lost; reconnecting", "status 500"))
+			require.Zero(t, r.logs.Count("level=ERROR"))
+			require.Equal(t, 3, r.logs.Count("level=WARN", "feishu long connection lost; reconnecting", "status 500"))
 
 			s.RefuseHandshakes(nil)
 			time.Sleep(DefaultClientConfig.interval())
@@ -130,7 +130,7 @@ func TestLongConnectionReconnectsAfterDrop(t *testing.T) {
 			require.Equal(t, "ok", a.Toast.Content)
 		}
 		require.Equal(t, 4, s.Bootstraps())
-		require.Equal(t, 3, r.logs.count("level=WARN", "reconnecting"))
+		require.Equal(t, 3, r.logs.Count("level=WARN", "reconnecting"))
 
 		// Dropped again soon after it came back: the interval, not another
 		// short jitter.
@@ -154,10 +154,10 @@ func TestLongConnectionReconnectsWhenServerSilent(t *testing.T) {
 		ping := DefaultClientConfig.ping()
 		time.Sleep(3*ping - time.Second)
 		require.Equal(t, 3, s.Pings(), "pings go on, unanswered")
-		require.Zero(t, r.logs.count("server silent"))
+		require.Zero(t, r.logs.Count("server silent"))
 		time.Sleep(time.Second)
 		synctest.Wait()
-		require.Equal(t, 1, r.logs.count("server silent for 6m0s"))
+		require.Equal(t, 1, r.logs.Count("server silent for 6m0s"))
 		s.SetSilent(false)
 		time.Sleep(defaultJitterCap)
 		upIn(t, s, 1, r)
@@ -331,7 +331,7 @@ func TestLongConnectionShutdownFinishesClicksInFlight(t *testing.T) {
 		require.Equal(t, 1, s.CleanCloses())
 		require.Zero(t, s.Connections())
 		require.False(t, r.isUp())
-		require.Equal(t, 1, r.logs.count("callback arrived while stopping, left unanswered"))
+		require.Equal(t, 1, r.logs.Count("callback arrived while stopping, left unanswered"))
 	})
 }
 
@@ -361,7 +361,7 @@ func TestLongConnectionShutdownCancelsClicksAfterTheGrace(t *testing.T) {
 		require.NoError(t, got.err)
 		require.Equal(t, "cut short", got.a.Toast.Content, "the handler's answer to its cancellation is acked")
 		require.Zero(t, s.CleanCloses(), "no time was left for the close handshake")
-		require.Equal(t, 1, r.logs.count("level=WARN", "shutdown grace over", "callbacks=1"))
+		require.Equal(t, 1, r.logs.Count("level=WARN", "shutdown grace over", "callbacks=1"))
 	})
 }
 

@@ -1,7 +1,6 @@
 package core_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -27,6 +26,7 @@ import (
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishutest"
 	"github.com/alertmanager-feishu/alertmanager-feishu/incident"
 	"github.com/alertmanager-feishu/alertmanager-feishu/internal/amtest"
+	"github.com/alertmanager-feishu/alertmanager-feishu/internal/logtest"
 	"github.com/alertmanager-feishu/alertmanager-feishu/state"
 )
 
@@ -112,24 +112,8 @@ func newActionEnvWith(t testing.TB, o envOptions) *actionEnv {
 }
 
 // logBuffer holds the core's log, JSON lines, written from any goroutine.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+type logBuffer struct{ logtest.Buffer }
 
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// with returns the log lines whose attribute key is value.
 func (l *logBuffer) with(t *testing.T, key, value string) []map[string]any {
 	t.Helper()
 	var out []map[string]any

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -83,23 +82,9 @@ func waitConnections(t *testing.T, fs *feishutest.Server, n int) {
 // cardButton is the value of the card's button for action (and duration).
 func cardButton(t *testing.T, m feishutest.Message, action, duration string) map[string]string {
 	t.Helper()
-	var card struct {
-		Elements []struct {
-			Actions []struct {
-				Value map[string]string `json:"value"`
-			} `json:"actions"`
-		} `json:"elements"`
-	}
-	require.NoError(t, json.Unmarshal(m.Content, &card))
-	for _, el := range card.Elements {
-		for _, a := range el.Actions {
-			if a.Value["action"] == action && a.Value["duration"] == duration {
-				return a.Value
-			}
-		}
-	}
-	t.Fatalf("no %s %s button on the card: %s", action, duration, m.Content)
-	return nil
+	v := m.Button(action, duration)
+	require.NotNil(t, v, "no %s %s button on the card: %s", action, duration, m.Content)
+	return v
 }
 
 // rootOf is the current state of the root message whose text contains s.

@@ -1,10 +1,8 @@
 package feishu_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
-	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -13,28 +11,11 @@ import (
 
 	"github.com/alertmanager-feishu/alertmanager-feishu/config"
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
+	"github.com/alertmanager-feishu/alertmanager-feishu/internal/logtest"
 	"github.com/alertmanager-feishu/alertmanager-feishu/internal/redistest"
 	"github.com/alertmanager-feishu/alertmanager-feishu/ratelimit"
 	"github.com/alertmanager-feishu/alertmanager-feishu/state"
 )
-
-// syncBuffer is a log the pacer writes while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // With Redis away, a replica counts the limits itself at its share of
 // them, and says so in the log and the metric; with Redis back, it counts
@@ -52,7 +33,7 @@ func TestPacerFallsBackWhileRedisIsAway(t *testing.T) {
 	require.NoError(t, err)
 
 	p, m := newPacer(t, config.RateLimit{PerChat: 50, PerApp: 50})
-	var log syncBuffer
+	var log logtest.Buffer
 	p.Share(open(), slog.New(slog.NewTextHandler(&log, nil)))
 	require.NoError(t, p.Wait(context.Background(), chat("1")))
 	require.Equal(t, 1.0, testutil.ToFloat64(m.RateLimitShared))

@@ -182,3 +182,25 @@ func (s *Server) refusesPostText(m *Message) (int, bool) {
 	}
 	return 0, false
 }
+
+// Button is the value the card's button for action (and duration, "" for
+// none) carries back when clicked, as Click takes it; nil when the card has
+// no such button, or the message is not a card.
+func (m Message) Button(action, duration string) map[string]string {
+	if m.Type != "interactive" {
+		return nil
+	}
+	var c card
+	if json.Unmarshal(m.Content, &c) != nil {
+		return nil
+	}
+	for _, el := range c.Elements {
+		for _, a := range el.Actions {
+			var v map[string]string
+			if json.Unmarshal(a.Value, &v) == nil && v["action"] == action && v["duration"] == duration {
+				return v
+			}
+		}
+	}
+	return nil
+}

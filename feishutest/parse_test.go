@@ -72,3 +72,20 @@ func TestStrictPostText(t *testing.T) {
 	require.Zero(t, v4)
 	require.Len(t, s.Messages(), 4)
 }
+
+// Button finds a card's button by the value it carries back, as a clicker
+// would press it; links and other messages have none.
+func TestButton(t *testing.T) {
+	card := msg("im_v1", "interactive", map[string]any{"elements": []any{
+		map[string]any{"tag": "action", "actions": []any{
+			map[string]any{"tag": "button", "value": map[string]string{"action": "ack", "incident": "c.1"}},
+			map[string]any{"tag": "button", "value": map[string]string{"action": "silence", "duration": "1h", "incident": "c.1"}},
+			map[string]any{"tag": "button", "url": "https://am.example/#/silences/new"},
+		}},
+	}})
+	require.Equal(t, map[string]string{"action": "ack", "incident": "c.1"}, card.Button("ack", ""))
+	require.Equal(t, "1h", card.Button("silence", "1h")["duration"])
+	require.Nil(t, card.Button("silence", "4h"))
+	require.Nil(t, card.Button("unsilence", ""))
+	require.Nil(t, msg("im_v1", "text", map[string]string{"text": `{"action":"ack"}`}).Button("ack", ""))
+}

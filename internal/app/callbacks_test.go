@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -93,23 +92,9 @@ func connectedTo(t *testing.T, fs *feishutest.Server, ids ...int) {
 // button is the value of the root card's button for action (and duration).
 func button(t *testing.T, m feishutest.Message, action, duration string) map[string]string {
 	t.Helper()
-	var card struct {
-		Elements []struct {
-			Actions []struct {
-				Value map[string]string `json:"value"`
-			} `json:"actions"`
-		} `json:"elements"`
-	}
-	require.NoError(t, json.Unmarshal(m.Content, &card))
-	for _, el := range card.Elements {
-		for _, a := range el.Actions {
-			if a.Value["action"] == action && a.Value["duration"] == duration {
-				return a.Value
-			}
-		}
-	}
-	t.Fatalf("no %s %s button on the card: %s", action, duration, m.Content)
-	return nil
+	v := m.Button(action, duration)
+	require.NotNil(t, v, "no %s %s button on the card: %s", action, duration, m.Content)
+	return v
 }
 
 // firing posts a firing group and returns its root card.
