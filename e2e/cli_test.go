@@ -124,7 +124,11 @@ func TestOnCallPreviewCommand(t *testing.T) {
 	require.Equal(t, 0, code, out)
 	require.Equal(t, "at 2026-02-10T12:00:00+08:00\n"+
 		"rotation infra-primary: carol@example.com\n"+
-		`receiver infra mentions: carol@example.com, lead@example.com; @all when severity="critical"; and whoever the label owner names`+"\n",
+		"rotation infra-secondary: erin@example.com\n"+
+		`receiver infra mentions: carol@example.com, lead@example.com; @all when severity="critical"; and whoever the label owner names`+"\n"+
+		`receiver infra escalates when severity=~"critical|page"`+"\n"+
+		"receiver infra step 1 after 15m (urgent app) reaches: erin@example.com\n"+
+		"receiver infra step 2 after 45m (urgent phone) reaches: lead@example.com\n",
 		out)
 
 	out, code = run(t, "oncall", "--config.file="+filepath.Join("..", "examples", "routing.reference.yaml"), "--at=tomorrow")

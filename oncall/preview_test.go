@@ -21,9 +21,16 @@ func TestPreviewOfTheExampleConfiguration(t *testing.T) {
 		want string
 	}{
 		{time.Date(2026, 1, 5, 9, 0, 0, 0, shanghai), "rotation infra-primary: nobody (before its start)\n" +
-			"receiver infra mentions: lead@example.com; @all when severity=\"critical\"; and whoever the label owner names\n"},
+			"rotation infra-secondary: nobody (before its start)\n" +
+			"receiver infra mentions: lead@example.com; @all when severity=\"critical\"; and whoever the label owner names\n" +
+			"receiver infra escalates when severity=~\"critical|page\"\n" +
+			"receiver infra step 1 after 15m (urgent app) reaches: nobody\n"},
 		{time.Date(2026, 1, 6, 9, 0, 0, 0, shanghai), "rotation infra-primary: alice@example.com\n" +
-			"receiver infra mentions: alice@example.com, lead@example.com; @all when severity=\"critical\"; and whoever the label owner names\n"},
+			"rotation infra-secondary: dave@example.com\n" +
+			"receiver infra mentions: alice@example.com, lead@example.com; @all when severity=\"critical\"; and whoever the label owner names\n" +
+			"receiver infra escalates when severity=~\"critical|page\"\n" +
+			"receiver infra step 1 after 15m (urgent app) reaches: dave@example.com\n" +
+			"receiver infra step 2 after 45m (urgent phone) reaches: lead@example.com\n"},
 		{time.Date(2026, 2, 10, 12, 0, 0, 0, shanghai), "rotation infra-primary: carol@example.com\n"},
 	} {
 		b.Reset()
