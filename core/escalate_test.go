@@ -291,6 +291,24 @@ func TestEscalationFollowsAReload(t *testing.T) {
 	}
 }
 
+// A notification that took its pipeline before a reload, and commits once
+// the reload has retimed the open incidents, is timed by the policy in
+// force, not by the one it came with: it cannot undo the reload.
+func TestEscalationOfANotificationThatStraddlesAReload(t *testing.T) {
+	fs := feishutest.New(t)
+	synctest.Test(t, func(t *testing.T) {
+		e := startTimers(t, fs, timerOptions{first: "10m", second: "30m", inMemory: true})
+		e.core.SetPipeline(e.pipeline(t, "5m", "2h"))
+		synctest.Wait() // the reload's retime is done
+		start := time.Now()
+		e.notify(t, "firing-HighCPU-seq1-first-notification.json") // through the pipeline before the reload
+		time.Sleep(5*time.Minute + time.Second)
+		synctest.Wait()
+		require.Len(t, e.steps(), 1, "step 1 by the reloaded policy")
+		require.WithinRange(t, e.steps()[0].Time, start.Add(5*time.Minute), start.Add(5*time.Minute+time.Second))
+	})
+}
+
 // A restart whose configuration gave a receiver an escalation applies it
 // to the receiver's open incidents, as a reload does: the service starts
 // without a pipeline, and its first counts as a change.

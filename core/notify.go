@@ -413,8 +413,15 @@ func (c *Core) commit(ctx context.Context, rc *Receiver, d *delivery, n Notifica
 		in.State, in.Resolution = incident.Resolved, webhook.ResolutionKey(rc.Name(), p)
 	}
 	// The incident's first message starts its escalation; a resolution
-	// ends it.
-	in.Escalation.Due = c.nextDue(escalation(rc, in), in)
+	// ends it. By the policy in force now: a reload since this
+	// notification took its pipeline has retimed the open incidents, or
+	// waits for this chain's lock to, and must not be undone by this
+	// commit.
+	policy := rc
+	if pl := c.Pipeline(); pl != nil && pl.Receiver(rc.Name()) != nil {
+		policy = pl.Receiver(rc.Name())
+	}
+	in.Escalation.Due = c.nextDue(escalation(policy, in), in)
 	return c.store.Commit(ctx, state.Write{Incident: in, Notification: n.Key, At: now})
 }
 
