@@ -30,7 +30,7 @@ const (
 	resultDone      = "done"
 	resultDuplicate = "duplicate" // done before: nothing changes
 	resultRefused   = "refused"   // not allowed, not valid, or Alertmanager did not do it: nothing done
-	resultFailed    = "failed"    // the state failed: the action not recorded; the clicker may try again
+	resultFailed    = "failed"    // the incident busy or the state failed: not recorded; the clicker may try again
 )
 
 // buttonValue is the object a button carries back (a contract).
@@ -128,7 +128,9 @@ func (a *act) run(ctx context.Context) actions.Answer {
 		return c.refuse(v.Action, a.cb, reason, toastNotAllowed)
 	}
 	if !in.Open() {
-		c.actions.WithLabelValues(v.Action, resultRefused).Inc()
+		// Refused, with the card as it ends: a card still showing buttons
+		// (its update lost) is put right.
+		c.refused(v.Action, a.cb, "the incident is resolved")
 		return c.answerWith(a.receiver, in, toastResolved)
 	}
 	by := incident.Person{OpenID: a.cb.Operator.OpenID, Name: a.pipeline.name(ctx, a.cb.Operator.OpenID)}

@@ -502,6 +502,10 @@ func TestClickOnResolved(t *testing.T) {
 	require.Equal(t, actions.ToastInfo, answer.Toast.Type)
 	e.settle(t)
 	require.Len(t, e.fs.Messages(), 3, "the root, the ack's reply and the resolved reply: nothing more")
+	require.InDelta(t, 1, e.count(core.ActionAck, "refused"), 0)
+	refused := e.logs.with(t, "msg", "card action refused")
+	require.Len(t, refused, 1)
+	require.Equal(t, "the incident is resolved", refused[0]["reason"])
 }
 
 // The resolved card, which the notification resolving an acknowledged and

@@ -80,7 +80,7 @@ func New(store state.Store, p *Pipeline, o Options) *Core {
 		}, []string{"receiver", "result"}),
 		actions: promauto.With(o.Registerer).NewCounterVec(prometheus.CounterOpts{
 			Name: "alertmanager_feishu_actions_total",
-			Help: "Clicks of card buttons, per action (ack, silence, unsilence; unknown when refused before the action was known) and result: done, duplicate (done before, nothing changed), refused (not allowed, not valid, or Alertmanager refused or did not answer; nothing done) or failed (the state failed; the action not recorded; the clicker may try again).",
+			Help: "Clicks of card buttons, per action (ack, silence, unsilence; unknown when refused before the action was known) and result: done, duplicate (done before, nothing changed), refused (not allowed, not valid, the incident resolved, or Alertmanager refused or did not answer; nothing done) or failed (the incident stayed busy, or the state failed; the action not recorded; the clicker may try again).",
 		}, []string{"action", "result"}),
 		escalations: promauto.With(o.Registerer).NewCounterVec(prometheus.CounterOpts{
 			Name: "alertmanager_feishu_escalations_total",
