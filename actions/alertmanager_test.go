@@ -171,6 +171,58 @@ func TestSilencerCommonLabels(t *testing.T) {
 	}
 }
 
+// Notifying says whether a group has an alert that would notify: yes
+// while one is active and not muted, no for a group without alerts or
+// while a silence made in Alertmanager mutes them all, yes again once it
+// is expired. Values with quotes and backslashes are matched as they are.
+func TestSilencerNotifying(t *testing.T) {
+	for name, bin := range alertmanagers(t) {
+		t.Run(name, func(t *testing.T) {
+			am := runAM(t, bin, "alertname, team")
+			s, _ := newSilencer(t, commoncfg.DefaultHTTPClientConfig, am.URL)
+			odd := cpuAlert("e", "infra")
+			odd.Labels["alertname"] = `Disk "C:\" full`
+			require.NoError(t, am.PostAlerts(cpuAlert("a", "infra"), cpuAlert("b", "infra"), odd))
+			infra := SilenceMatchers(map[string]string{"alertname": "HighCPU", "team": "infra"}, nil)
+			notifying := func(ms []Matcher) bool {
+				t.Helper()
+				ok, err := s.Notifying(budget(t, 2500*time.Millisecond), ms)
+				require.NoError(t, err)
+				return ok
+			}
+			require.True(t, notifying(infra))
+			require.False(t, notifying(SilenceMatchers(map[string]string{"alertname": "HighCPU", "team": "db"}, nil)), "a group without alerts")
+			require.True(t, notifying(SilenceMatchers(map[string]string{"alertname": odd.Labels["alertname"]}, nil)), "an escaped value")
+
+			id, err := s.Create(budget(t, 2500*time.Millisecond), testSilence(infra))
+			require.NoError(t, err)
+			require.False(t, notifying(infra), "silenced")
+			require.True(t, notifying(SilenceMatchers(map[string]string{"alertname": odd.Labels["alertname"]}, nil)), "another group, not silenced")
+
+			require.NoError(t, s.Expire(budget(t, 2500*time.Millisecond), id))
+			require.True(t, notifying(infra), "the silence expired")
+		})
+	}
+}
+
+// A matcher is written as Alertmanager parses filters: the value escaped,
+// a name quoted only when the classic parser would not take it.
+func TestMatcherString(t *testing.T) {
+	require.Equal(t, `alertname="HighCPU"`, Matcher{Name: "alertname", Value: "HighCPU"}.String())
+	require.Equal(t, `path="C:\\ \"x\"\n"`, Matcher{Name: "path", Value: "C:\\ \"x\"\n"}.String())
+	require.Equal(t, `"service.name"="api"`, Matcher{Name: "service.name", Value: "api"}.String())
+	require.Equal(t, `"1st"="a"`, Matcher{Name: "1st", Value: "a"}.String())
+	require.Equal(t, `a_1:b="a"`, Matcher{Name: "a_1:b", Value: "a"}.String())
+}
+
+// An Alertmanager that cannot be reached is an error, not a "no".
+func TestSilencerNotifyingUnreachable(t *testing.T) {
+	s, _ := newSilencer(t, commoncfg.DefaultHTTPClientConfig, "http://127.0.0.1:1")
+	_, err := s.Notifying(budget(t, 2500*time.Millisecond), []Matcher{{Name: "alertname", Value: "HighCPU"}})
+	var unreachable *UnreachableError
+	require.ErrorAs(t, err, &unreachable)
+}
+
 func TestSilenceMatchers(t *testing.T) {
 	common := map[string]string{"alertname": "X", "team": "infra", "job": ""}
 	for _, tc := range []struct {
