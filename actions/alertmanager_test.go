@@ -80,6 +80,20 @@ func silencedBy(t *testing.T, am *amtest.Alertmanager) map[string][]string {
 	return out
 }
 
+// suppressed tells which instances' HighCPU alerts Alertmanager mutes.
+func suppressed(t *testing.T, am *amtest.Alertmanager) map[string]bool {
+	t.Helper()
+	alerts, err := am.Alerts()
+	require.NoError(t, err)
+	out := map[string]bool{}
+	for _, a := range alerts {
+		if a.Labels["alertname"] == "HighCPU" {
+			out[a.Labels["instance"]] = a.Status.State == "suppressed"
+		}
+	}
+	return out
+}
+
 func testSilence(ms []Matcher) Silence {
 	return Silence{
 		Matchers:  ms,
@@ -201,6 +215,39 @@ func TestSilencerNotifying(t *testing.T) {
 
 			require.NoError(t, s.Expire(budget(t, 2500*time.Millisecond), id))
 			require.True(t, notifying(infra), "the silence expired")
+		})
+	}
+}
+
+// An inhibited group does not notify either: a host down inhibits its
+// HighCPU alerts, and once both are, the group has none that would.
+func TestSilencerNotifyingInhibited(t *testing.T) {
+	for name, bin := range alertmanagers(t) {
+		t.Run(name, func(t *testing.T) {
+			am := amtest.Run(t, amtest.Options{Binary: bin, Config: amConfig("alertname, team") + `inhibit_rules:
+  - source_matchers: ['alertname="NodeDown"']
+    target_matchers: ['alertname="HighCPU"']
+    equal: [instance]
+`})
+			s, _ := newSilencer(t, commoncfg.DefaultHTTPClientConfig, am.URL)
+			require.NoError(t, am.PostAlerts(cpuAlert("a", "infra"), cpuAlert("b", "infra")))
+			infra := SilenceMatchers(map[string]string{"alertname": "HighCPU", "team": "infra"}, nil)
+			notifying := func() bool {
+				ok, err := s.Notifying(budget(t, 2500*time.Millisecond), infra)
+				require.NoError(t, err)
+				return ok
+			}
+			require.True(t, notifying())
+			down := func(host string) amtest.Alert {
+				a := cpuAlert(host, "infra")
+				a.Labels["alertname"] = "NodeDown"
+				return a
+			}
+			require.NoError(t, am.PostAlerts(down("a")))
+			require.Eventually(t, func() bool { return suppressed(t, am)["a:9100"] }, 5*time.Second, 50*time.Millisecond, "host a's HighCPU inhibited")
+			require.True(t, notifying(), "host b's alert still notifies")
+			require.NoError(t, am.PostAlerts(down("b")))
+			require.Eventually(t, func() bool { return !notifying() }, 5*time.Second, 50*time.Millisecond, "both inhibited")
 		})
 	}
 }
