@@ -35,7 +35,8 @@ const (
 	maxMessageRunes = 256
 )
 
-// Silencer makes and expires silences in Alertmanager through its API v2.
+// Silencer makes and expires silences in Alertmanager through its API v2,
+// and asks it whether a group's alerts would still notify.
 // It speaks plain HTTP with small structs: Alertmanager's generated client
 // needs go-openapi and much of Alertmanager's module.
 type Silencer struct {
@@ -157,7 +158,7 @@ func (s *Silencer) Create(ctx context.Context, sl Silence) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", op, err)
 	}
-	a, err := s.do(ctx, op, http.MethodPost, "api/v2/silences", body, func(status int) bool { return status < 500 })
+	a, err := s.do(ctx, op, http.MethodPost, "api/v2/silences", nil, body, func(status int) bool { return status < 500 })
 	if err != nil {
 		return "", err
 	}
@@ -187,7 +188,7 @@ func (s *Silencer) Expire(ctx context.Context, id string) error {
 		return fmt.Errorf("%s: no silence id", op)
 	}
 	final := func(status int) bool { return status < 500 && status != http.StatusNotFound }
-	a, err := s.do(ctx, op, http.MethodDelete, "api/v2/silence/"+url.PathEscape(id), nil, final)
+	a, err := s.do(ctx, op, http.MethodDelete, "api/v2/silence/"+url.PathEscape(id), nil, nil, final)
 	var unreachable *UnreachableError
 	switch {
 	case errors.As(err, &unreachable) && unreachable.allNotFound():
@@ -202,6 +203,58 @@ func (s *Silencer) Expire(ctx context.Context, id string) error {
 	return nil
 }
 
+// Notifying reports whether Alertmanager holds an alert that matchers
+// select and that would notify: active, neither silenced nor inhibited.
+// Any member answers for the cluster, as silences are gossiped; an answer
+// that is not a list of alerts is an error, never a "no".
+func (s *Silencer) Notifying(ctx context.Context, matchers []Matcher) (bool, error) {
+	const op = "list alerts"
+	q := url.Values{}
+	for _, m := range matchers {
+		q.Add("filter", m.String())
+	}
+	q.Set("active", "true")
+	q.Set("silenced", "false")
+	q.Set("inhibited", "false")
+	q.Set("unprocessed", "false")
+	a, err := s.do(ctx, op, http.MethodGet, "api/v2/alerts", q, nil, func(status int) bool { return status < 500 })
+	if err != nil {
+		return false, err
+	}
+	if a.status/100 != 2 {
+		return false, a.refused(op)
+	}
+	var alerts []json.RawMessage
+	if err := json.Unmarshal(a.body, &alerts); err != nil {
+		return false, fmt.Errorf("%s: alertmanager %s answered %d without a list of alerts: %s", op, a.url, a.status, message(a.body))
+	}
+	return len(alerts) > 0, nil
+}
+
+// String is m as Alertmanager's filters and amtool write it: name="value",
+// the value escaped as Alertmanager's own matchers print theirs, and the
+// name quoted only when it is not a classic label name, which only
+// Alertmanager's UTF-8 matchers parse.
+func (m Matcher) String() string {
+	name := m.Name
+	if !classicName(name) {
+		name = `"` + matcherEscaper.Replace(name) + `"`
+	}
+	return name + `="` + matcherEscaper.Replace(m.Value) + `"`
+}
+
+var matcherEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)
+
+func classicName(s string) bool {
+	for i, r := range s {
+		letter := r == '_' || r == ':' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z'
+		if !letter && (i == 0 || r < '0' || r > '9') {
+			return false
+		}
+	}
+	return s != ""
+}
+
 // attempt is one URL's answer, or why there was none.
 type attempt struct {
 	url    string // without credentials
@@ -214,15 +267,15 @@ func (a attempt) refused(op string) error {
 	return &RefusedError{Op: op, URL: a.url, Status: a.status, Message: message(a.body)}
 }
 
-// do sends the request to each URL in turn until one gives an answer that
-// final accepts, and returns it; if none does, it returns an
-// *UnreachableError. A transport error or a 5xx always moves on.
+// do sends the request, with path and query on each URL in turn, until
+// one gives an answer that final accepts, and returns it; if none does, it
+// returns an *UnreachableError. A transport error or a 5xx always moves on.
 //
 // Each URL gets an equal share of the time left, and at least minAttempt,
 // so that a URL that takes connections and never answers cannot eat a
 // callback's whole budget; a URL that fails at once (a refused connection)
 // leaves its share to the next ones.
-func (s *Silencer) do(ctx context.Context, op, method, path string, body []byte, final func(status int) bool) (attempt, error) {
+func (s *Silencer) do(ctx context.Context, op, method, path string, query url.Values, body []byte, final func(status int) bool) (attempt, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, DefaultAlertmanagerTimeout)
@@ -238,7 +291,9 @@ func (s *Silencer) do(ctx context.Context, op, method, path string, body []byte,
 			continue
 		}
 		share := max(time.Until(deadline)/time.Duration(len(s.urls)-i), minAttempt)
-		a.status, a.body, a.err = s.send(ctx, share, method, u.JoinPath(path), body)
+		target := u.JoinPath(path)
+		target.RawQuery = query.Encode()
+		a.status, a.body, a.err = s.send(ctx, share, method, target, body)
 		if a.err == nil && final(a.status) {
 			return a, nil
 		}

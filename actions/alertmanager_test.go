@@ -80,6 +80,20 @@ func silencedBy(t *testing.T, am *amtest.Alertmanager) map[string][]string {
 	return out
 }
 
+// suppressed tells which instances' HighCPU alerts Alertmanager mutes.
+func suppressed(t *testing.T, am *amtest.Alertmanager) map[string]bool {
+	t.Helper()
+	alerts, err := am.Alerts()
+	require.NoError(t, err)
+	out := map[string]bool{}
+	for _, a := range alerts {
+		if a.Labels["alertname"] == "HighCPU" {
+			out[a.Labels["instance"]] = a.Status.State == "suppressed"
+		}
+	}
+	return out
+}
+
 func testSilence(ms []Matcher) Silence {
 	return Silence{
 		Matchers:  ms,
@@ -169,6 +183,91 @@ func TestSilencerCommonLabels(t *testing.T) {
 			require.Empty(t, muted["c:9100"])
 		})
 	}
+}
+
+// Notifying says whether a group has an alert that would notify: yes
+// while one is active and not muted, no for a group without alerts or
+// while a silence made in Alertmanager mutes them all, yes again once it
+// is expired. Values with quotes and backslashes are matched as they are.
+func TestSilencerNotifying(t *testing.T) {
+	for name, bin := range alertmanagers(t) {
+		t.Run(name, func(t *testing.T) {
+			am := runAM(t, bin, "alertname, team")
+			s, _ := newSilencer(t, commoncfg.DefaultHTTPClientConfig, am.URL)
+			odd := cpuAlert("e", "infra")
+			odd.Labels["alertname"] = `Disk "C:\" full`
+			require.NoError(t, am.PostAlerts(cpuAlert("a", "infra"), cpuAlert("b", "infra"), odd))
+			infra := SilenceMatchers(map[string]string{"alertname": "HighCPU", "team": "infra"}, nil)
+			notifying := func(ms []Matcher) bool {
+				t.Helper()
+				ok, err := s.Notifying(budget(t, 2500*time.Millisecond), ms)
+				require.NoError(t, err)
+				return ok
+			}
+			require.True(t, notifying(infra))
+			require.False(t, notifying(SilenceMatchers(map[string]string{"alertname": "HighCPU", "team": "db"}, nil)), "a group without alerts")
+			require.True(t, notifying(SilenceMatchers(map[string]string{"alertname": odd.Labels["alertname"]}, nil)), "an escaped value")
+
+			id, err := s.Create(budget(t, 2500*time.Millisecond), testSilence(infra))
+			require.NoError(t, err)
+			require.False(t, notifying(infra), "silenced")
+			require.True(t, notifying(SilenceMatchers(map[string]string{"alertname": odd.Labels["alertname"]}, nil)), "another group, not silenced")
+
+			require.NoError(t, s.Expire(budget(t, 2500*time.Millisecond), id))
+			require.True(t, notifying(infra), "the silence expired")
+		})
+	}
+}
+
+// An inhibited group does not notify either: a host down inhibits its
+// HighCPU alerts, and once both are, the group has none that would.
+func TestSilencerNotifyingInhibited(t *testing.T) {
+	for name, bin := range alertmanagers(t) {
+		t.Run(name, func(t *testing.T) {
+			am := amtest.Run(t, amtest.Options{Binary: bin, Config: amConfig("alertname, team") + `inhibit_rules:
+  - source_matchers: ['alertname="NodeDown"']
+    target_matchers: ['alertname="HighCPU"']
+    equal: [instance]
+`})
+			s, _ := newSilencer(t, commoncfg.DefaultHTTPClientConfig, am.URL)
+			require.NoError(t, am.PostAlerts(cpuAlert("a", "infra"), cpuAlert("b", "infra")))
+			infra := SilenceMatchers(map[string]string{"alertname": "HighCPU", "team": "infra"}, nil)
+			notifying := func() bool {
+				ok, err := s.Notifying(budget(t, 2500*time.Millisecond), infra)
+				require.NoError(t, err)
+				return ok
+			}
+			require.True(t, notifying())
+			down := func(host string) amtest.Alert {
+				a := cpuAlert(host, "infra")
+				a.Labels["alertname"] = "NodeDown"
+				return a
+			}
+			require.NoError(t, am.PostAlerts(down("a")))
+			require.Eventually(t, func() bool { return suppressed(t, am)["a:9100"] }, 5*time.Second, 50*time.Millisecond, "host a's HighCPU inhibited")
+			require.True(t, notifying(), "host b's alert still notifies")
+			require.NoError(t, am.PostAlerts(down("b")))
+			require.Eventually(t, func() bool { return !notifying() }, 5*time.Second, 50*time.Millisecond, "both inhibited")
+		})
+	}
+}
+
+// A matcher is written as Alertmanager parses filters: the value escaped,
+// a name quoted only when the classic parser would not take it.
+func TestMatcherString(t *testing.T) {
+	require.Equal(t, `alertname="HighCPU"`, Matcher{Name: "alertname", Value: "HighCPU"}.String())
+	require.Equal(t, `path="C:\\ \"x\"\n"`, Matcher{Name: "path", Value: "C:\\ \"x\"\n"}.String())
+	require.Equal(t, `"service.name"="api"`, Matcher{Name: "service.name", Value: "api"}.String())
+	require.Equal(t, `"1st"="a"`, Matcher{Name: "1st", Value: "a"}.String())
+	require.Equal(t, `a_1:b="a"`, Matcher{Name: "a_1:b", Value: "a"}.String())
+}
+
+// An Alertmanager that cannot be reached is an error, not a "no".
+func TestSilencerNotifyingUnreachable(t *testing.T) {
+	s, _ := newSilencer(t, commoncfg.DefaultHTTPClientConfig, "http://127.0.0.1:1")
+	_, err := s.Notifying(budget(t, 2500*time.Millisecond), []Matcher{{Name: "alertname", Value: "HighCPU"}})
+	var unreachable *UnreachableError
+	require.ErrorAs(t, err, &unreachable)
 }
 
 func TestSilenceMatchers(t *testing.T) {

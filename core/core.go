@@ -41,6 +41,7 @@ type Core struct {
 	buzzRefused   *prometheus.CounterVec
 
 	stepRetries stepRetries
+	heldSteps   heldSteps
 }
 
 // Options configure a Core.

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/alertmanager-feishu/alertmanager-feishu/actions"
 	"github.com/alertmanager-feishu/alertmanager-feishu/config"
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishu"
 	"github.com/alertmanager-feishu/alertmanager-feishu/incident"
@@ -37,6 +38,16 @@ const (
 	// chat) is not tried, and logged, twice a minute for as long as the
 	// incident lasts.
 	maxRetryWait = 10 * time.Minute
+	// heldRecheck is how long a step that Alertmanager holds waits before
+	// it is asked about again. Alertmanager sends nothing for a muted
+	// group, not even when its silence ends, so asking is the only way to
+	// learn that the step may fire; a minute late is little to a step
+	// timed in minutes, and one query a minute is nothing to Alertmanager.
+	heldRecheck = time.Minute
+	// holdCheckTimeout bounds that question, well under stepTimeout, so
+	// that an Alertmanager that does not answer leaves the step the time
+	// to fire.
+	holdCheckTimeout = 5 * time.Second
 )
 
 // RunTimers fires escalation steps as they come due, until ctx is done;
@@ -113,6 +124,38 @@ func (r *stepRetries) forget(id string) {
 	delete(r.n, id)
 }
 
+// heldSteps are the incidents whose step Alertmanager held at its last try
+// on this replica, so that a hold is logged when it starts and when it
+// ends, not at every recheck. Like stepRetries, they are all forgotten
+// when they are too many, which costs a hold one more log line.
+type heldSteps struct {
+	mu  sync.Mutex
+	ids map[string]bool
+}
+
+// hold remembers id as held and reports whether it was not already.
+func (h *heldSteps) hold(id string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ids[id] {
+		return false
+	}
+	if h.ids == nil || len(h.ids) >= maxRetriesKept {
+		h.ids = map[string]bool{}
+	}
+	h.ids[id] = true
+	return true
+}
+
+// release forgets id and reports whether it was held.
+func (h *heldSteps) release(id string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	was := h.ids[id]
+	delete(h.ids, id)
+	return was
+}
+
 // escalation is the receiver's escalation policy if it applies to in:
 // nil when the receiver has none, or its `when` does not match the group.
 func escalation(rc *Receiver, in *incident.Incident) *config.Escalation {
@@ -173,6 +216,7 @@ func (c *Core) escalate(ctx context.Context, id string) {
 	in, err := c.store.Get(ctx, id)
 	if errors.Is(err, state.ErrNotFound) {
 		c.stepRetries.forget(id)
+		c.heldSteps.release(id)
 		_ = c.store.Unschedule(ctx, id)
 		return
 	}
@@ -192,12 +236,26 @@ func (c *Core) escalate(ctx context.Context, id string) {
 		// Acknowledged, silenced, resolved, or its policy changed by a
 		// reload since it was scheduled.
 		c.stepRetries.forget(id)
+		c.heldSteps.release(id)
 		in.Escalation.Due = due
 		_ = c.reschedule(ctx, in, logger)
 		return
 	}
 	n := in.Escalation.Step + 1
 	step := e.Steps[n-1]
+	if c.mutedInAlertmanager(ctx, rc, in, logger) {
+		// Not a failure: the step fires once Alertmanager would notify
+		// again, at the first recheck after.
+		c.stepRetries.forget(id)
+		if c.heldSteps.hold(id) {
+			logger.Info("escalation held: the group's alerts are silenced or inhibited in Alertmanager", "step", n, "recheck_every", heldRecheck)
+		}
+		_ = c.store.Schedule(ctx, id, c.now().Add(heldRecheck))
+		return
+	}
+	if c.heldSteps.release(id) {
+		logger.Info("escalation no longer held: Alertmanager has alerts of the group that notify", "step", n)
+	}
 	if err := c.fireStep(ctx, rc, in, n, step, logger); err != nil {
 		wait := c.stepRetries.failed(id)
 		logger.Error("escalation step not fired; it is tried again", "step", n, "retry_in", wait, "err", err)
@@ -212,6 +270,28 @@ func (c *Core) escalate(ctx context.Context, id string) {
 	c.escalations.WithLabelValues(rc.Name(), fmt.Sprint(n)).Inc()
 	in.Escalation.Due = c.nextDue(e, in)
 	_ = c.reschedule(ctx, in, logger)
+}
+
+// mutedInAlertmanager reports whether Alertmanager says that none of in's
+// group's alerts would notify: silenced or inhibited there (from its UI,
+// with amtool), or no longer firing. Alertmanager then sends nothing more
+// for the group, its resolution included, so a step fired now would page
+// people about an incident someone muted. It asks only receivers whose
+// pipeline has Alertmanager's URLs; an Alertmanager that cannot answer
+// lets the step fire, since a page too many is the safe side.
+func (c *Core) mutedInAlertmanager(ctx context.Context, rc *Receiver, in *incident.Incident, logger *slog.Logger) bool {
+	s := rc.pipeline.Silencer
+	if s == nil {
+		return false
+	}
+	qctx, cancel := context.WithTimeout(ctx, holdCheckTimeout)
+	defer cancel()
+	notifying, err := s.Notifying(qctx, actions.SilenceMatchers(in.GroupLabels, in.CommonLabels))
+	if err != nil {
+		logger.Warn("alertmanager did not say whether the group's alerts are muted; the escalation step fires", "err", err)
+		return false
+	}
+	return !notifying
 }
 
 // escalationKey is the key a step is recorded as delivered under, beside

@@ -3,9 +3,11 @@ package core_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"github.com/alertmanager-feishu/alertmanager-feishu/core"
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishutest"
 	"github.com/alertmanager-feishu/alertmanager-feishu/incident"
+	"github.com/alertmanager-feishu/alertmanager-feishu/internal/amtest"
 	"github.com/alertmanager-feishu/alertmanager-feishu/state"
 )
 
@@ -53,6 +56,10 @@ type timerOptions struct {
 	inMemory      bool
 	// wrap, when set, is the store the core uses around the real one.
 	wrap func(state.Store) state.Store
+	// now, when set, is the core's clock.
+	now func() time.Time
+	// logs, when set, gets the core's log.
+	logs *logBuffer
 }
 
 // timerEnv is a core with an escalation policy and its timers running.
@@ -87,7 +94,11 @@ func startTimers(t *testing.T, fs *feishutest.Server, o timerOptions) *timerEnv 
 	if o.wrap != nil {
 		used = o.wrap(store)
 	}
-	c := core.New(used, e.pl, core.Options{Logger: logger, Registerer: prometheus.NewRegistry()})
+	coreLogger := logger
+	if o.logs != nil {
+		coreLogger = slog.New(slog.NewJSONHandler(o.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	c := core.New(used, e.pl, core.Options{Logger: coreLogger, Registerer: prometheus.NewRegistry(), Now: o.now})
 	e.core = c
 	e.stop = runTimers(c)
 	t.Cleanup(func() {
@@ -233,6 +244,7 @@ func TestEscalationStopsOrNeverStarts(t *testing.T) {
 func TestEscalationHeldBySilence(t *testing.T) {
 	ae := newActionEnv(t, "", "")
 	e := newTimerEnv(t, ae.fs, ae.am.URL, "1s", "2s", false)
+	pushGroup(t, ae.am, "firing-HighCPU-seq1-first-notification.json")
 	e.notify(t, "firing-HighCPU-seq1-first-notification.json")
 	root := e.fs.Messages()[0]
 	answer := e.core.Callback(context.Background(), click(button(t, root.Content, core.ActionSilence, "1h"), "ou_alice"))
@@ -243,6 +255,73 @@ func TestEscalationHeldBySilence(t *testing.T) {
 	require.Equal(t, "success", answer.Toast.Type, answer.Toast.Content)
 	require.Eventually(t, func() bool { return len(e.steps()) == 1 }, 3*time.Second, 10*time.Millisecond, "expiring resumes at step 1")
 	require.Eventually(t, func() bool { return len(e.steps()) == 2 }, 3*time.Second, 10*time.Millisecond, "then step 2, at once: its time passed")
+}
+
+// pushGroup posts the alerts of notification name to am, firing, as
+// Prometheus would have: Alertmanager holds the alerts it notified about.
+func pushGroup(t *testing.T, am *amtest.Alertmanager, name string) {
+	t.Helper()
+	var alerts []amtest.Alert
+	for _, a := range notification(t, "infra", name).Payload.Alerts {
+		alerts = append(alerts, amtest.Alert{Labels: a.Labels, StartsAt: time.Now().Add(-time.Minute)})
+	}
+	require.NoError(t, am.PostAlerts(alerts...))
+}
+
+// schedules is the real store, counting the timers set.
+type schedules struct {
+	state.Store
+	n atomic.Int32
+}
+
+func (s *schedules) Schedule(ctx context.Context, id string, at time.Time) error {
+	s.n.Add(1)
+	return s.Store.Schedule(ctx, id, at)
+}
+
+// A silence made in Alertmanager, not from the card, holds the escalation
+// while it mutes the group's alerts: asked again every minute, logged
+// once; expired, the steps fire at the next recheck. Real seconds, with a
+// real Alertmanager; the core's clock is moved on a minute at a time.
+func TestEscalationHeldBySilenceInAlertmanager(t *testing.T) {
+	ae := newActionEnv(t, "", "")
+	var skew atomic.Int64
+	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	logs := &logBuffer{}
+	counted := &schedules{}
+	e := startTimers(t, ae.fs, timerOptions{amURL: ae.am.URL, first: "1s", second: "2s", now: now, logs: logs,
+		wrap: func(s state.Store) state.Store { counted.Store = s; return counted }})
+	pushGroup(t, ae.am, "firing-HighCPU-seq1-first-notification.json")
+	id, err := ae.am.AddSilence([]amtest.Matcher{{Name: "alertname", Value: "HighCPU", IsEqual: true}}, time.Now().Add(time.Hour))
+	require.NoError(t, err)
+	e.notify(t, "firing-HighCPU-seq1-first-notification.json")
+
+	const held = "escalation held: the group's alerts are silenced or inhibited in Alertmanager"
+	require.Eventually(t, func() bool { return len(logs.with(t, "msg", held)) == 1 }, 5*time.Second, 10*time.Millisecond, "step 1 came due and was held")
+	for range 3 {
+		before := counted.n.Load()
+		skew.Add(int64(time.Minute))
+		require.Eventually(t, func() bool { return counted.n.Load() > before }, 5*time.Second, 10*time.Millisecond, "asked again a minute later")
+	}
+	require.Empty(t, e.steps(), "held at every recheck")
+	require.Len(t, logs.with(t, "msg", held), 1, "the hold is logged when it starts only")
+	require.Zero(t, e.record(t).Escalation.Step, "a held step is not recorded")
+
+	require.NoError(t, ae.am.ExpireSilence(id))
+	skew.Add(int64(time.Minute))
+	require.Eventually(t, func() bool { return len(e.steps()) == 1 }, 5*time.Second, 10*time.Millisecond, "step 1 at the recheck after the silence expired")
+	require.Eventually(t, func() bool { return len(e.steps()) == 2 }, 5*time.Second, 10*time.Millisecond, "then step 2: its time passed")
+}
+
+// An Alertmanager that cannot be asked does not hold a step: it fires at
+// its time, and the failure is logged.
+func TestEscalationFiresWhenAlertmanagerIsUnreachable(t *testing.T) {
+	fs := feishutest.New(t)
+	logs := &logBuffer{}
+	e := startTimers(t, fs, timerOptions{amURL: "http://127.0.0.1:1", first: "1s", second: "1h", logs: logs})
+	e.notify(t, "firing-HighCPU-seq1-first-notification.json")
+	require.Eventually(t, func() bool { return len(e.steps()) == 1 }, 5*time.Second, 10*time.Millisecond)
+	require.NotEmpty(t, logs.with(t, "msg", "alertmanager did not say whether the group's alerts are muted; the escalation step fires"))
 }
 
 // A reload that changes a receiver's steps applies to the steps not yet

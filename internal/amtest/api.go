@@ -1,6 +1,7 @@
 package amtest
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -73,4 +74,51 @@ func (am *Alertmanager) Silences() ([]Silence, error) {
 	var s []Silence
 	err := am.getJSON("/api/v2/silences", &s)
 	return s, err
+}
+
+// AddSilence makes a silence of matchers until endsAt through the API, as
+// Alertmanager's UI and amtool do, and returns its ID.
+func (am *Alertmanager) AddSilence(matchers []Matcher, endsAt time.Time) (string, error) {
+	b, err := json.Marshal(map[string]any{
+		"matchers":  matchers,
+		"startsAt":  time.Now().UTC(),
+		"endsAt":    endsAt.UTC(),
+		"createdBy": "amtest",
+		"comment":   "made in the test, outside the card",
+	})
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.Post(am.URL+"/api/v2/silences", "application/json", bytes.NewReader(b))
+	if err != nil {
+		return "", fmt.Errorf("post silence: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("post silence: status %d", resp.StatusCode)
+	}
+	var answer struct {
+		SilenceID string `json:"silenceID"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil {
+		return "", fmt.Errorf("post silence: %w", err)
+	}
+	return answer.SilenceID, nil
+}
+
+// ExpireSilence ends silence id now through the API.
+func (am *Alertmanager) ExpireSilence(id string) error {
+	req, err := http.NewRequest(http.MethodDelete, am.URL+"/api/v2/silence/"+url.PathEscape(id), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("expire silence: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("expire silence: status %d", resp.StatusCode)
+	}
+	return nil
 }
