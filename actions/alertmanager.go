@@ -203,20 +203,24 @@ func (s *Silencer) Expire(ctx context.Context, id string) error {
 	return nil
 }
 
-// Notifying reports whether Alertmanager holds an alert that matchers
-// select and that would notify: active, neither silenced nor inhibited.
-// Any member answers for the cluster, as silences are gossiped; an answer
-// that is not a list of alerts is an error, never a "no".
-func (s *Silencer) Notifying(ctx context.Context, matchers []Matcher) (bool, error) {
+// Muted reports whether Alertmanager mutes the alerts that matchers
+// select: it holds some that are unresolved, and every one of them is
+// silenced or inhibited. An Alertmanager that holds none (the group
+// resolved, or the URL is another cluster's) mutes nothing, so that a
+// wrong URL cannot hold every escalation. Any member answers for the
+// cluster, as silences are gossiped; an answer that is not a list of
+// alerts is an error, never a "no".
+func (s *Silencer) Muted(ctx context.Context, matchers []Matcher) (bool, error) {
 	const op = "list alerts"
 	q := url.Values{}
 	for _, m := range matchers {
 		q.Add("filter", m.String())
 	}
-	q.Set("active", "true")
-	q.Set("silenced", "false")
-	q.Set("inhibited", "false")
-	q.Set("unprocessed", "false")
+	// Every unresolved alert of the group, muted or not: their states
+	// tell which.
+	for _, k := range []string{"active", "silenced", "inhibited", "unprocessed"} {
+		q.Set(k, "true")
+	}
 	a, err := s.do(ctx, op, http.MethodGet, "api/v2/alerts", q, nil, func(status int) bool { return status < 500 })
 	if err != nil {
 		return false, err
@@ -224,9 +228,18 @@ func (s *Silencer) Notifying(ctx context.Context, matchers []Matcher) (bool, err
 	if a.status/100 != 2 {
 		return false, a.refused(op)
 	}
-	var alerts []json.RawMessage
+	var alerts []struct {
+		Status *struct {
+			State string `json:"state"`
+		} `json:"status"`
+	}
 	if err := json.Unmarshal(a.body, &alerts); err != nil {
 		return false, fmt.Errorf("%s: alertmanager %s answered %d without a list of alerts: %s", op, a.url, a.status, message(a.body))
+	}
+	for _, al := range alerts {
+		if al.Status == nil || al.Status.State != "suppressed" {
+			return false, nil // active or unprocessed: it notifies, or will
+		}
 	}
 	return len(alerts) > 0, nil
 }

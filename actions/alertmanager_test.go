@@ -185,11 +185,12 @@ func TestSilencerCommonLabels(t *testing.T) {
 	}
 }
 
-// Notifying says whether a group has an alert that would notify: yes
-// while one is active and not muted, no for a group without alerts or
-// while a silence made in Alertmanager mutes them all, yes again once it
-// is expired. Values with quotes and backslashes are matched as they are.
-func TestSilencerNotifying(t *testing.T) {
+// Muted says whether Alertmanager mutes a group: no while an alert of it
+// is active, no for a group it holds no alert of (resolved, or another
+// cluster's: a wrong URL must not hold escalations), yes while a silence
+// made in Alertmanager mutes them all, no again once it is expired.
+// Values with quotes and backslashes are matched as they are.
+func TestSilencerMuted(t *testing.T) {
 	for name, bin := range alertmanagers(t) {
 		t.Run(name, func(t *testing.T) {
 			am := runAM(t, bin, "alertname, team")
@@ -198,30 +199,35 @@ func TestSilencerNotifying(t *testing.T) {
 			odd.Labels["alertname"] = `Disk "C:\" full`
 			require.NoError(t, am.PostAlerts(cpuAlert("a", "infra"), cpuAlert("b", "infra"), odd))
 			infra := SilenceMatchers(map[string]string{"alertname": "HighCPU", "team": "infra"}, nil)
-			notifying := func(ms []Matcher) bool {
+			oddGroup := SilenceMatchers(map[string]string{"alertname": odd.Labels["alertname"]}, nil)
+			muted := func(ms []Matcher) bool {
 				t.Helper()
-				ok, err := s.Notifying(budget(t, 2500*time.Millisecond), ms)
+				ok, err := s.Muted(budget(t, 2500*time.Millisecond), ms)
 				require.NoError(t, err)
 				return ok
 			}
-			require.True(t, notifying(infra))
-			require.False(t, notifying(SilenceMatchers(map[string]string{"alertname": "HighCPU", "team": "db"}, nil)), "a group without alerts")
-			require.True(t, notifying(SilenceMatchers(map[string]string{"alertname": odd.Labels["alertname"]}, nil)), "an escaped value")
+			require.False(t, muted(infra))
+			require.False(t, muted(SilenceMatchers(map[string]string{"alertname": "HighCPU", "team": "db"}, nil)), "a group Alertmanager holds no alert of")
+			require.False(t, muted(oddGroup))
 
 			id, err := s.Create(budget(t, 2500*time.Millisecond), testSilence(infra))
 			require.NoError(t, err)
-			require.False(t, notifying(infra), "silenced")
-			require.True(t, notifying(SilenceMatchers(map[string]string{"alertname": odd.Labels["alertname"]}, nil)), "another group, not silenced")
+			require.True(t, muted(infra), "silenced")
+			require.False(t, muted(oddGroup), "another group, not silenced")
+			oddID, err := s.Create(budget(t, 2500*time.Millisecond), testSilence(oddGroup))
+			require.NoError(t, err)
+			require.True(t, muted(oddGroup), "an escaped value selects its alert")
 
 			require.NoError(t, s.Expire(budget(t, 2500*time.Millisecond), id))
-			require.True(t, notifying(infra), "the silence expired")
+			require.False(t, muted(infra), "the silence expired")
+			require.NoError(t, s.Expire(budget(t, 2500*time.Millisecond), oddID))
 		})
 	}
 }
 
-// An inhibited group does not notify either: a host down inhibits its
-// HighCPU alerts, and once both are, the group has none that would.
-func TestSilencerNotifyingInhibited(t *testing.T) {
+// An inhibited group is muted too: a host down inhibits its HighCPU
+// alerts, and once both are, the group has none that would notify.
+func TestSilencerMutedByInhibition(t *testing.T) {
 	for name, bin := range alertmanagers(t) {
 		t.Run(name, func(t *testing.T) {
 			am := amtest.Run(t, amtest.Options{Binary: bin, Config: amConfig("alertname, team") + `inhibit_rules:
@@ -232,12 +238,12 @@ func TestSilencerNotifyingInhibited(t *testing.T) {
 			s, _ := newSilencer(t, commoncfg.DefaultHTTPClientConfig, am.URL)
 			require.NoError(t, am.PostAlerts(cpuAlert("a", "infra"), cpuAlert("b", "infra")))
 			infra := SilenceMatchers(map[string]string{"alertname": "HighCPU", "team": "infra"}, nil)
-			notifying := func() bool {
-				ok, err := s.Notifying(budget(t, 2500*time.Millisecond), infra)
+			muted := func() bool {
+				ok, err := s.Muted(budget(t, 2500*time.Millisecond), infra)
 				require.NoError(t, err)
 				return ok
 			}
-			require.True(t, notifying())
+			require.False(t, muted())
 			down := func(host string) amtest.Alert {
 				a := cpuAlert(host, "infra")
 				a.Labels["alertname"] = "NodeDown"
@@ -245,9 +251,9 @@ func TestSilencerNotifyingInhibited(t *testing.T) {
 			}
 			require.NoError(t, am.PostAlerts(down("a")))
 			require.Eventually(t, func() bool { return suppressed(t, am)["a:9100"] }, 5*time.Second, 50*time.Millisecond, "host a's HighCPU inhibited")
-			require.True(t, notifying(), "host b's alert still notifies")
+			require.False(t, muted(), "host b's alert still notifies")
 			require.NoError(t, am.PostAlerts(down("b")))
-			require.Eventually(t, func() bool { return !notifying() }, 5*time.Second, 50*time.Millisecond, "both inhibited")
+			require.Eventually(t, muted, 5*time.Second, 50*time.Millisecond, "both inhibited")
 		})
 	}
 }
@@ -263,9 +269,9 @@ func TestMatcherString(t *testing.T) {
 }
 
 // An Alertmanager that cannot be reached is an error, not a "no".
-func TestSilencerNotifyingUnreachable(t *testing.T) {
+func TestSilencerMutedUnreachable(t *testing.T) {
 	s, _ := newSilencer(t, commoncfg.DefaultHTTPClientConfig, "http://127.0.0.1:1")
-	_, err := s.Notifying(budget(t, 2500*time.Millisecond), []Matcher{{Name: "alertname", Value: "HighCPU"}})
+	_, err := s.Muted(budget(t, 2500*time.Millisecond), []Matcher{{Name: "alertname", Value: "HighCPU"}})
 	var unreachable *UnreachableError
 	require.ErrorAs(t, err, &unreachable)
 }

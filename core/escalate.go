@@ -286,12 +286,12 @@ func (c *Core) mutedInAlertmanager(ctx context.Context, rc *Receiver, in *incide
 	}
 	qctx, cancel := context.WithTimeout(ctx, holdCheckTimeout)
 	defer cancel()
-	notifying, err := s.Notifying(qctx, actions.SilenceMatchers(in.GroupLabels, in.CommonLabels))
+	muted, err := s.Muted(qctx, actions.SilenceMatchers(in.GroupLabels, in.CommonLabels))
 	if err != nil {
 		logger.Warn("alertmanager did not say whether the group's alerts are muted; the escalation step fires", "err", err)
 		return false
 	}
-	return !notifying
+	return muted
 }
 
 // escalationKey is the key a step is recorded as delivered under, beside

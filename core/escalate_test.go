@@ -313,6 +313,18 @@ func TestEscalationHeldBySilenceInAlertmanager(t *testing.T) {
 	require.Eventually(t, func() bool { return len(e.steps()) == 2 }, 5*time.Second, 10*time.Millisecond, "then step 2: its time passed")
 }
 
+// An Alertmanager that holds none of the group's alerts (the URL is
+// another cluster's, or the group resolved there) does not hold a step:
+// a wrong URL must not keep every escalation from firing.
+func TestEscalationFiresWhenAlertmanagerHoldsNoneOfTheGroup(t *testing.T) {
+	ae := newActionEnv(t, "", "")
+	logs := &logBuffer{}
+	e := startTimers(t, ae.fs, timerOptions{amURL: ae.am.URL, first: "1s", second: "1h", logs: logs})
+	e.notify(t, "firing-HighCPU-seq1-first-notification.json")
+	require.Eventually(t, func() bool { return len(e.steps()) == 1 }, 5*time.Second, 10*time.Millisecond)
+	require.Empty(t, logs.with(t, "msg", "escalation held: the group's alerts are silenced or inhibited in Alertmanager"))
+}
+
 // An Alertmanager that cannot be asked does not hold a step: it fires at
 // its time, and the failure is logged.
 func TestEscalationFiresWhenAlertmanagerIsUnreachable(t *testing.T) {
