@@ -272,9 +272,9 @@ func (c *Core) escalate(ctx context.Context, id string) {
 	_ = c.reschedule(ctx, in, logger)
 }
 
-// mutedInAlertmanager reports whether Alertmanager says that none of in's
-// group's alerts would notify: silenced or inhibited there (from its UI,
-// with amtool), or no longer firing. Alertmanager then sends nothing more
+// mutedInAlertmanager reports whether Alertmanager mutes in's group: it
+// holds the group's alerts, and every one is silenced or inhibited there
+// (from its UI, with amtool). Alertmanager then sends nothing more
 // for the group, its resolution included, so a step fired now would page
 // people about an incident someone muted. It asks only receivers whose
 // pipeline has Alertmanager's URLs; an Alertmanager that cannot answer
