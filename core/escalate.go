@@ -267,7 +267,6 @@ func (c *Core) escalate(ctx context.Context, id string) {
 		return
 	}
 	c.stepRetries.forget(id)
-	c.escalations.WithLabelValues(rc.Name(), fmt.Sprint(n)).Inc()
 	in.Escalation.Due = c.nextDue(e, in)
 	_ = c.reschedule(ctx, in, logger)
 }
@@ -323,6 +322,9 @@ func (c *Core) fireStep(ctx context.Context, rc *Receiver, in *incident.Incident
 		// once it is recorded.
 		return fmt.Errorf("step sent but not recorded: %w", err)
 	}
+	// Counted once recorded, before the buzz and the card: what follows
+	// the record may fail, and the step has fired all the same.
+	c.escalations.WithLabelValues(rc.Name(), fmt.Sprint(n)).Inc()
 	logger.Info("incident escalated", "step", n, "reached", strings.Join(reach.IDs, ","))
 	if !loaded.Delivered {
 		// After the record: a crash before it loses the buzz, never
