@@ -3,7 +3,6 @@ package app_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -19,7 +18,6 @@ import (
 	"github.com/alertmanager-feishu/alertmanager-feishu/feishutest"
 	"github.com/alertmanager-feishu/alertmanager-feishu/internal/amtest"
 	"github.com/alertmanager-feishu/alertmanager-feishu/internal/app"
-	"github.com/alertmanager-feishu/alertmanager-feishu/internal/servicetest"
 )
 
 // actionsRouting is a routing.yaml for the stand-in at %[1]s with the
@@ -89,6 +87,18 @@ func connectedTo(t *testing.T, fs *feishutest.Server, ids ...int) {
 	}, 15*time.Second, 10*time.Millisecond, "connections %v, want %v", fs.ConnectionIDs(), ids)
 }
 
+// upOnLongConnection starts the service with actions over the long
+// connection, and returns its configuration's path once its connection is
+// up, the stand-in's first and the gauge at 1.
+func upOnLongConnection(t *testing.T, fs *feishutest.Server) (string, *service) {
+	t.Helper()
+	cfg := actionsFolder(t, fs, overLongConnection)
+	s := start(t, app.Options{ConfigFile: cfg, EnableLifecycle: true})
+	connectedTo(t, fs, 1)
+	require.Eventually(t, func() bool { return s.gauge(t) == 1 }, 10*time.Second, 10*time.Millisecond)
+	return cfg, s
+}
+
 // button is the value of the root card's button for action (and duration).
 func button(t *testing.T, m feishutest.Message, action, duration string) map[string]string {
 	t.Helper()
@@ -112,10 +122,7 @@ func firing(t *testing.T, fs *feishutest.Server, s *service) feishutest.Message 
 // POST /feishu/callback from then on.
 func TestReloadFromTheLongConnectionToHTTP(t *testing.T) {
 	fs := feishutest.New(t)
-	cfg := actionsFolder(t, fs, overLongConnection)
-	s := start(t, app.Options{ConfigFile: cfg, EnableLifecycle: true})
-	connectedTo(t, fs, 1)
-	require.Eventually(t, func() bool { return s.gauge(t) == 1 }, 10*time.Second, 10*time.Millisecond)
+	cfg, s := upOnLongConnection(t, fs)
 	code, body := post(t, s.url+"/feishu/callback", []byte(`{}`))
 	require.Equal(t, http.StatusNotFound, code, body)
 
@@ -142,10 +149,7 @@ func TestReloadFromTheLongConnectionToHTTP(t *testing.T) {
 // everything in it that can fail was read.
 func TestRefusedReloadLeavesTheCallbacksAndRouting(t *testing.T) {
 	fs := feishutest.New(t)
-	cfg := actionsFolder(t, fs, overLongConnection)
-	s := start(t, app.Options{ConfigFile: cfg, EnableLifecycle: true})
-	connectedTo(t, fs, 1)
-	require.Eventually(t, func() bool { return s.gauge(t) == 1 }, 10*time.Second, 10*time.Millisecond)
+	cfg, s := upOnLongConnection(t, fs)
 
 	next := strings.Replace(fmt.Sprintf(actionsRouting, fs.URL, overHTTP), "chat_id: oc_infra", "chat_id: oc_elsewhere", 1)
 	rewrite(t, cfg, next)
@@ -268,23 +272,7 @@ func TestShutdownFinishesAClickInFlight(t *testing.T) {
 // sends none: its callbacks are refused before the service sees them.
 func TestWebConfigBasicAuthCoversTheHTTPCallback(t *testing.T) {
 	fs := feishutest.New(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	base := "http://" + ln.Addr().String()
-	s, err := servicetest.RunInProcessNotReady(app.Options{ConfigFile: actionsFolder(t, fs, overHTTP),
-		Web: basicAuthWeb(t), Listeners: []net.Listener{ln}})
-	require.NoError(t, err)
-	t.Cleanup(s.Kill)
-	require.Eventually(t, func() bool {
-		req, _ := http.NewRequest(http.MethodGet, base+"/-/healthy", nil)
-		req.SetBasicAuth("admin", "secret")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 10*time.Second, 10*time.Millisecond, "%s", s.Logs())
+	base := startBehindBasicAuth(t, app.Options{ConfigFile: actionsFolder(t, fs, overHTTP)})
 
 	call := func(auth bool) *http.Response {
 		req, _ := http.NewRequest(http.MethodPost, base+"/feishu/callback", strings.NewReader(`{"encrypt":""}`))

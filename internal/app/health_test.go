@@ -210,25 +210,21 @@ func basicAuthWeb(t *testing.T) *web.FlagConfig {
 	return &web.FlagConfig{WebConfigFile: &file, WebSystemdSocket: &noSocket}
 }
 
-// The web config's basic auth covers reload and profiles as it covers
-// every path.
-func TestAdminEndpointsNeedTheWebConfigsAuth(t *testing.T) {
-	fs := feishutest.New(t)
+// startBehindBasicAuth runs the service in process under basicAuthWeb's
+// web config, and returns its URL once it answers /-/healthy to the
+// admin's credentials.
+func startBehindBasicAuth(t *testing.T, o app.Options) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	url := "http://" + ln.Addr().String()
-	s, err := servicetest.RunInProcessNotReady(app.Options{ConfigFile: folder(t, fs, ""), EnableLifecycle: true, EnablePprof: true,
-		Web: basicAuthWeb(t), Listeners: []net.Listener{ln}})
+	o.Web, o.Listeners = basicAuthWeb(t), []net.Listener{ln}
+	s, err := servicetest.RunInProcessNotReady(o)
 	require.NoError(t, err)
 	t.Cleanup(s.Kill)
-	basic := func(user, password string) string {
-		req, _ := http.NewRequest(http.MethodGet, url, nil)
-		req.SetBasicAuth(user, password)
-		return req.Header.Get("Authorization")
-	}
 	require.Eventually(t, func() bool {
 		req, _ := http.NewRequest(http.MethodGet, url+"/-/healthy", nil)
-		req.Header.Set("Authorization", basic("admin", "secret"))
+		req.SetBasicAuth("admin", "secret")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return false
@@ -236,6 +232,19 @@ func TestAdminEndpointsNeedTheWebConfigsAuth(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	}, 10*time.Second, 10*time.Millisecond, "%s", s.Logs())
+	return url
+}
+
+// The web config's basic auth covers reload and profiles as it covers
+// every path.
+func TestAdminEndpointsNeedTheWebConfigsAuth(t *testing.T) {
+	fs := feishutest.New(t)
+	url := startBehindBasicAuth(t, app.Options{ConfigFile: folder(t, fs, ""), EnableLifecycle: true, EnablePprof: true})
+	basic := func(user, password string) string {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		req.SetBasicAuth(user, password)
+		return req.Header.Get("Authorization")
+	}
 	for _, auth := range []string{"", basic("admin", "wrong")} {
 		require.Equal(t, http.StatusUnauthorized, request(t, http.MethodPost, url+"/-/reload", auth))
 		require.Equal(t, http.StatusUnauthorized, request(t, http.MethodGet, url+"/debug/pprof/", auth))
