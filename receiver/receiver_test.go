@@ -577,6 +577,19 @@ alertmanager_feishu_root_updates_total{receiver="infra",result="failed"} 1
 `), "alertmanager_feishu_root_updates_total"))
 }
 
+// loseTheAnswer posts body while Feishu answers later than the delivery
+// may wait: the webhook is answered 503, and Feishu keeps the message its
+// sender never heard of. Feishu answers at once again after.
+func (e *env) loseTheAnswer(t *testing.T, body []byte) {
+	t.Helper()
+	e.feishu.SetLatency(time.Second)
+	code, _ := e.post(t, "/webhook", body)
+	require.Equal(t, http.StatusServiceUnavailable, code)
+	require.Eventually(t, func() bool { return len(e.feishu.Messages()) == 1 }, 5*time.Second, 10*time.Millisecond,
+		"Feishu kept the message whose answer was lost")
+	e.feishu.SetLatency(0)
+}
+
 // Feishu accepts a send but the answer never arrives before the delivery's
 // time is up: the delivery fails with 503, and Alertmanager's retry must
 // not post a second message. im/v1 resends with the uuid remembered for the
@@ -587,13 +600,7 @@ func TestRetryAfterLostAnswer(t *testing.T) {
 		t.Run(api, func(t *testing.T) {
 			e := newEnvWith(t, api, feishutest.AppSecret, 300*time.Millisecond, 300*time.Millisecond)
 			body := payload(t, "firing-DiskFull-default.json")
-			e.feishu.SetLatency(time.Second)
-			code, _ := e.post(t, "/webhook", body)
-			require.Equal(t, http.StatusServiceUnavailable, code)
-			require.Eventually(t, func() bool { return len(e.feishu.Messages()) == 1 }, 5*time.Second, 10*time.Millisecond,
-				"Feishu kept the message whose answer was lost")
-
-			e.feishu.SetLatency(0)
+			e.loseTheAnswer(t, body)
 			code, a := e.post(t, "/webhook", body)
 			require.Equal(t, http.StatusOK, code, a.Error)
 			require.Len(t, e.feishu.Messages(), want)
