@@ -294,18 +294,28 @@ type clickResult struct {
 	err error
 }
 
+// clickInFlight, in a synctest bubble, runs a long connection to s whose
+// handler holds every click until released, clicks card, and returns the
+// connection, the handler and the answer to come, once the handler holds
+// the click.
+func clickInFlight(t *testing.T, s *feishutest.Server, card string) (*running, *blocking, <-chan clickResult) {
+	t.Helper()
+	_, client := newMemNet(t, s)
+	h := newBlocking()
+	r := startOn(t, s, client, func(c *LongConnectionConfig) { c.Handler = h })
+	upIn(t, s, 1, r)
+	first := click(s, card)
+	<-h.started
+	return r, h, first
+}
+
 // Shutdown lets a click being handled finish and be acked, takes no new
 // ones meanwhile, then closes with a close frame.
 func TestLongConnectionShutdownFinishesClicksInFlight(t *testing.T) {
 	s := feishutest.New(t)
 	card := sendCard(t, s)
 	synctest.Test(t, func(t *testing.T) {
-		_, client := newMemNet(t, s)
-		h := newBlocking()
-		r := startOn(t, s, client, func(c *LongConnectionConfig) { c.Handler = h })
-		upIn(t, s, 1, r)
-		first := click(s, card)
-		<-h.started
+		r, h, first := clickInFlight(t, s, card)
 
 		grace, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -341,12 +351,7 @@ func TestLongConnectionShutdownCancelsClicksAfterTheGrace(t *testing.T) {
 	s := feishutest.New(t)
 	card := sendCard(t, s)
 	synctest.Test(t, func(t *testing.T) {
-		_, client := newMemNet(t, s)
-		h := newBlocking()
-		r := startOn(t, s, client, func(c *LongConnectionConfig) { c.Handler = h })
-		upIn(t, s, 1, r)
-		first := click(s, card)
-		<-h.started
+		r, h, first := clickInFlight(t, s, card)
 
 		grace, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
