@@ -242,7 +242,6 @@ func (c *Core) escalate(ctx context.Context, id string) {
 		return
 	}
 	n := in.Escalation.Step + 1
-	step := e.Steps[n-1]
 	if c.mutedInAlertmanager(ctx, rc, in, logger) {
 		// Not a failure: the step fires once Alertmanager would notify
 		// again, at the first recheck after.
@@ -256,7 +255,7 @@ func (c *Core) escalate(ctx context.Context, id string) {
 	if c.heldSteps.release(id) {
 		logger.Info("escalation no longer held: Alertmanager has alerts of the group that notify", "step", n)
 	}
-	if err := c.fireStep(ctx, rc, in, n, step, logger); err != nil {
+	if err := c.fireStep(ctx, rc, e, in, n, logger); err != nil {
 		wait := c.stepRetries.failed(id)
 		logger.Error("escalation step not fired; it is tried again", "step", n, "retry_in", wait, "err", err)
 		// The failure may be the context's: the retry's time is written
@@ -267,7 +266,6 @@ func (c *Core) escalate(ctx context.Context, id string) {
 		return
 	}
 	c.stepRetries.forget(id)
-	in.Escalation.Due = c.nextDue(e, in)
 	_ = c.reschedule(ctx, in, logger)
 }
 
@@ -300,7 +298,8 @@ func escalationKey(id string, step int) string { return fmt.Sprintf("escalation:
 // fireStep sends step n's reply, unless an earlier try was recorded as
 // delivered, records the step, then buzzes and shows the step on the root
 // card.
-func (c *Core) fireStep(ctx context.Context, rc *Receiver, in *incident.Incident, n int, step config.EscalationStep, logger *slog.Logger) error {
+func (c *Core) fireStep(ctx context.Context, rc *Receiver, e *config.Escalation, in *incident.Incident, n int, logger *slog.Logger) error {
+	step := e.Steps[n-1]
 	pl := rc.pipeline
 	key := escalationKey(in.ID, n)
 	loaded, err := c.store.Load(ctx, in.Chain, key)
@@ -316,7 +315,10 @@ func (c *Core) fireStep(ctx context.Context, rc *Receiver, in *incident.Incident
 			return err
 		}
 	}
+	// The record says when the next step is due, as the timer will: a
+	// restart finds it agreeing with the policy, and need not retime it.
 	in.Escalation.Step, in.Escalation.Reached = n, reach.IDs
+	in.Escalation.Due = c.nextDue(e, in)
 	if err := c.store.Commit(ctx, state.Write{Incident: in, Notification: key, At: c.now()}); err != nil {
 		// The next try resends the reply with the same uuid, and buzzes
 		// once it is recorded.
@@ -477,14 +479,21 @@ func (c *Core) retimeReceivers(ctx context.Context, receivers []string) {
 			return
 		}
 		rc := c.Pipeline().Receiver(in.Receiver)
-		if rc == nil || c.nextDue(escalation(rc, in), in).IsZero() {
-			continue // acknowledged, or nothing left to fire: no lock needed
+		if rc == nil {
+			continue
+		}
+		if due := c.nextDue(escalation(rc, in), in); due.IsZero() || due.Equal(in.Escalation.Due) {
+			// Acknowledged, nothing left to fire, or the record's time
+			// is the policy's already (every start of an unchanged
+			// configuration): no lock needed.
+			continue
 		}
 		c.retime(ctx, in.ID)
 	}
 }
 
-// retime schedules incident id's next step as the pipeline has it.
+// retime schedules incident id's next step as the pipeline has it, in
+// its record and in the store's timers.
 func (c *Core) retime(ctx context.Context, id string) {
 	logger := c.logger.With("incident", id)
 	unlock, err := c.store.Lock(ctx, incident.ChainOf(id))
@@ -501,7 +510,15 @@ func (c *Core) retime(ctx context.Context, id string) {
 	if rc == nil {
 		return
 	}
-	if in.Escalation.Due = c.nextDue(escalation(rc, in), in); !in.Escalation.Due.IsZero() {
-		_ = c.reschedule(ctx, in, logger)
+	due := c.nextDue(escalation(rc, in), in)
+	if due.IsZero() || due.Equal(in.Escalation.Due) {
+		return
 	}
+	// The record says the new time too, so that a later start, finding
+	// record and policy agreeing, may leave the timer as it is.
+	in.Escalation.Due = due
+	if err := c.store.Commit(ctx, state.Write{Incident: in, At: c.now()}); err != nil {
+		logger.Warn("escalation time not recorded after a reload; the timer follows the reload all the same", "err", err)
+	}
+	_ = c.reschedule(ctx, in, logger)
 }

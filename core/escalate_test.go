@@ -268,10 +268,17 @@ func pushGroup(t *testing.T, am *amtest.Alertmanager, name string) {
 	require.NoError(t, am.PostAlerts(alerts...))
 }
 
-// schedules is the real store, counting the timers set.
+// schedules is the real store, counting the timers set and the chains
+// locked.
 type schedules struct {
 	state.Store
-	n atomic.Int32
+	n     atomic.Int32
+	locks atomic.Int32
+}
+
+func (s *schedules) Lock(ctx context.Context, chain string) (func(), error) {
+	s.locks.Add(1)
+	return s.Store.Lock(ctx, chain)
 }
 
 func (s *schedules) Schedule(ctx context.Context, id string, at time.Time) error {
@@ -420,6 +427,56 @@ func TestEscalationAddedAcrossARestart(t *testing.T) {
 		synctest.Wait()
 		require.Len(t, e.steps(), 1)
 		require.WithinRange(t, e.steps()[0].Time, start.Add(10*time.Minute), start.Add(10*time.Minute+time.Second))
+	})
+}
+
+// A restart whose configuration is unchanged leaves the timers as they
+// are: the records agree with the policy, and nothing is locked or
+// rescheduled; the step fires at its time all the same. One whose policy
+// was reloaded and then is started again with the first policy follows it
+// back: the reload recorded its time, so the records do not agree.
+func TestEscalationAcrossRestarts(t *testing.T) {
+	t.Run("unchanged", func(t *testing.T) {
+		fs := feishutest.New(t)
+		synctest.Test(t, func(t *testing.T) {
+			e := startTimers(t, fs, timerOptions{first: "10m", second: "2h", inMemory: true})
+			start := time.Now()
+			e.notify(t, "firing-HighCPU-seq1-first-notification.json")
+			time.Sleep(time.Minute)
+			e.stop()
+
+			counted := &schedules{Store: e.store}
+			restarted := core.New(counted, nil, core.Options{Logger: promslog.NewNopLogger(), Registerer: prometheus.NewRegistry()})
+			restarted.SetPipeline(e.pipeline(t, "10m", "2h"))
+			defer runTimers(restarted)()
+			synctest.Wait()
+			require.Zero(t, counted.n.Load(), "nothing retimed")
+			require.Zero(t, counted.locks.Load(), "nor locked")
+			time.Sleep(time.Until(start.Add(10*time.Minute + time.Second)))
+			synctest.Wait()
+			require.Len(t, e.steps(), 1)
+			require.WithinRange(t, e.steps()[0].Time, start.Add(10*time.Minute), start.Add(10*time.Minute+time.Second))
+		})
+	})
+	t.Run("reloaded, then started with the first policy", func(t *testing.T) {
+		fs := feishutest.New(t)
+		synctest.Test(t, func(t *testing.T) {
+			e := startTimers(t, fs, timerOptions{first: "10m", second: "2h", inMemory: true})
+			start := time.Now()
+			e.notify(t, "firing-HighCPU-seq1-first-notification.json")
+			time.Sleep(time.Minute)
+			e.core.SetPipeline(e.pipeline(t, "20m", "2h"))
+			synctest.Wait()
+			e.stop()
+
+			restarted := core.New(e.store, nil, core.Options{Logger: promslog.NewNopLogger(), Registerer: prometheus.NewRegistry()})
+			restarted.SetPipeline(e.pipeline(t, "10m", "2h"))
+			defer runTimers(restarted)()
+			time.Sleep(time.Until(start.Add(10*time.Minute + time.Second)))
+			synctest.Wait()
+			require.Len(t, e.steps(), 1, "at the first policy's time again")
+			require.WithinRange(t, e.steps()[0].Time, start.Add(10*time.Minute), start.Add(10*time.Minute+time.Second))
+		})
 	})
 }
 
